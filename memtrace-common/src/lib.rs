@@ -1,0 +1,171 @@
+//! The wire format between memtrace's kernel programs and its userspace: event records, their
+//! stable ids, flags, map and global names. Nothing else lives here.
+#![no_std]
+
+/// Size of `comm` (`TASK_COMM_LEN`).
+pub const COMM_LEN: usize = 16;
+
+/// Stable ids of the records that cross the ring buffer. Retired ids are never reused.
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EventKind {
+    /// A completed page fault ([`FaultEvent`]).
+    Fault = 1,
+}
+
+/// Number of slots in the per-kind lost-event counters (index = `EventKind as u32`).
+pub const EVENT_KIND_SLOTS: u32 = 8;
+
+impl TryFrom<u32> for EventKind {
+    type Error = u32;
+
+    fn try_from(value: u32) -> Result<Self, Self::Error> {
+        match value {
+            1 => Ok(Self::Fault),
+            other => Err(other),
+        }
+    }
+}
+
+/// How a completed fault was resolved.
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum FaultClass {
+    /// Resolved without I/O.
+    Minor = 0,
+    /// Needed I/O that was not a swap-in: a page-cache miss (or a retried fault).
+    MajorFile = 1,
+    /// Brought a page back from swap.
+    MajorSwap = 2,
+}
+
+/// Number of [`FaultClass`] values.
+pub const FAULT_CLASSES: usize = 3;
+
+impl FaultClass {
+    /// Every class, in id order.
+    pub const ALL: [Self; FAULT_CLASSES] = [Self::Minor, Self::MajorFile, Self::MajorSwap];
+}
+
+impl TryFrom<u32> for FaultClass {
+    type Error = u32;
+
+    fn try_from(value: u32) -> Result<Self, Self::Error> {
+        match value {
+            0 => Ok(Self::Minor),
+            1 => Ok(Self::MajorFile),
+            2 => Ok(Self::MajorSwap),
+            other => Err(other),
+        }
+    }
+}
+
+/// Bits of [`FaultEvent::flags`] and of the in-flight fault state.
+pub mod fault_flags {
+    /// `PGMAJFAULT` was counted while the fault was in flight.
+    pub const MAJOR_SEEN: u32 = 1 << 0;
+    /// `PSWPIN` or `ZSWPIN` was counted while the fault was in flight.
+    pub const SWAPIN_SEEN: u32 = 1 << 1;
+    /// The fault slept or was preempted: its state was parked off-CPU.
+    pub const PARKED: u32 = 1 << 2;
+    /// The fault started in kernel mode (a user address touched by the kernel).
+    pub const KERNEL_MODE: u32 = 1 << 3;
+}
+
+/// One completed page fault, 56 bytes (64 with the ring buffer's record header).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FaultEvent {
+    /// Always `EventKind::Fault as u32`.
+    pub kind: u32,
+    /// A `FaultClass` id.
+    pub class: u32,
+    /// Process id (thread group id).
+    pub tgid: u32,
+    /// Thread id.
+    pub tid: u32,
+    /// `bpf_ktime_get_ns()` at the start of the fault (CLOCK_MONOTONIC).
+    pub start_ns: u64,
+    /// Time from the fault's start to its completion.
+    pub latency_ns: u64,
+    /// `fault_flags` bits.
+    pub flags: u32,
+    /// Pages read back from swap while the fault was in flight (readahead included).
+    pub swapin_pages: u32,
+    /// The faulting thread's `comm`, NUL-padded.
+    pub comm: [u8; COMM_LEN],
+}
+
+/// State of a fault in flight, kept per CPU and parked per thread when its task sleeps.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct InFlightFault {
+    /// Thread id, 0 when the slot is free.
+    pub tid: u32,
+    /// `fault_flags` bits gathered so far.
+    pub flags: u32,
+    /// `bpf_ktime_get_ns()` at the start of the fault.
+    pub start_ns: u64,
+    /// Pages read back from swap so far.
+    pub swapin_pages: u32,
+    /// Explicit padding so the type has none implicit.
+    pub _pad: u32,
+}
+
+#[cfg(feature = "user")]
+// SAFETY: `FaultEvent` is `repr(C)`, `Copy`, and has no padding (checked in userspace tests).
+unsafe impl aya::Pod for FaultEvent {}
+#[cfg(feature = "user")]
+// SAFETY: `InFlightFault` is `repr(C)`, `Copy`, and has no padding.
+unsafe impl aya::Pod for InFlightFault {}
+
+/// Filter modes, the value of the `FILTER_MODE` global.
+pub mod filter_mode {
+    /// Trace every process.
+    pub const ALL: u32 = 0;
+    /// Trace the thread groups listed in the `PIDS` map.
+    pub const PIDS: u32 = 1;
+    /// Trace tasks inside a cgroup v2 directory (or below it).
+    pub const CGROUP_V2: u32 = 2;
+    /// Trace tasks inside a cgroup v1 memory-controller directory (or below it).
+    pub const MEMCG_V1: u32 = 3;
+}
+
+/// How the end of a fault is observed, the value of the `FAULT_END` global.
+pub mod fault_end {
+    /// Perf software events `PAGE_FAULTS_MIN`/`PAGE_FAULTS_MAJ`.
+    pub const PERF: u32 = 0;
+    /// `memcg:count_memcg_events` with item `PGFAULT`.
+    pub const MEMCG_EVENT: u32 = 1;
+}
+
+/// Indexes of the `STATS` per-CPU counters (kernel-side diagnostics, all reported).
+pub mod stat {
+    /// Fault completions with no recorded start (started before attach or state overwritten).
+    pub const UNMATCHED_END: u32 = 0;
+    /// In-flight faults parked because their task was switched out.
+    pub const PARKED: u32 = 1;
+    /// Parked state that could not be stored (parking map full).
+    pub const PARK_FAILED: u32 = 2;
+    /// Child processes added to the pid filter by `--children`.
+    pub const CHILDREN_ADDED: u32 = 3;
+    /// Number of slots.
+    pub const SLOTS: u32 = 8;
+}
+
+/// Map names shared by both sides.
+pub mod maps {
+    /// The ring buffer carrying every record.
+    pub const EVENTS: &str = "EVENTS";
+    /// Per-CPU lost-record counters, indexed by `EventKind`.
+    pub const LOST: &str = "LOST";
+    /// Per-CPU diagnostics, indexed by `stat`.
+    pub const STATS: &str = "STATS";
+    /// Thread group ids to trace in `filter_mode::PIDS`.
+    pub const PIDS: &str = "PIDS";
+}
+
+/// Capacity of the `PIDS` filter map.
+pub const MAX_FILTER_PIDS: u32 = 16_384;
+/// Capacity of the map that parks in-flight faults of switched-out tasks.
+pub const MAX_PARKED_FAULTS: u32 = 65_536;

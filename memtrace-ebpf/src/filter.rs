@@ -1,0 +1,96 @@
+//! Which tasks are traced, decided in the kernel so untraced tasks cost one check.
+use aya_ebpf::{
+    cty::c_int,
+    helpers::{bpf_get_current_ancestor_cgroup_id, bpf_get_current_pid_tgid, bpf_get_current_task},
+    macros::{btf_tracepoint, map},
+    maps::HashMap,
+    programs::BtfTracePointContext,
+};
+use memtrace_common::{MAX_FILTER_PIDS, filter_mode, stat};
+
+use crate::{
+    kernel::{
+        OFF_CGROUP_ANCESTORS, OFF_CGROUP_KN, OFF_CGROUP_LEVEL, OFF_CSS_CGROUP, OFF_CSS_SET_MEMORY,
+        OFF_KERNFS_NODE_ID, OFF_TASK_CGROUPS, OFF_TASK_TGID, global, read_at,
+    },
+    maps::{STATS, bump},
+};
+
+/// A `memtrace_common::filter_mode` value.
+#[unsafe(no_mangle)]
+static FILTER_MODE: u32 = filter_mode::ALL;
+/// Non-zero: processes forked by a traced process are traced too (`--children`).
+#[unsafe(no_mangle)]
+static FOLLOW_CHILDREN: u32 = 0;
+/// The traced cgroup's id (its directory's inode) and depth below its hierarchy's root.
+#[unsafe(no_mangle)]
+static CGROUP_ID: u64 = 0;
+#[unsafe(no_mangle)]
+static CGROUP_LEVEL: u32 = 0;
+
+/// Thread groups traced in `filter_mode::PIDS`.
+#[map(name = "PIDS")]
+static PIDS: HashMap<u32, u8> = HashMap::with_max_entries(MAX_FILTER_PIDS, 0);
+
+/// Whether the current task is traced.
+#[inline(always)]
+pub fn current_wanted() -> bool {
+    match global(&FILTER_MODE) {
+        filter_mode::ALL => true,
+        filter_mode::PIDS => {
+            let tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
+            // SAFETY: the value is only tested for presence.
+            unsafe { PIDS.get(&tgid) }.is_some()
+        }
+        filter_mode::CGROUP_V2 => {
+            let level = global(&CGROUP_LEVEL) as c_int;
+            // SAFETY: plain helper call.
+            let id = unsafe { bpf_get_current_ancestor_cgroup_id(level) };
+            id == global(&CGROUP_ID)
+        }
+        filter_mode::MEMCG_V1 => in_memcg_v1().unwrap_or(false),
+        _ => false,
+    }
+}
+
+/// Walks task->cgroups->subsys[memory]->cgroup->ancestors[level]->kn->id: whether the current
+/// task's v1 memory cgroup is the traced one or below it.
+#[inline(always)]
+fn in_memcg_v1() -> Option<bool> {
+    // SAFETY: plain helper call; the pointer is only read through bpf_probe_read_kernel.
+    let task = unsafe { bpf_get_current_task() };
+    let css_set: u64 = read_at(task, global(&OFF_TASK_CGROUPS))?;
+    let css: u64 = read_at(css_set, global(&OFF_CSS_SET_MEMORY))?;
+    let cgroup: u64 = read_at(css, global(&OFF_CSS_CGROUP))?;
+    let level: i32 = read_at(cgroup, global(&OFF_CGROUP_LEVEL))?;
+    let target_level = global(&CGROUP_LEVEL);
+    if level < 0 || (level as u32) < target_level || target_level > 64 {
+        return Some(false);
+    }
+    let ancestor: u64 = read_at(cgroup, global(&OFF_CGROUP_ANCESTORS) + target_level * 8)?;
+    let kn: u64 = read_at(ancestor, global(&OFF_CGROUP_KN))?;
+    let id: u64 = read_at(kn, global(&OFF_KERNFS_NODE_ID))?;
+    Some(id == global(&CGROUP_ID))
+}
+
+/// `sched:sched_process_fork(parent, child)`: with `--children`, a traced parent's new process
+/// is traced from its first instruction.
+#[btf_tracepoint(function = "sched_process_fork")]
+pub fn sched_process_fork(ctx: BtfTracePointContext) -> i32 {
+    if global(&FILTER_MODE) != filter_mode::PIDS || global(&FOLLOW_CHILDREN) == 0 {
+        return 0;
+    }
+    let parent_tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
+    // SAFETY: presence test only.
+    if unsafe { PIDS.get(&parent_tgid) }.is_none() {
+        return 0;
+    }
+    let child: u64 = ctx.arg(1);
+    if let Some(child_tgid) = read_at::<u32>(child, global(&OFF_TASK_TGID))
+        && child_tgid != parent_tgid
+        && PIDS.insert(&child_tgid, &1, 0).is_ok()
+    {
+        bump(&STATS, stat::CHILDREN_ADDED);
+    }
+    0
+}

@@ -1,0 +1,187 @@
+//! `memtrace demo`: builds a sandbox (memory cgroup + temporary zram swap), runs a workload
+//! with known fault counts in it, traces it, prints the report beside the kernel's own
+//! counters, and removes the sandbox.
+use std::{
+    io::{BufRead, BufReader, Write},
+    path::PathBuf,
+    process::{Child, Command, ExitCode, Stdio},
+    time::Duration,
+};
+
+use clap::Args;
+use memtrace::{
+    Error,
+    collect::{
+        filter::Filter,
+        kernel::KernelFacts,
+        loader::{Tracer, TracerConfig},
+        session::{self, RunOptions},
+    },
+    report::Report,
+    sandbox::{MemcgLimits, Sandbox, sweep_stale},
+    workload::{faults::FaultOutcome, vmstat},
+};
+use memtrace_common::FaultClass;
+
+use super::output;
+
+const MIB: u64 = 1 << 20;
+
+/// Options of `memtrace demo`.
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Memory limit of the sandbox's cgroup, in MiB.
+    #[arg(long, default_value_t = 64)]
+    limit_mib: u64,
+    /// MiB of anonymous memory written and read back: more than the limit means swap-ins.
+    #[arg(long, default_value_t = 160)]
+    swap_mib: usize,
+    /// MiB of file read through a mapping with a cold page cache (major faults).
+    #[arg(long, default_value_t = 32)]
+    file_mib: usize,
+    /// MiB of fresh anonymous memory touched once (minor faults).
+    #[arg(long, default_value_t = 64)]
+    anon_mib: usize,
+    /// Write the report as JSON to FILE (`-` for stdout).
+    #[arg(long, value_name = "FILE")]
+    json: Option<PathBuf>,
+    /// No live line per interval.
+    #[arg(short, long)]
+    quiet: bool,
+}
+
+/// Runs the demo.
+pub fn run(args: DemoArgs) -> Result<ExitCode, Error> {
+    super::require_root()?;
+    for line in sweep_stale() {
+        eprintln!("memtrace: removed a leftover of an earlier run: {line}");
+    }
+    let facts = KernelFacts::from_running_kernel()?;
+    let swap_bytes = (args.swap_mib as u64 * MIB).max(256 * MIB) * 2;
+    let limits = MemcgLimits {
+        memory_bytes: args.limit_mib * MIB,
+        swap_bytes: None,
+    };
+    let sandbox = Sandbox::create(&limits, Some(swap_bytes))?;
+    eprintln!(
+        "memtrace demo: sandbox {} ({} MiB limit) with {} MiB of temporary swap",
+        sandbox.memcg.path().display(),
+        args.limit_mib,
+        swap_bytes / MIB
+    );
+    let mut child = spawn_workload(&args)?;
+    let result = trace_workload(&args, &facts, &sandbox, &mut child);
+    // Whatever happened, the workload must not outlive the demo; the sandbox goes with `sandbox`.
+    let _ = child.kill();
+    let _ = child.wait();
+    drop(sandbox);
+    eprintln!("memtrace demo: sandbox removed");
+    result
+}
+
+fn trace_workload(
+    args: &DemoArgs,
+    facts: &KernelFacts,
+    sandbox: &Sandbox,
+    child: &mut Child,
+) -> Result<ExitCode, Error> {
+    let pid = child.id();
+    sandbox.memcg.add_pid(pid)?;
+    let filter = Filter::Pids {
+        pids: vec![pid],
+        children: false,
+    };
+    let config = TracerConfig {
+        filter: filter.clone(),
+        ..TracerConfig::default()
+    };
+    let tracer = Tracer::start(&config, facts)?;
+    eprintln!(
+        "memtrace demo: tracing pid {pid}: {} MiB file read cold, {} MiB touched once, {} MiB \
+         written and read back in {} MiB",
+        args.file_mib, args.anon_mib, args.swap_mib, args.limit_mib
+    );
+    let pswpin_before = vmstat("pswpin").map_err(|e| Error::io("reading /proc/vmstat", e))?;
+    release(child)?;
+    let options = RunOptions {
+        duration: Some(Duration::from_secs(120)),
+        interval: Duration::from_secs(1),
+        watch_pids: vec![pid],
+    };
+    let recording = output::runtime()?.block_on(session::record(tracer, &options, |tick| {
+        if !args.quiet {
+            output::live_line(&tick);
+        }
+    }))?;
+    let pswpin =
+        vmstat("pswpin").map_err(|e| Error::io("reading /proc/vmstat", e))? - pswpin_before;
+    let outcome = read_outcome(child)?;
+    let report = output::final_report(&recording, &filter, 10, args.json.as_deref())?;
+    print_comparison(&report, &outcome, pswpin);
+    Ok(ExitCode::SUCCESS)
+}
+
+fn spawn_workload(args: &DemoArgs) -> Result<Child, Error> {
+    let exe = std::env::current_exe().map_err(|e| Error::io("locating the memtrace binary", e))?;
+    Command::new(exe)
+        .args(["workload", "--wait", "faults"])
+        .args(["--file-mib", &args.file_mib.to_string()])
+        .args(["--anon-mib", &args.anon_mib.to_string()])
+        .args(["--swap-mib", &args.swap_mib.to_string()])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .map_err(|e| Error::io("starting the demo workload", e))
+}
+
+/// Lets the workload start: it waits for a line on stdin.
+fn release(child: &mut Child) -> Result<(), Error> {
+    let stdin = child
+        .stdin
+        .as_mut()
+        .ok_or_else(|| Error::io("workload stdin", std::io::ErrorKind::BrokenPipe.into()))?;
+    stdin
+        .write_all(b"go\n")
+        .map_err(|e| Error::io("starting the workload", e))
+}
+
+fn read_outcome(child: &mut Child) -> Result<FaultOutcome, Error> {
+    let stdout = child
+        .stdout
+        .take()
+        .ok_or_else(|| Error::io("workload stdout", std::io::ErrorKind::BrokenPipe.into()))?;
+    let mut line = String::new();
+    BufReader::new(stdout)
+        .read_line(&mut line)
+        .map_err(|e| Error::io("reading the workload's counters", e))?;
+    serde_json::from_str(&line)
+        .map_err(|e| Error::io(format!("workload output {line:?}"), e.into()))
+}
+
+/// memtrace's counts beside the kernel's own, so the reader can check them.
+fn print_comparison(report: &Report, outcome: &FaultOutcome, pswpin: u64) {
+    let process = report.processes.iter().find(|p| p.pid == outcome.pid);
+    let count =
+        |class: FaultClass| process.map_or(0, |p| p.classes.iter()[class as usize].1.latency.count);
+    let minor = count(FaultClass::Minor);
+    let major = count(FaultClass::MajorFile) + count(FaultClass::MajorSwap);
+    println!(
+        "\nmemtrace against the kernel's own counters for pid {}:",
+        outcome.pid
+    );
+    println!("  {:<24} {:>10} {:>10}", "", "memtrace", "kernel");
+    println!(
+        "  {:<24} {:>10} {:>10}  (/proc/PID/stat minflt)",
+        "minor faults", minor, outcome.total.minflt
+    );
+    println!(
+        "  {:<24} {:>10} {:>10}  (/proc/PID/stat majflt)",
+        "major faults", major, outcome.total.majflt
+    );
+    println!(
+        "  {:<24} {:>10} {:>10}  (/proc/vmstat pswpin)",
+        "swap-ins",
+        count(FaultClass::MajorSwap),
+        pswpin
+    );
+}

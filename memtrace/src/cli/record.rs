@@ -1,0 +1,118 @@
+//! `memtrace record`: trace faults system-wide, of some processes, or of a cgroup.
+use std::{path::PathBuf, process::ExitCode, time::Duration};
+
+use clap::Args;
+use memtrace::{
+    Error,
+    collect::{
+        filter::{Filter, check_pid, resolve_cgroup},
+        kernel::KernelFacts,
+        loader::{FaultEnd, Tracer, TracerConfig},
+        session::{self, RunOptions},
+    },
+};
+
+use super::{args, output};
+
+/// Options of `memtrace record`.
+#[derive(Debug, Args)]
+pub struct RecordArgs {
+    /// Trace only this process (all its threads); repeat for more.
+    #[arg(short, long = "pid", value_name = "PID", conflicts_with = "cgroup")]
+    pids: Vec<u32>,
+    /// With --pid: also trace the processes the traced ones start from now on.
+    #[arg(short = 'f', long, requires = "pids")]
+    children: bool,
+    /// Trace only tasks in this cgroup (a v2 directory or a v1 memory-controller one) or below.
+    #[arg(short, long, value_name = "PATH")]
+    cgroup: Option<PathBuf>,
+    /// Stop after this long (30, 30s, 2m); until Ctrl-C when absent, or until the --pid
+    /// processes exit.
+    #[arg(short, long, value_parser = args::duration)]
+    duration: Option<Duration>,
+    /// Length of one live-view interval.
+    #[arg(short, long, default_value = "1s", value_parser = args::duration)]
+    interval: Duration,
+    /// Write the report as JSON to FILE (`-` for stdout; the table then goes to stderr).
+    #[arg(long, value_name = "FILE")]
+    json: Option<PathBuf>,
+    /// Number of processes in the final table.
+    #[arg(long, default_value_t = 20)]
+    top: usize,
+    /// No live line per interval.
+    #[arg(short, long)]
+    quiet: bool,
+    /// Ring-buffer size in MiB (power of two).
+    #[arg(long, default_value = "8", value_parser = args::ring_mib)]
+    ring_size: u32,
+    /// Hook that marks the end of a fault: perf software events, or memcg:count_memcg_events.
+    #[arg(long, value_enum, default_value_t = EndHook::Perf)]
+    fault_end: EndHook,
+}
+
+/// `--fault-end` values.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+enum EndHook {
+    Perf,
+    Memcg,
+}
+
+/// Validates the arguments, loads the tracer, records, and reports.
+pub fn run(args: RecordArgs) -> Result<ExitCode, Error> {
+    let filter = filter_of(&args)?;
+    super::require_root()?;
+    let facts = KernelFacts::from_running_kernel()?;
+    let config = TracerConfig {
+        filter: filter.clone(),
+        ring_bytes: args.ring_size << 20,
+        fault_end: match args.fault_end {
+            EndHook::Perf => FaultEnd::Perf,
+            EndHook::Memcg => FaultEnd::MemcgEvent,
+        },
+    };
+    let tracer = Tracer::start(&config, &facts)?;
+    for hook in tracer.hooks.iter().filter(|h| h.error.is_some()) {
+        eprintln!(
+            "memtrace: warning: {} not attached: {}",
+            hook.hook,
+            hook.error.as_deref().unwrap_or("")
+        );
+    }
+    let options = RunOptions {
+        duration: args.duration,
+        interval: args.interval,
+        watch_pids: filter.pids().to_vec(),
+    };
+    eprintln!(
+        "memtrace: tracing page faults of {}{}",
+        filter.describe(),
+        if args.duration.is_none() && options.watch_pids.is_empty() {
+            "; Ctrl-C to stop"
+        } else {
+            ""
+        }
+    );
+    let recording = output::runtime()?.block_on(session::record(tracer, &options, |tick| {
+        if !args.quiet {
+            output::live_line(&tick);
+        }
+    }))?;
+    output::final_report(&recording, &filter, args.top, args.json.as_deref())?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn filter_of(args: &RecordArgs) -> Result<Filter, Error> {
+    if let Some(path) = &args.cgroup {
+        return Ok(Filter::Cgroup(resolve_cgroup(path)?));
+    }
+    if args.pids.is_empty() {
+        return Ok(Filter::All);
+    }
+    for &pid in &args.pids {
+        check_pid(pid)?;
+    }
+    Ok(Filter::Pids {
+        pids: args.pids.clone(),
+        children: args.children,
+    })
+}

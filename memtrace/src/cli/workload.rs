@@ -1,0 +1,63 @@
+//! `memtrace workload` (hidden): runs a built-in workload and prints the kernel's counters for
+//! it as one JSON line.
+use std::{path::PathBuf, process::ExitCode};
+
+use clap::{Args, Subcommand};
+use memtrace::{
+    Error,
+    workload::{self, faults::FaultPlan},
+};
+
+/// Options of `memtrace workload`.
+#[derive(Debug, Args)]
+pub struct WorkloadArgs {
+    #[command(subcommand)]
+    kind: Kind,
+    /// Wait for a line on stdin before starting (so a tracer can attach first).
+    #[arg(long, global = true)]
+    wait: bool,
+}
+
+#[derive(Debug, Subcommand)]
+enum Kind {
+    /// File major faults, anonymous minor faults, and swap-ins.
+    Faults {
+        #[arg(long, default_value_t = 32)]
+        file_mib: usize,
+        #[arg(long, default_value_t = 64)]
+        anon_mib: usize,
+        #[arg(long, default_value_t = 0)]
+        swap_mib: usize,
+        /// Directory for the temporary file (not tmpfs).
+        #[arg(long, default_value = "/var/tmp")]
+        dir: PathBuf,
+    },
+}
+
+/// Runs the workload.
+pub fn run(args: WorkloadArgs) -> Result<ExitCode, Error> {
+    if args.wait {
+        workload::wait_for_go();
+    }
+    match args.kind {
+        Kind::Faults {
+            file_mib,
+            anon_mib,
+            swap_mib,
+            dir,
+        } => {
+            let plan = FaultPlan {
+                file_mib,
+                anon_mib,
+                swap_mib,
+                dir,
+            };
+            let outcome =
+                workload::faults::run(&plan).map_err(|e| Error::io("fault workload", e))?;
+            let line = serde_json::to_string(&outcome)
+                .map_err(|e| Error::io("encoding the outcome", e.into()))?;
+            println!("{line}");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

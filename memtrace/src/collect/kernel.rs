@@ -1,0 +1,123 @@
+//! Facts about the running kernel read from its BTF at start-up: enum values and struct member
+//! offsets that the kernel programs need (aya has no CO-RE relocations).
+use btf_rs::{Btf, Type};
+
+use crate::error::Error;
+
+/// Where the kernel publishes its own BTF.
+pub const VMLINUX_BTF: &str = "/sys/kernel/btf/vmlinux";
+
+/// Everything resolved from BTF, ready to be set as globals of the kernel programs.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct KernelFacts {
+    /// `enum vm_event_item` values.
+    pub vm_pgfault: u32,
+    pub vm_pgmajfault: u32,
+    pub vm_pswpin: u32,
+    /// `ZSWPIN`, absent without CONFIG_ZSWAP (then `u32::MAX`, which matches nothing).
+    pub vm_zswpin: u32,
+    /// Byte offsets of struct members (see the kernel programs' `kernel.rs`).
+    pub off_task_tgid: u32,
+    pub off_task_cgroups: u32,
+    pub off_css_set_memory: u32,
+    pub off_css_cgroup: u32,
+    pub off_cgroup_level: u32,
+    pub off_cgroup_ancestors: u32,
+    pub off_cgroup_kn: u32,
+    pub off_kernfs_node_id: u32,
+}
+
+impl KernelFacts {
+    /// Reads the facts from the running kernel's BTF.
+    pub fn from_running_kernel() -> Result<Self, Error> {
+        let btf = Btf::from_file(VMLINUX_BTF).map_err(|source| Error::Btf {
+            what: VMLINUX_BTF.to_string(),
+            reason: source.to_string(),
+        })?;
+        Self::from_btf(&btf)
+    }
+
+    /// Reads the facts from a parsed BTF.
+    pub fn from_btf(btf: &Btf) -> Result<Self, Error> {
+        let memory_cgrp_id = enum_value(btf, "cgroup_subsys_id", "memory_cgrp_id")?;
+        Ok(Self {
+            vm_pgfault: enum_value(btf, "vm_event_item", "PGFAULT")?,
+            vm_pgmajfault: enum_value(btf, "vm_event_item", "PGMAJFAULT")?,
+            vm_pswpin: enum_value(btf, "vm_event_item", "PSWPIN")?,
+            vm_zswpin: enum_value(btf, "vm_event_item", "ZSWPIN").unwrap_or(u32::MAX),
+            off_task_tgid: member_offset(btf, "task_struct", "tgid")?,
+            off_task_cgroups: member_offset(btf, "task_struct", "cgroups")?,
+            off_css_set_memory: member_offset(btf, "css_set", "subsys")? + memory_cgrp_id * 8,
+            off_css_cgroup: member_offset(btf, "cgroup_subsys_state", "cgroup")?,
+            off_cgroup_level: member_offset(btf, "cgroup", "level")?,
+            off_cgroup_ancestors: member_offset(btf, "cgroup", "ancestors")?,
+            off_cgroup_kn: member_offset(btf, "cgroup", "kn")?,
+            off_kernfs_node_id: member_offset(btf, "kernfs_node", "id")?,
+        })
+    }
+}
+
+fn missing(what: String) -> Error {
+    Error::Btf {
+        what,
+        reason: "not found in the kernel's BTF".to_string(),
+    }
+}
+
+/// The value of `name` in `enum enum_name`.
+fn enum_value(btf: &Btf, enum_name: &str, name: &str) -> Result<u32, Error> {
+    let types = btf.resolve_types_by_name(enum_name).unwrap_or_default();
+    for ty in types {
+        if let Type::Enum(e) = ty {
+            for member in &e.members {
+                if btf.resolve_name(member).ok().as_deref() == Some(name) {
+                    return Ok(member.val());
+                }
+            }
+        }
+    }
+    Err(missing(format!("enum {enum_name}::{name}")))
+}
+
+/// The byte offset of `member` in `struct struct_name`, looking through anonymous members.
+fn member_offset(btf: &Btf, struct_name: &str, member: &str) -> Result<u32, Error> {
+    let types = btf.resolve_types_by_name(struct_name).unwrap_or_default();
+    for ty in types {
+        if let Type::Struct(s) = ty
+            && let Some(bits) = find_member(btf, &s.members, member, 0)
+        {
+            return Ok(bits / 8);
+        }
+    }
+    Err(missing(format!("struct {struct_name}.{member}")))
+}
+
+fn find_member(btf: &Btf, members: &[btf_rs::Member], name: &str, base_bits: u32) -> Option<u32> {
+    for member in members {
+        let member_name = btf.resolve_name(member).unwrap_or_default();
+        let bits = base_bits + member.bit_offset();
+        if member_name == name {
+            return Some(bits);
+        }
+        if member_name.is_empty()
+            && let Ok(Type::Struct(inner) | Type::Union(inner)) = btf.resolve_chained_type(member)
+            && let Some(found) = find_member(btf, &inner.members, name, bits)
+        {
+            return Some(found);
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Needs only a readable /sys/kernel/btf/vmlinux (memtrace's own requirement), no root.
+    #[test]
+    fn resolves_the_running_kernels_facts() {
+        let facts = KernelFacts::from_running_kernel().expect("facts");
+        assert_ne!(facts.vm_pgfault, facts.vm_pgmajfault);
+        assert!(facts.off_task_tgid > 0 && facts.off_cgroup_kn > 0);
+    }
+}

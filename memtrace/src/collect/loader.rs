@@ -1,0 +1,297 @@
+//! Loads the kernel programs with the facts and filter they need, and attaches each hook on its
+//! own so that one refused hook is reported without taking the others down.
+use aya::{
+    Btf, Ebpf, EbpfLoader,
+    maps::{HashMap, MapData, PerCpuArray, RingBuf},
+    programs::{
+        BtfTracePoint, PerfEvent,
+        perf_event::{PerfEventConfig, PerfEventScope, SamplePolicy, SoftwareEvent},
+    },
+    util::online_cpus,
+};
+use memtrace_common::{EVENT_KIND_SLOTS, fault_end, filter_mode, maps, stat};
+
+use super::{filter::Filter, kernel::KernelFacts};
+use crate::error::Error;
+
+/// The compiled kernel programs, embedded at build time.
+static EBPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/memtrace"));
+
+/// Which hook ends a fault (see `memtrace_common::fault_end`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FaultEnd {
+    /// Perf software events PAGE_FAULTS_MIN/MAJ on every CPU.
+    Perf,
+    /// `memcg:count_memcg_events(PGFAULT)`.
+    MemcgEvent,
+}
+
+/// What the tracer is asked to do.
+#[derive(Clone, Debug)]
+pub struct TracerConfig {
+    /// Which tasks are traced.
+    pub filter: Filter,
+    /// Ring-buffer size in bytes (a power of two, at least one page).
+    pub ring_bytes: u32,
+    /// Which hook ends a fault.
+    pub fault_end: FaultEnd,
+}
+
+impl Default for TracerConfig {
+    fn default() -> Self {
+        Self {
+            filter: Filter::All,
+            ring_bytes: 8 << 20,
+            fault_end: FaultEnd::Perf,
+        }
+    }
+}
+
+/// The outcome of attaching one hook.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct HookStatus {
+    /// Program name in the eBPF object.
+    pub program: &'static str,
+    /// Where it was attached (`tp_btf/...` or `perf/...`).
+    pub hook: String,
+    /// Why it failed, `None` when attached.
+    pub error: Option<String>,
+}
+
+/// Loaded and attached kernel programs. Dropping it detaches everything.
+pub struct Tracer {
+    ebpf: Ebpf,
+    /// One entry per hook, attached or not.
+    pub hooks: Vec<HookStatus>,
+}
+
+/// Kernel-side counters, summed over CPUs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct KernelCounters {
+    /// Records that could not be reserved in the ring buffer, by `EventKind` id.
+    pub lost: [u64; EVENT_KIND_SLOTS as usize],
+    /// Fault completions whose start was not seen.
+    pub unmatched_ends: u64,
+    /// Faults whose task was switched out mid-fault.
+    pub parked: u64,
+    /// Parked faults that did not fit in the parking map.
+    pub park_failed: u64,
+    /// Children added to the pid filter.
+    pub children_added: u64,
+}
+
+impl Tracer {
+    /// Loads the programs, fills the filter, and attaches every hook.
+    pub fn start(config: &TracerConfig, facts: &KernelFacts) -> Result<Self, Error> {
+        if EBPF_OBJECT.is_empty() {
+            return Err(Error::NoEbpfObject);
+        }
+        raise_memlock_limit();
+        let filter = config.filter.globals();
+        let end = match config.fault_end {
+            FaultEnd::Perf => fault_end::PERF,
+            FaultEnd::MemcgEvent => fault_end::MEMCG_EVENT,
+        };
+        let mut ebpf = EbpfLoader::new()
+            .override_global("VM_PGFAULT", &facts.vm_pgfault, true)
+            .override_global("VM_PGMAJFAULT", &facts.vm_pgmajfault, true)
+            .override_global("VM_PSWPIN", &facts.vm_pswpin, true)
+            .override_global("VM_ZSWPIN", &facts.vm_zswpin, true)
+            .override_global("OFF_TASK_TGID", &facts.off_task_tgid, true)
+            .override_global("OFF_TASK_CGROUPS", &facts.off_task_cgroups, true)
+            .override_global("OFF_CSS_SET_MEMORY", &facts.off_css_set_memory, true)
+            .override_global("OFF_CSS_CGROUP", &facts.off_css_cgroup, true)
+            .override_global("OFF_CGROUP_LEVEL", &facts.off_cgroup_level, true)
+            .override_global("OFF_CGROUP_ANCESTORS", &facts.off_cgroup_ancestors, true)
+            .override_global("OFF_CGROUP_KN", &facts.off_cgroup_kn, true)
+            .override_global("OFF_KERNFS_NODE_ID", &facts.off_kernfs_node_id, true)
+            .override_global("FILTER_MODE", &filter.mode, true)
+            .override_global("FOLLOW_CHILDREN", &filter.follow_children, true)
+            .override_global("CGROUP_ID", &filter.cgroup_id, true)
+            .override_global("CGROUP_LEVEL", &filter.cgroup_level, true)
+            .override_global("FAULT_END", &end, true)
+            .override_global("WAKEUP_BYTES", &u64::from(config.ring_bytes / 8), true)
+            .map_max_entries(maps::EVENTS, config.ring_bytes)
+            .load(EBPF_OBJECT)?;
+        if filter.mode == filter_mode::PIDS {
+            fill_pid_filter(&mut ebpf, config.filter.pids())?;
+        }
+        let mut tracer = Self {
+            ebpf,
+            hooks: Vec::new(),
+        };
+        tracer.attach_all(config)?;
+        Ok(tracer)
+    }
+
+    fn attach_all(&mut self, config: &TracerConfig) -> Result<(), Error> {
+        let btf = Btf::from_sys_fs().map_err(|e| Error::Btf {
+            what: "/sys/kernel/btf/vmlinux".into(),
+            reason: e.to_string(),
+        })?;
+        self.attach_btf("page_fault_user", "page_fault_user", &btf);
+        self.attach_btf("page_fault_kernel", "page_fault_kernel", &btf);
+        self.attach_btf("sched_switch", "sched_switch", &btf);
+        self.attach_btf("count_memcg_events", "count_memcg_events", &btf);
+        if config.filter.follows_children() {
+            self.attach_btf("sched_process_fork", "sched_process_fork", &btf);
+        }
+        if config.fault_end == FaultEnd::Perf {
+            self.attach_perf("fault_done_minor", SoftwareEvent::PageFaultsMin);
+            self.attach_perf("fault_done_major", SoftwareEvent::PageFaultsMaj);
+        }
+        let ok = |name: &str| {
+            self.hooks
+                .iter()
+                .any(|h| h.program == name && h.error.is_none())
+        };
+        let ends = match config.fault_end {
+            FaultEnd::Perf => ok("fault_done_minor") && ok("fault_done_major"),
+            FaultEnd::MemcgEvent => ok("count_memcg_events"),
+        };
+        if !ok("page_fault_user") || !ends {
+            let failed: Vec<String> = self
+                .hooks
+                .iter()
+                .filter_map(|h| h.error.as_ref().map(|e| format!("{}: {e}", h.hook)))
+                .collect();
+            return Err(Error::NothingAttached(failed.join("; ")));
+        }
+        Ok(())
+    }
+
+    fn attach_btf(&mut self, program: &'static str, tracepoint: &'static str, btf: &Btf) {
+        let hook = format!("tp_btf/{tracepoint}");
+        let result = (|| -> Result<(), String> {
+            let prog: &mut BtfTracePoint = self
+                .ebpf
+                .program_mut(program)
+                .ok_or("program missing from the object")?
+                .try_into()
+                .map_err(|e: aya::programs::ProgramError| e.to_string())?;
+            prog.load(tracepoint, btf).map_err(|e| describe(&e))?;
+            prog.attach().map_err(|e| describe(&e))?;
+            Ok(())
+        })();
+        self.hooks.push(HookStatus {
+            program,
+            hook,
+            error: result.err(),
+        });
+    }
+
+    fn attach_perf(&mut self, program: &'static str, event: SoftwareEvent) {
+        let hook = format!("perf/{event:?}");
+        let result = (|| -> Result<(), String> {
+            let prog: &mut PerfEvent = self
+                .ebpf
+                .program_mut(program)
+                .ok_or("program missing from the object")?
+                .try_into()
+                .map_err(|e: aya::programs::ProgramError| e.to_string())?;
+            prog.load().map_err(|e| describe(&e))?;
+            let cpus = online_cpus().map_err(|(what, e)| format!("{what}: {e}"))?;
+            for cpu in cpus {
+                prog.attach(
+                    PerfEventConfig::Software(event),
+                    PerfEventScope::AllProcessesOneCpu { cpu },
+                    SamplePolicy::Period(1),
+                    false,
+                )
+                .map_err(|e| describe(&e))?;
+            }
+            Ok(())
+        })();
+        self.hooks.push(HookStatus {
+            program,
+            hook,
+            error: result.err(),
+        });
+    }
+
+    /// Takes the ring buffer out of the object, for the drain task.
+    pub fn take_ring(&mut self) -> Result<RingBuf<MapData>, Error> {
+        let map = self.ebpf.take_map(maps::EVENTS).ok_or(Error::Map {
+            name: maps::EVENTS,
+            source: aya::maps::MapError::InvalidName {
+                name: maps::EVENTS.into(),
+            },
+        })?;
+        RingBuf::try_from(map).map_err(|source| Error::Map {
+            name: maps::EVENTS,
+            source,
+        })
+    }
+
+    /// Reads the kernel-side lost and diagnostic counters.
+    pub fn counters(&self) -> Result<KernelCounters, Error> {
+        let lost = per_cpu_sums(&self.ebpf, maps::LOST, EVENT_KIND_SLOTS)?;
+        let stats = per_cpu_sums(&self.ebpf, maps::STATS, stat::SLOTS)?;
+        let mut counters = KernelCounters::default();
+        counters.lost.copy_from_slice(&lost);
+        counters.unmatched_ends = stats[stat::UNMATCHED_END as usize];
+        counters.parked = stats[stat::PARKED as usize];
+        counters.park_failed = stats[stat::PARK_FAILED as usize];
+        counters.children_added = stats[stat::CHILDREN_ADDED as usize];
+        Ok(counters)
+    }
+}
+
+fn per_cpu_sums(ebpf: &Ebpf, name: &'static str, slots: u32) -> Result<Vec<u64>, Error> {
+    let map_err = |source| Error::Map { name, source };
+    let map = ebpf.map(name).ok_or(Error::Map {
+        name,
+        source: aya::maps::MapError::InvalidName { name: name.into() },
+    })?;
+    let array = PerCpuArray::<_, u64>::try_from(map).map_err(map_err)?;
+    (0..slots)
+        .map(|i| {
+            array
+                .get(&i, 0)
+                .map(|values| values.iter().sum())
+                .map_err(map_err)
+        })
+        .collect()
+}
+
+fn fill_pid_filter(ebpf: &mut Ebpf, pids: &[u32]) -> Result<(), Error> {
+    let name = maps::PIDS;
+    let map_err = |source| Error::Map { name, source };
+    let map = ebpf.map_mut(name).ok_or(Error::Map {
+        name,
+        source: aya::maps::MapError::InvalidName { name: name.into() },
+    })?;
+    let mut filter = HashMap::<_, u32, u8>::try_from(map).map_err(map_err)?;
+    for pid in pids {
+        filter.insert(pid, 1, 0).map_err(map_err)?;
+    }
+    Ok(())
+}
+
+/// The error with its sources, which carry the kernel's reason.
+fn describe(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(inner) = source {
+        text.push_str(": ");
+        text.push_str(&inner.to_string());
+        source = inner.source();
+    }
+    text
+}
+
+/// Kernels before 5.11 charge BPF memory to RLIMIT_MEMLOCK. Newer ones charge the memcg, and
+/// some sandboxes drop CAP_SYS_RESOURCE, so a failure here is only worth a debug line.
+fn raise_memlock_limit() {
+    let limit = libc::rlimit {
+        rlim_cur: libc::RLIM_INFINITY,
+        rlim_max: libc::RLIM_INFINITY,
+    };
+    // SAFETY: plain syscall with a valid pointer.
+    if unsafe { libc::setrlimit(libc::RLIMIT_MEMLOCK, &limit) } != 0 {
+        log::debug!(
+            "setrlimit(RLIMIT_MEMLOCK) failed: {}",
+            std::io::Error::last_os_error()
+        );
+    }
+}

@@ -1,0 +1,4 @@
+pub mod filter;
+pub mod kernel;
+pub mod loader;
+pub mod session;

@@ -1,0 +1,161 @@
+//! Turns ring-buffer records into typed events. Checks the length and the kind of every record,
+//! never transmutes: anything malformed becomes a `DecodeError` that the caller counts.
+use memtrace_common::{EventKind, FaultClass, FaultEvent};
+
+/// A decoded record.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Record {
+    /// A completed fault, with its class checked.
+    Fault {
+        event: FaultEvent,
+        class: FaultClass,
+    },
+}
+
+/// Why a record could not be decoded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum DecodeError {
+    /// Shorter than the 4-byte kind.
+    #[error("record of {len} bytes is too short for a kind")]
+    TooShort { len: usize },
+    /// A kind this memtrace does not know.
+    #[error("unknown record kind {kind}")]
+    UnknownKind { kind: u32 },
+    /// The length does not match the kind's record.
+    #[error("record kind {kind} has {len} bytes, expected {expected}")]
+    BadLength {
+        kind: u32,
+        len: usize,
+        expected: usize,
+    },
+    /// A fault record with an unknown class.
+    #[error("fault record with unknown class {class}")]
+    BadClass { class: u32 },
+}
+
+/// Decodes one record.
+pub fn decode(bytes: &[u8]) -> Result<Record, DecodeError> {
+    let kind_bytes: [u8; 4] = bytes
+        .get(..4)
+        .and_then(|b| b.try_into().ok())
+        .ok_or(DecodeError::TooShort { len: bytes.len() })?;
+    let kind = u32::from_ne_bytes(kind_bytes);
+    match EventKind::try_from(kind).map_err(|kind| DecodeError::UnknownKind { kind })? {
+        EventKind::Fault => {
+            let event: FaultEvent = read_exact(bytes, kind)?;
+            let class = FaultClass::try_from(event.class)
+                .map_err(|class| DecodeError::BadClass { class })?;
+            Ok(Record::Fault { event, class })
+        }
+    }
+}
+
+/// Reads a `T` from a record that must be exactly `size_of::<T>()` bytes.
+fn read_exact<T: aya::Pod>(bytes: &[u8], kind: u32) -> Result<T, DecodeError> {
+    let expected = size_of::<T>();
+    if bytes.len() != expected {
+        return Err(DecodeError::BadLength {
+            kind,
+            len: bytes.len(),
+            expected,
+        });
+    }
+    // SAFETY: the length is checked, `T: Pod` is valid for any bit pattern, and
+    // `read_unaligned` does not require alignment.
+    Ok(unsafe { std::ptr::read_unaligned(bytes.as_ptr().cast::<T>()) })
+}
+
+/// The bytes of a record, for tests and replays.
+pub fn encode<T: aya::Pod>(value: &T) -> Vec<u8> {
+    // SAFETY: `T: Pod` has no padding and may be viewed as bytes.
+    unsafe { std::slice::from_raw_parts((value as *const T).cast::<u8>(), size_of::<T>()) }.to_vec()
+}
+
+/// The `comm` bytes as text, up to the first NUL.
+pub fn comm_str(comm: &[u8]) -> String {
+    let end = comm.iter().position(|&b| b == 0).unwrap_or(comm.len());
+    String::from_utf8_lossy(&comm[..end]).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    pub(crate) fn fault(class: u32) -> FaultEvent {
+        let mut comm = [0u8; 16];
+        comm[..4].copy_from_slice(b"test");
+        FaultEvent {
+            kind: EventKind::Fault as u32,
+            class,
+            tgid: 42,
+            tid: 43,
+            start_ns: 1_000,
+            latency_ns: 250,
+            flags: 0,
+            swapin_pages: 0,
+            comm,
+        }
+    }
+
+    #[test]
+    fn fault_records_have_no_padding_and_round_trip() {
+        assert_eq!(size_of::<FaultEvent>(), 56);
+        let event = fault(FaultClass::MajorSwap as u32);
+        let decoded = decode(&encode(&event)).expect("decodes");
+        assert_eq!(
+            decoded,
+            Record::Fault {
+                event,
+                class: FaultClass::MajorSwap
+            }
+        );
+    }
+
+    #[test]
+    fn malformed_records_are_errors_not_panics() {
+        assert_eq!(decode(&[]), Err(DecodeError::TooShort { len: 0 }));
+        assert_eq!(decode(&[1, 0]), Err(DecodeError::TooShort { len: 2 }));
+        assert_eq!(
+            decode(&99u32.to_ne_bytes()),
+            Err(DecodeError::UnknownKind { kind: 99 })
+        );
+        let bytes = encode(&fault(0));
+        assert_eq!(
+            decode(&bytes[..40]),
+            Err(DecodeError::BadLength {
+                kind: 1,
+                len: 40,
+                expected: 56
+            })
+        );
+        let mut long = bytes.clone();
+        long.push(0);
+        assert!(matches!(decode(&long), Err(DecodeError::BadLength { .. })));
+        assert_eq!(
+            decode(&encode(&fault(7))),
+            Err(DecodeError::BadClass { class: 7 })
+        );
+    }
+
+    #[test]
+    fn arbitrary_bytes_never_panic() {
+        let mut state = 0x1234_5678_u32;
+        for len in 0..200 {
+            let bytes: Vec<u8> = (0..len)
+                .map(|_| {
+                    state ^= state << 13;
+                    state ^= state >> 17;
+                    state ^= state << 5;
+                    state as u8
+                })
+                .collect();
+            let _ = decode(&bytes);
+        }
+    }
+
+    #[test]
+    fn comm_stops_at_nul() {
+        assert_eq!(comm_str(b"bash\0\0garbage"), "bash");
+        assert_eq!(comm_str(b"0123456789abcdef"), "0123456789abcdef");
+    }
+}

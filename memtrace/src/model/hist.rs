@@ -1,0 +1,189 @@
+//! Latency distributions: HdrHistogram (ns, 3 significant digits) and the summaries and log2
+//! buckets the renderers need.
+use hdrhistogram::Histogram;
+
+/// Significant digits kept by every latency histogram.
+pub const SIGNIFICANT_DIGITS: u8 = 3;
+
+/// Count, total and distribution of one kind of latency.
+#[derive(Clone, Debug)]
+pub struct LatencyStats {
+    count: u64,
+    total_ns: u64,
+    hist: Histogram<u64>,
+}
+
+impl Default for LatencyStats {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl LatencyStats {
+    /// An empty distribution that grows as needed.
+    pub fn new() -> Self {
+        // `new` with 3 digits only fails for more than 5 digits.
+        let mut hist = Histogram::new(SIGNIFICANT_DIGITS).unwrap_or_else(|_| unreachable!());
+        hist.auto(true);
+        Self {
+            count: 0,
+            total_ns: 0,
+            hist,
+        }
+    }
+
+    /// Adds one latency.
+    pub fn record(&mut self, latency_ns: u64) {
+        self.count += 1;
+        self.total_ns = self.total_ns.saturating_add(latency_ns);
+        // With auto-resize, recording can only fail for values beyond u64's range of buckets.
+        let _ = self.hist.record(latency_ns.max(1));
+    }
+
+    /// Adds every latency of `other`.
+    pub fn merge(&mut self, other: &Self) {
+        self.count += other.count;
+        self.total_ns = self.total_ns.saturating_add(other.total_ns);
+        // Both auto-resize with the same precision, so adding cannot fail.
+        let _ = self.hist.add(&other.hist);
+    }
+
+    /// Number of latencies recorded.
+    pub fn count(&self) -> u64 {
+        self.count
+    }
+
+    /// Sum of the latencies.
+    pub fn total_ns(&self) -> u64 {
+        self.total_ns
+    }
+
+    /// The underlying histogram.
+    pub fn histogram(&self) -> &Histogram<u64> {
+        &self.hist
+    }
+
+    /// Count, total, mean and percentiles.
+    pub fn summary(&self) -> LatencySummary {
+        let q = |quantile: f64| {
+            if self.count == 0 {
+                0
+            } else {
+                self.hist.value_at_quantile(quantile)
+            }
+        };
+        LatencySummary {
+            count: self.count,
+            total_ns: self.total_ns,
+            mean_ns: self.total_ns.checked_div(self.count).unwrap_or(0),
+            min_ns: if self.count == 0 { 0 } else { self.hist.min() },
+            p50_ns: q(0.50),
+            p90_ns: q(0.90),
+            p99_ns: q(0.99),
+            p999_ns: q(0.999),
+            max_ns: if self.count == 0 { 0 } else { self.hist.max() },
+        }
+    }
+
+    /// Power-of-two buckets `[lo, hi]` with their counts, from the lowest to the highest
+    /// non-empty one (empty ones in between included), as BCC's histograms show them.
+    pub fn log2_buckets(&self) -> Vec<Log2Bucket> {
+        let mut counts = [0u64; 65];
+        for value in self.hist.iter_recorded() {
+            let v = self
+                .hist
+                .lowest_equivalent(value.value_iterated_to())
+                .max(1);
+            counts[(63 - v.leading_zeros()) as usize] += value.count_at_value();
+        }
+        let Some(first) = counts.iter().position(|&c| c > 0) else {
+            return Vec::new();
+        };
+        let last = counts.iter().rposition(|&c| c > 0).unwrap_or(first);
+        (first..=last)
+            .map(|i| Log2Bucket {
+                lo_ns: 1u64 << i,
+                hi_ns: (1u64 << i).saturating_mul(2) - 1,
+                count: counts[i],
+            })
+            .collect()
+    }
+}
+
+/// The numbers a report shows for one distribution.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct LatencySummary {
+    pub count: u64,
+    pub total_ns: u64,
+    pub mean_ns: u64,
+    pub min_ns: u64,
+    pub p50_ns: u64,
+    pub p90_ns: u64,
+    pub p99_ns: u64,
+    pub p999_ns: u64,
+    pub max_ns: u64,
+}
+
+/// One power-of-two bucket.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Log2Bucket {
+    pub lo_ns: u64,
+    pub hi_ns: u64,
+    pub count: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn summary_of_a_known_distribution() {
+        let mut stats = LatencyStats::new();
+        for v in 1..=1000u64 {
+            stats.record(v * 1000);
+        }
+        let s = stats.summary();
+        assert_eq!(s.count, 1000);
+        assert_eq!(s.total_ns, 500_500_000);
+        assert_eq!(s.mean_ns, 500_500);
+        // 3 significant digits: within 0.1 % of the exact percentile.
+        let near = |got: u64, want: u64| (got as f64 - want as f64).abs() <= want as f64 * 0.001;
+        assert!(near(s.p50_ns, 500_000), "p50 {}", s.p50_ns);
+        assert!(near(s.p90_ns, 900_000), "p90 {}", s.p90_ns);
+        assert!(near(s.p99_ns, 990_000), "p99 {}", s.p99_ns);
+        assert!(near(s.p999_ns, 999_000), "p999 {}", s.p999_ns);
+        assert!(near(s.max_ns, 1_000_000) && near(s.min_ns, 1000));
+    }
+
+    #[test]
+    fn empty_summary_is_zero() {
+        assert_eq!(LatencyStats::new().summary(), LatencySummary::default());
+        assert!(LatencyStats::new().log2_buckets().is_empty());
+    }
+
+    #[test]
+    fn log2_buckets_cover_the_range_with_gaps() {
+        let mut stats = LatencyStats::new();
+        for v in [3u64, 3, 5, 100] {
+            stats.record(v);
+        }
+        let buckets = stats.log2_buckets();
+        assert_eq!(
+            buckets.first().map(|b| (b.lo_ns, b.hi_ns, b.count)),
+            Some((2, 3, 2))
+        );
+        assert_eq!(buckets[1].count, 1); // 4..7
+        assert_eq!(buckets.last().map(|b| (b.lo_ns, b.count)), Some((64, 1)));
+        assert_eq!(buckets.iter().map(|b| b.count).sum::<u64>(), 4);
+        assert_eq!(buckets.len(), 6); // 2,4,8,16,32,64
+    }
+
+    #[test]
+    fn huge_latencies_are_kept() {
+        let mut stats = LatencyStats::new();
+        stats.record(u64::MAX / 4);
+        stats.record(0);
+        assert_eq!(stats.count(), 2);
+        assert!(stats.summary().max_ns > 1 << 60);
+    }
+}

@@ -1,0 +1,214 @@
+//! The aggregate built from decoded records: per-process, per-class fault latency, plus the
+//! counts of the current interval for the live line. Renderers read it; nothing here prints.
+mod hist;
+
+use std::collections::HashMap;
+
+pub use hist::{LatencyStats, LatencySummary, Log2Bucket, SIGNIFICANT_DIGITS};
+use memtrace_common::{FAULT_CLASSES, FaultClass, FaultEvent};
+
+use crate::decode::{DecodeError, Record, comm_str};
+
+/// Faults of one process.
+#[derive(Clone, Debug)]
+pub struct ProcessFaults {
+    /// Thread group id.
+    pub pid: u32,
+    /// `comm` of the thread that faulted last.
+    pub comm: String,
+    /// Per class (indexed by `FaultClass as usize`); `None` until the first fault of the class.
+    pub classes: [Option<LatencyStats>; FAULT_CLASSES],
+    /// Pages read back from swap during this process's faults.
+    pub swapin_pages: u64,
+}
+
+impl ProcessFaults {
+    fn new(pid: u32) -> Self {
+        Self {
+            pid,
+            comm: String::new(),
+            classes: Default::default(),
+            swapin_pages: 0,
+        }
+    }
+
+    /// The stats of one class, if it saw any fault.
+    pub fn class(&self, class: FaultClass) -> Option<&LatencyStats> {
+        self.classes[class as usize].as_ref()
+    }
+
+    /// Faults of every class.
+    pub fn total_count(&self) -> u64 {
+        self.classes.iter().flatten().map(LatencyStats::count).sum()
+    }
+
+    /// Time spent in faults of every class.
+    pub fn total_ns(&self) -> u64 {
+        self.classes
+            .iter()
+            .flatten()
+            .map(LatencyStats::total_ns)
+            .sum()
+    }
+}
+
+/// Counts of one interval, for the live line.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct IntervalCounts {
+    /// Faults per class.
+    pub faults: [u64; FAULT_CLASSES],
+    /// Faults per process.
+    pub per_pid: HashMap<u32, u64>,
+    /// Records that did not decode.
+    pub decode_errors: u64,
+}
+
+impl IntervalCounts {
+    /// All faults of the interval.
+    pub fn total(&self) -> u64 {
+        self.faults.iter().sum()
+    }
+
+    /// The `n` busiest processes, busiest first (ties by pid).
+    pub fn top(&self, n: usize) -> Vec<(u32, u64)> {
+        let mut all: Vec<(u32, u64)> = self.per_pid.iter().map(|(&p, &c)| (p, c)).collect();
+        all.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+        all.truncate(n);
+        all
+    }
+}
+
+/// Everything aggregated so far.
+#[derive(Clone, Debug, Default)]
+pub struct Model {
+    processes: HashMap<u32, ProcessFaults>,
+    interval: IntervalCounts,
+    /// Records decoded since the start.
+    pub records: u64,
+    /// Records that did not decode, by reason (first seen kept for the report).
+    pub decode_errors: u64,
+    /// The first decode error seen, for the report.
+    pub first_decode_error: Option<DecodeError>,
+}
+
+impl Model {
+    /// An empty model.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds one decoded record, or counts one that did not decode.
+    pub fn apply(&mut self, record: Result<Record, DecodeError>) {
+        match record {
+            Ok(Record::Fault { event, class }) => self.add_fault(&event, class),
+            Err(error) => {
+                self.decode_errors += 1;
+                self.interval.decode_errors += 1;
+                self.first_decode_error.get_or_insert(error);
+            }
+        }
+    }
+
+    fn add_fault(&mut self, event: &FaultEvent, class: FaultClass) {
+        self.records += 1;
+        let process = self
+            .processes
+            .entry(event.tgid)
+            .or_insert_with(|| ProcessFaults::new(event.tgid));
+        if process.comm.is_empty() || event.tid == event.tgid {
+            process.comm = comm_str(&event.comm);
+        }
+        process.classes[class as usize]
+            .get_or_insert_with(LatencyStats::new)
+            .record(event.latency_ns);
+        process.swapin_pages += u64::from(event.swapin_pages);
+        self.interval.faults[class as usize] += 1;
+        *self.interval.per_pid.entry(event.tgid).or_default() += 1;
+    }
+
+    /// Returns the current interval's counts and starts a new interval.
+    pub fn take_interval(&mut self) -> IntervalCounts {
+        std::mem::take(&mut self.interval)
+    }
+
+    /// One process's faults.
+    pub fn process(&self, pid: u32) -> Option<&ProcessFaults> {
+        self.processes.get(&pid)
+    }
+
+    /// Every process seen, in no particular order.
+    pub fn processes(&self) -> impl Iterator<Item = &ProcessFaults> {
+        self.processes.values()
+    }
+
+    /// The name of a process as last seen.
+    pub fn comm_of(&self, pid: u32) -> &str {
+        self.processes.get(&pid).map_or("?", |p| p.comm.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use memtrace_common::EventKind;
+
+    use super::*;
+
+    fn fault(tgid: u32, tid: u32, class: FaultClass, latency_ns: u64, comm: &[u8]) -> Record {
+        let mut name = [0u8; 16];
+        name[..comm.len()].copy_from_slice(comm);
+        let event = FaultEvent {
+            kind: EventKind::Fault as u32,
+            class: class as u32,
+            tgid,
+            tid,
+            start_ns: 0,
+            latency_ns,
+            flags: 0,
+            swapin_pages: u32::from(class == FaultClass::MajorSwap),
+            comm: name,
+        };
+        Record::Fault { event, class }
+    }
+
+    #[test]
+    fn aggregates_per_process_and_class() {
+        let mut model = Model::new();
+        model.apply(Ok(fault(10, 10, FaultClass::Minor, 100, b"a")));
+        model.apply(Ok(fault(10, 11, FaultClass::Minor, 300, b"a-worker")));
+        model.apply(Ok(fault(10, 10, FaultClass::MajorSwap, 50_000, b"a")));
+        model.apply(Ok(fault(20, 20, FaultClass::MajorFile, 9_000, b"b")));
+        let a = model.process(10).expect("a");
+        assert_eq!(a.comm, "a", "the main thread names the process");
+        assert_eq!(a.total_count(), 3);
+        assert_eq!(a.total_ns(), 50_400);
+        assert_eq!(a.class(FaultClass::Minor).map(LatencyStats::count), Some(2));
+        assert_eq!(
+            a.class(FaultClass::MajorFile).map(LatencyStats::count),
+            None
+        );
+        assert_eq!(a.swapin_pages, 1);
+        assert_eq!(model.records, 4);
+        assert_eq!(model.processes().count(), 2);
+    }
+
+    #[test]
+    fn intervals_reset_and_rank_processes() {
+        let mut model = Model::new();
+        for _ in 0..3 {
+            model.apply(Ok(fault(20, 20, FaultClass::Minor, 1, b"b")));
+        }
+        model.apply(Ok(fault(10, 10, FaultClass::MajorFile, 1, b"a")));
+        model.apply(Err(DecodeError::UnknownKind { kind: 9 }));
+        let interval = model.take_interval();
+        assert_eq!(interval.total(), 4);
+        assert_eq!(interval.faults, [3, 1, 0]);
+        assert_eq!(interval.top(1), vec![(20, 3)]);
+        assert_eq!(interval.decode_errors, 1);
+        assert_eq!(model.take_interval(), IntervalCounts::default());
+        assert_eq!(model.decode_errors, 1);
+        assert_eq!(
+            model.first_decode_error,
+            Some(DecodeError::UnknownKind { kind: 9 })
+        );
+    }
+}

@@ -1,0 +1,72 @@
+//! Numbers for humans: durations with 3 significant digits and counts with k/M suffixes.
+
+/// `964ns`, `9.33µs`, `154ms`, `1.20s`.
+pub fn duration_ns(ns: u64) -> String {
+    const UNITS: [(f64, &str); 3] = [(1e9, "s"), (1e6, "ms"), (1e3, "µs")];
+    let value = ns as f64;
+    for (scale, unit) in UNITS {
+        if value >= scale {
+            return format!("{}{unit}", three_digits(value / scale));
+        }
+    }
+    format!("{ns}ns")
+}
+
+/// `999`, `12.3k`, `251k`, `1.20M`.
+pub fn count(n: u64) -> String {
+    let value = n as f64;
+    if n < 1000 {
+        return n.to_string();
+    }
+    let (scaled, unit) = if value < 1e6 {
+        (value / 1e3, "k")
+    } else if value < 1e9 {
+        (value / 1e6, "M")
+    } else {
+        (value / 1e9, "G")
+    };
+    format!("{}{unit}", three_digits(scaled))
+}
+
+/// A rate per second, as `count` does.
+pub fn rate(n: u64, seconds: f64) -> String {
+    if seconds <= 0.0 {
+        return "0".to_string();
+    }
+    count((n as f64 / seconds).round() as u64)
+}
+
+fn three_digits(v: f64) -> String {
+    if v >= 100.0 {
+        format!("{v:.0}")
+    } else if v >= 10.0 {
+        format!("{v:.1}")
+    } else {
+        format!("{v:.2}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_keep_three_digits() {
+        assert_eq!(duration_ns(0), "0ns");
+        assert_eq!(duration_ns(964), "964ns");
+        assert_eq!(duration_ns(9_330), "9.33µs");
+        assert_eq!(duration_ns(12_345), "12.3µs");
+        assert_eq!(duration_ns(154_200_000), "154ms");
+        assert_eq!(duration_ns(1_200_000_000), "1.20s");
+    }
+
+    #[test]
+    fn counts_use_suffixes() {
+        assert_eq!(count(999), "999");
+        assert_eq!(count(12_345), "12.3k");
+        assert_eq!(count(251_200), "251k");
+        assert_eq!(count(1_200_000), "1.20M");
+        assert_eq!(rate(500, 0.5), "1.00k");
+        assert_eq!(rate(5, 0.0), "0");
+    }
+}
