@@ -60,7 +60,11 @@ mod tests {
         assert!(duration("").is_err());
         assert!(duration("abc").is_err());
         assert!(duration("0").is_err());
-        assert!(duration("5 parsecs").expect_err("unit").contains("unknown unit"));
+        assert!(
+            duration("5 parsecs")
+                .expect_err("unit")
+                .contains("unknown unit")
+        );
     }
 
     #[test]

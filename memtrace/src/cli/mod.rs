@@ -1,5 +1,6 @@
 //! Command-line parsing and dispatch: one file per subcommand.
 mod args;
+mod bench;
 mod demo;
 mod output;
 mod record;
@@ -24,6 +25,8 @@ enum Command {
     Record(record::RecordArgs),
     /// Run a built-in workload in a temporary sandbox, trace it, and report.
     Demo(demo::DemoArgs),
+    /// Measure memtrace's overhead, throughput, footprint and start-up (prints a table).
+    Bench(bench::BenchArgs),
     /// A workload with known fault counts (used by the demo and the tests).
     #[command(hide = true)]
     Workload(workload::WorkloadArgs),
@@ -41,6 +44,7 @@ pub fn run() -> Result<ExitCode, Error> {
     match cli.command {
         Command::Record(args) => record::run(args),
         Command::Demo(args) => demo::run(args),
+        Command::Bench(args) => bench::run(args),
         Command::Workload(args) => workload::run(args),
     }
 }

@@ -36,6 +36,7 @@ enum Kind {
 
 /// Runs the workload.
 pub fn run(args: WorkloadArgs) -> Result<ExitCode, Error> {
+    workload::set_comm("mt-workload");
     if args.wait {
         workload::wait_for_go();
     }

@@ -40,6 +40,15 @@ pub fn parse_stat(stat: &str) -> Option<FaultCounters> {
     })
 }
 
+/// Names the calling thread (its `comm`), so reports show the workload apart from memtrace.
+pub fn set_comm(name: &str) {
+    let mut bytes = [0u8; 16];
+    let len = name.len().min(15);
+    bytes[..len].copy_from_slice(&name.as_bytes()[..len]);
+    // SAFETY: PR_SET_NAME reads a NUL-terminated string of at most 16 bytes.
+    unsafe { libc::prctl(libc::PR_SET_NAME, bytes.as_ptr()) };
+}
+
 /// Blocks until a line arrives on stdin: lets a tracer attach before the workload starts.
 pub fn wait_for_go() {
     let mut line = String::new();

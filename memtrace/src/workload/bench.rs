@@ -1,0 +1,215 @@
+//! Workloads of `memtrace bench`: a fault-heavy loop timed from inside (so process start-up and
+//! the tracer's own start never count), and a tree of short-lived processes that each fault a
+//! little (to make memtrace track many processes).
+use std::{
+    ptr::NonNull,
+    time::{Duration, Instant},
+};
+
+use super::FaultCounters;
+
+/// Page size assumed by the workloads (checked at run time).
+const PAGE: usize = 4096;
+
+/// What the fault loop does: map `mib`, touch every page once, unmap; repeat.
+#[derive(Clone, Debug)]
+pub struct ChurnPlan {
+    /// Size of each mapping.
+    pub mib: usize,
+    /// Timed repetitions (one more, untimed, warms up first).
+    pub iterations: u64,
+    /// When set, repeat until this much time has passed instead of counting iterations.
+    pub duration: Option<Duration>,
+    /// Read instead of write: maps the shared zero page, the cheapest fault there is.
+    pub read: bool,
+}
+
+/// The fault loop's result, as measured inside the process with CLOCK_MONOTONIC.
+#[derive(Clone, Copy, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ChurnOutcome {
+    pub pid: u32,
+    /// Timed repetitions done.
+    pub iterations: u64,
+    /// Faults the kernel counted for the timed part (minflt + majflt).
+    pub faults: u64,
+    /// Wall time of the timed part.
+    pub elapsed_ns: u64,
+}
+
+impl ChurnOutcome {
+    /// Mean time per fault, mapping and unmapping included; 0 without faults.
+    pub fn ns_per_fault(&self) -> f64 {
+        if self.faults == 0 {
+            return 0.0;
+        }
+        self.elapsed_ns as f64 / self.faults as f64
+    }
+}
+
+/// Runs the fault loop.
+pub fn churn(plan: &ChurnPlan) -> std::io::Result<ChurnOutcome> {
+    check_page_size()?;
+    let len = plan.mib << 20;
+    // Warm-up: page tables, allocator and caches settle before the clock starts.
+    churn_once(len, plan.read)?;
+    let before = FaultCounters::read("self")?;
+    let start = Instant::now();
+    let mut iterations = 0;
+    loop {
+        let done = match plan.duration {
+            Some(limit) => start.elapsed() >= limit,
+            None => iterations >= plan.iterations,
+        };
+        if done {
+            break;
+        }
+        churn_once(len, plan.read)?;
+        iterations += 1;
+    }
+    let elapsed_ns = u64::try_from(start.elapsed().as_nanos()).unwrap_or(u64::MAX);
+    let counted = FaultCounters::read("self")?.since(&before);
+    Ok(ChurnOutcome {
+        pid: std::process::id(),
+        iterations,
+        faults: counted.minflt + counted.majflt,
+        elapsed_ns,
+    })
+}
+
+/// What the process tree did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct SpawnOutcome {
+    pub pid: u32,
+    /// Children that ran and exited cleanly.
+    pub processes: u64,
+    pub elapsed_ns: u64,
+}
+
+/// Forks `processes` children one after another; each touches `pages` fresh pages and exits.
+pub fn spawn_tree(processes: u64, pages: usize) -> std::io::Result<SpawnOutcome> {
+    check_page_size()?;
+    let start = Instant::now();
+    let mut clean = 0;
+    for _ in 0..processes {
+        // SAFETY: the child only calls async-signal-safe functions (mmap, stores, _exit), which
+        // is what fork allows in a process that may have other threads.
+        let pid = unsafe { libc::fork() };
+        if pid < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        if pid == 0 {
+            let code = i32::from(churn_once(pages * PAGE, false).is_err());
+            // SAFETY: leaves the child at once, without running the parent's exit handlers.
+            unsafe { libc::_exit(code) };
+        }
+        clean += u64::from(reap(pid)?);
+    }
+    Ok(SpawnOutcome {
+        pid: std::process::id(),
+        processes: clean,
+        elapsed_ns: u64::try_from(start.elapsed().as_nanos()).unwrap_or(u64::MAX),
+    })
+}
+
+/// Waits for a child; true if it exited with status 0.
+fn reap(pid: libc::pid_t) -> std::io::Result<bool> {
+    let mut status = 0;
+    loop {
+        // SAFETY: waits for our own child; `status` is a valid out-pointer.
+        if unsafe { libc::waitpid(pid, &mut status, 0) } == pid {
+            return Ok(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0);
+        }
+        let err = std::io::Error::last_os_error();
+        if err.kind() != std::io::ErrorKind::Interrupted {
+            return Err(err);
+        }
+    }
+}
+
+fn check_page_size() -> std::io::Result<()> {
+    // SAFETY: sysconf has no preconditions.
+    if unsafe { libc::sysconf(libc::_SC_PAGESIZE) } as usize != PAGE {
+        return Err(std::io::Error::other(
+            "the bench workloads assume 4 KiB pages",
+        ));
+    }
+    Ok(())
+}
+
+/// Maps `len` bytes of anonymous memory without huge pages, touches each page, unmaps.
+fn churn_once(len: usize, read: bool) -> std::io::Result<()> {
+    // SAFETY: a fresh private mapping with no address hint; failure is MAP_FAILED.
+    let ptr = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        )
+    };
+    let Some(base) = NonNull::new(ptr.cast::<u8>()).filter(|_| ptr != libc::MAP_FAILED) else {
+        return Err(std::io::Error::last_os_error());
+    };
+    // Transparent huge pages would turn 512 faults into one.
+    // SAFETY: the range is the mapping just made.
+    let advised = unsafe { libc::madvise(ptr, len, libc::MADV_NOHUGEPAGE) };
+    let result = if advised == 0 {
+        touch(base, len, read);
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    };
+    // SAFETY: unmaps exactly what was mapped above.
+    unsafe { libc::munmap(ptr, len) };
+    result
+}
+
+/// One access per page, volatile so that the compiler keeps every one.
+fn touch(base: NonNull<u8>, len: usize, read: bool) {
+    let mut sum = 0u8;
+    for offset in (0..len).step_by(PAGE) {
+        // SAFETY: offset < len, inside the writable mapping.
+        let byte = unsafe { base.as_ptr().add(offset) };
+        if read {
+            // SAFETY: as above.
+            sum = sum.wrapping_add(unsafe { byte.read_volatile() });
+        } else {
+            // SAFETY: as above.
+            unsafe { byte.write_volatile(1) };
+        }
+    }
+    std::hint::black_box(sum);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn churn_counts_one_fault_per_page() {
+        let plan = ChurnPlan {
+            mib: 1,
+            iterations: 3,
+            duration: None,
+            read: false,
+        };
+        let outcome = churn(&plan).expect("churn");
+        assert_eq!(outcome.iterations, 3);
+        // 256 pages per MiB; a few extra faults (stack, allocator) may land in the window.
+        assert!(outcome.faults >= 3 * 256, "{outcome:?}");
+        assert!(outcome.ns_per_fault() > 0.0);
+    }
+
+    #[test]
+    fn no_faults_means_no_rate() {
+        assert_eq!(ChurnOutcome::default().ns_per_fault(), 0.0);
+    }
+
+    #[test]
+    fn a_small_tree_exits_cleanly() {
+        let outcome = spawn_tree(3, 4).expect("spawn");
+        assert_eq!(outcome.processes, 3);
+    }
+}

@@ -1,0 +1,139 @@
+//! Fault tracing against the kernel's own counters, in a sandbox (memcg + temporary swap).
+use memtrace::{
+    sandbox::{MemcgLimits, Sandbox},
+    workload::faults::FaultOutcome,
+};
+use memtrace_tests::{Recorder, Workload, assert_within, field, processes, require_root, vmstat};
+
+const MIB: u64 = 1 << 20;
+
+/// File major faults, anonymous minor faults and swap-ins of one process, traced by `--pid`:
+/// memtrace agrees with /proc/PID/stat and /proc/vmstat within 2 %.
+fn pid_mode_matches_the_kernel(fault_end: &str) {
+    require_root();
+    let limits = MemcgLimits {
+        memory_bytes: 64 * MIB,
+        swap_bytes: None,
+    };
+    let sandbox = Sandbox::create(&limits, Some(512 * MIB)).expect("sandbox");
+    let mut workload = Workload::spawn(&[
+        "faults",
+        "--file-mib",
+        "32",
+        "--anon-mib",
+        "64",
+        "--swap-mib",
+        "160",
+    ]);
+    sandbox
+        .memcg
+        .add_pid(workload.pid)
+        .expect("move the workload into the memcg");
+    let pid = workload.pid.to_string();
+    let recorder = Recorder::start(&["--pid", &pid, "--fault-end", fault_end, "--duration", "120"]);
+
+    let pswpin_before = vmstat("pswpin");
+    workload.go();
+    let outcome: FaultOutcome = workload.finish();
+    let pswpin = vmstat("pswpin") - pswpin_before;
+    let report = recorder.finish();
+
+    assert_eq!(report["stop_reason"], "traced_exited");
+    let procs = processes(&report);
+    let pids: Vec<u64> = procs.iter().map(|p| field(p, &["pid"])).collect();
+    assert_eq!(
+        pids,
+        vec![u64::from(outcome.pid)],
+        "only the traced process appears"
+    );
+    let p = &procs[0];
+    let minor = field(p, &["classes", "minor", "count"]);
+    let file = field(p, &["classes", "major_file", "count"]);
+    let swap = field(p, &["classes", "swap_in", "count"]);
+    eprintln!(
+        "memtrace: minor {minor} file {file} swap-in {swap}; kernel: minflt {} majflt {} pswpin {pswpin}",
+        outcome.total.minflt, outcome.total.majflt
+    );
+    // The workload did what it is meant to: without these the comparisons prove little.
+    assert!(
+        outcome.file.majflt >= 8000,
+        "file phase made {} major faults",
+        outcome.file.majflt
+    );
+    assert!(
+        pswpin >= 10_000,
+        "swap phase swapped in only {pswpin} pages"
+    );
+
+    assert_within("minor faults", minor, outcome.total.minflt, 2.0);
+    assert_within("major faults", file + swap, outcome.total.majflt, 2.0);
+    assert_within("swap-ins", swap, pswpin, 2.0);
+    let p50 = |class: &str| field(p, &["classes", class, "p50_ns"]);
+    assert!(
+        p50("swap_in") > p50("minor"),
+        "swap-in p50 {} <= minor p50 {}",
+        p50("swap_in"),
+        p50("minor")
+    );
+    assert_eq!(field(&report, &["lost", "total"]), 0, "lost records");
+    assert_eq!(field(&report, &["lost", "faults"]), 0, "lost fault records");
+    drop(sandbox);
+}
+
+#[test]
+fn pid_mode_matches_the_kernel_with_perf_end_hooks() {
+    pid_mode_matches_the_kernel("perf");
+}
+
+#[test]
+fn pid_mode_matches_the_kernel_with_the_memcg_end_hook() {
+    pid_mode_matches_the_kernel("memcg");
+}
+
+/// `--children` follows processes started by a traced one.
+#[test]
+fn children_are_followed() {
+    require_root();
+    let bin = memtrace_tests::memtrace_bin();
+    let script = format!(
+        "read go; {} workload faults --file-mib 0 --anon-mib 16 --swap-mib 0",
+        bin.display()
+    );
+    let mut shell = std::process::Command::new("sh")
+        .args(["-c", &script])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn sh");
+    let guard = KillOnDrop(&mut shell);
+    let pid = guard.0.id().to_string();
+    let recorder = Recorder::start(&["--pid", &pid, "--children", "--duration", "60"]);
+    use std::io::Write;
+    guard
+        .0
+        .stdin
+        .as_mut()
+        .expect("stdin")
+        .write_all(b"go\n")
+        .expect("release sh");
+    let report = recorder.finish();
+    let child = processes(&report)
+        .iter()
+        .find(|p| p["comm"] == "mt-workload")
+        .unwrap_or_else(|| panic!("the child is not in the report: {report}"));
+    // 16 MiB touched once: 4096 pages.
+    assert!(
+        field(child, &["classes", "minor", "count"]) >= 4096,
+        "{child}"
+    );
+    assert!(field(&report, &["kernel_counters", "children_added"]) >= 1);
+}
+
+struct KillOnDrop<'a>(&'a mut std::process::Child);
+
+impl Drop for KillOnDrop<'_> {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
