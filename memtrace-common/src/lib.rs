@@ -11,10 +11,16 @@ pub const COMM_LEN: usize = 16;
 pub enum EventKind {
     /// A completed page fault ([`FaultEvent`]).
     Fault = 1,
+    /// A completed reclaim or compaction stall of a task ([`StallEvent`]).
+    Stall = 10,
+    /// Pages written to or read from swap ([`SwapEvent`]).
+    Swap = 11,
+    /// kswapd woke, slept, or was woken by an allocation ([`KswapdEvent`]).
+    Kswapd = 12,
 }
 
 /// Number of slots in the per-kind lost-event counters (index = `EventKind as u32`).
-pub const EVENT_KIND_SLOTS: u32 = 8;
+pub const EVENT_KIND_SLOTS: u32 = 16;
 
 impl TryFrom<u32> for EventKind {
     type Error = u32;
@@ -22,6 +28,9 @@ impl TryFrom<u32> for EventKind {
     fn try_from(value: u32) -> Result<Self, Self::Error> {
         match value {
             1 => Ok(Self::Fault),
+            10 => Ok(Self::Stall),
+            11 => Ok(Self::Swap),
+            12 => Ok(Self::Kswapd),
             other => Err(other),
         }
     }
@@ -169,3 +178,148 @@ pub mod maps {
 pub const MAX_FILTER_PIDS: u32 = 16_384;
 /// Capacity of the map that parks in-flight faults of switched-out tasks.
 pub const MAX_PARKED_FAULTS: u32 = 65_536;
+
+/// What a task stalled in. Ids are stable.
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum StallKind {
+    /// Global direct reclaim (`mm_vmscan_direct_reclaim_begin/end`).
+    DirectReclaim = 0,
+    /// Reclaim because a memory cgroup hit its limit (`mm_vmscan_memcg_reclaim_begin/end`).
+    MemcgReclaim = 1,
+    /// Memory cgroup soft-limit reclaim.
+    MemcgSoftLimit = 2,
+    /// Node reclaim (`mm_vmscan_node_reclaim_begin/end`).
+    NodeReclaim = 3,
+    /// Reclaim throttling; the kernel reports the delay (`mm_vmscan_throttled`).
+    Throttle = 4,
+    /// Direct compaction (`mm_compaction_begin/end` in an allocating task).
+    Compaction = 5,
+}
+
+/// Number of [`StallKind`] values.
+pub const STALL_KINDS: usize = 6;
+
+impl StallKind {
+    /// Every kind, in id order.
+    pub const ALL: [Self; STALL_KINDS] = [
+        Self::DirectReclaim,
+        Self::MemcgReclaim,
+        Self::MemcgSoftLimit,
+        Self::NodeReclaim,
+        Self::Throttle,
+        Self::Compaction,
+    ];
+}
+
+impl TryFrom<u32> for StallKind {
+    type Error = u32;
+
+    fn try_from(value: u32) -> Result<Self, Self::Error> {
+        Self::ALL.get(value as usize).copied().ok_or(value)
+    }
+}
+
+/// One completed stall, 72 bytes.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StallEvent {
+    /// Always `EventKind::Stall as u32`.
+    pub kind: u32,
+    /// A `StallKind` id.
+    pub stall: u32,
+    pub tgid: u32,
+    pub tid: u32,
+    /// `bpf_ktime_get_ns()` at the start (CLOCK_MONOTONIC).
+    pub start_ns: u64,
+    pub latency_ns: u64,
+    /// Pages reclaimed (reclaim kinds), or the compaction status (compaction).
+    pub nr_reclaimed: u64,
+    /// Allocation order asked for (-1 when unknown).
+    pub order: i32,
+    /// The allocation's gfp flags (0 when unknown).
+    pub gfp_flags: u32,
+    /// NUMA node, or the throttle reason for `Throttle`.
+    pub detail: u32,
+    /// Explicit padding so the type has none implicit.
+    pub _pad: u32,
+    pub comm: [u8; COMM_LEN],
+}
+
+/// Direction of a [`SwapEvent`].
+pub mod swap_dir {
+    /// Pages written to swap (`PSWPOUT`).
+    pub const OUT: u32 = 0;
+    /// Pages read from swap (`PSWPIN`).
+    pub const IN: u32 = 1;
+}
+
+/// Pages written to or read from swap, as counted by `memcg:count_memcg_events`, 48 bytes.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SwapEvent {
+    /// Always `EventKind::Swap as u32`.
+    pub kind: u32,
+    /// A `swap_dir` value.
+    pub dir: u32,
+    /// The task doing the I/O: the reclaimer (kswapd or a direct reclaimer) for swap-outs,
+    /// the faulting task for swap-ins.
+    pub tgid: u32,
+    pub pages: u32,
+    /// Inode of the memory cgroup that owns the pages (0 when unknown).
+    pub memcg_id: u64,
+    pub ts_ns: u64,
+    pub comm: [u8; COMM_LEN],
+}
+
+/// What a [`KswapdEvent`] reports.
+pub mod kswapd_op {
+    /// kswapd of `nid` started working (`mm_vmscan_kswapd_wake`).
+    pub const WAKE: u32 = 0;
+    /// kswapd of `nid` went to sleep (`mm_vmscan_kswapd_sleep`).
+    pub const SLEEP: u32 = 1;
+    /// An allocating task woke kswapd (`mm_vmscan_wakeup_kswapd`).
+    pub const WOKEN_BY: u32 = 2;
+}
+
+/// kswapd activity, 48 bytes.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct KswapdEvent {
+    /// Always `EventKind::Kswapd as u32`.
+    pub kind: u32,
+    /// A `kswapd_op` value.
+    pub op: u32,
+    pub nid: u32,
+    pub order: i32,
+    pub ts_ns: u64,
+    /// The waking task (for `WOKEN_BY`), else kswapd itself.
+    pub tgid: u32,
+    pub gfp_flags: u32,
+    pub comm: [u8; COMM_LEN],
+}
+
+/// State of a stall in flight, kept per thread.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct InFlightStall {
+    pub start_ns: u64,
+    /// A `StallKind` id.
+    pub stall: u32,
+    pub order: i32,
+    pub gfp_flags: u32,
+    pub detail: u32,
+}
+
+#[cfg(feature = "user")]
+// SAFETY: the following are `repr(C)`, `Copy`, and have no implicit padding.
+unsafe impl aya::Pod for StallEvent {}
+#[cfg(feature = "user")]
+// SAFETY: as above.
+unsafe impl aya::Pod for SwapEvent {}
+#[cfg(feature = "user")]
+// SAFETY: as above.
+unsafe impl aya::Pod for KswapdEvent {}
+#[cfg(feature = "user")]
+// SAFETY: as above.
+unsafe impl aya::Pod for InFlightStall {}

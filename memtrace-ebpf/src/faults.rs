@@ -14,12 +14,12 @@ use aya_ebpf::{
 };
 use memtrace_common::{
     EventKind, FaultClass, FaultEvent, InFlightFault, MAX_PARKED_FAULTS, fault_end, fault_flags,
-    stat,
+    stat, swap_dir,
 };
 
 use crate::{
     filter::current_wanted,
-    kernel::{VM_PGFAULT, VM_PGMAJFAULT, VM_PSWPIN, VM_ZSWPIN, global},
+    kernel::{VM_PGFAULT, VM_PGMAJFAULT, VM_PSWPIN, VM_PSWPOUT, VM_ZSWPIN, global},
     maps::{EVENTS, LOST, STATS, bump, wakeup_flags},
 };
 
@@ -108,6 +108,13 @@ fn in_flight(tid: u32) -> Option<&'static mut InFlightFault> {
 pub fn count_memcg_events(ctx: BtfTracePointContext) -> i32 {
     let item: i32 = ctx.arg(1);
     let item = item as u32;
+    if item == global(&VM_PSWPOUT) {
+        crate::swap::swap_traffic(ctx.arg(0), swap_dir::OUT, ctx.arg(2));
+        return 0;
+    }
+    if item == global(&VM_PSWPIN) {
+        crate::swap::swap_traffic(ctx.arg(0), swap_dir::IN, ctx.arg(2));
+    }
     if item == global(&VM_PGFAULT) {
         if global(&FAULT_END) == fault_end::MEMCG_EVENT {
             fault_end(None);

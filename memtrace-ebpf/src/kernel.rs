@@ -18,10 +18,18 @@ pub static VM_PGMAJFAULT: u32 = u32::MAX;
 pub static VM_PSWPIN: u32 = u32::MAX;
 #[unsafe(no_mangle)]
 pub static VM_ZSWPIN: u32 = u32::MAX;
+#[unsafe(no_mangle)]
+pub static VM_PSWPOUT: u32 = u32::MAX;
 
 /// `offsetof(struct task_struct, tgid)`.
 #[unsafe(no_mangle)]
 pub static OFF_TASK_TGID: u32 = 0;
+/// `offsetof(struct task_struct, flags)`.
+#[unsafe(no_mangle)]
+pub static OFF_TASK_FLAGS: u32 = 0;
+/// `offsetof(struct mem_cgroup, css)`.
+#[unsafe(no_mangle)]
+pub static OFF_MEMCG_CSS: u32 = 0;
 /// `offsetof(struct task_struct, cgroups)`.
 #[unsafe(no_mangle)]
 pub static OFF_TASK_CGROUPS: u32 = 0;

@@ -7,6 +7,8 @@ mod faults;
 mod filter;
 mod kernel;
 mod maps;
+mod reclaim;
+mod swap;
 
 #[cfg(not(test))]
 #[panic_handler]

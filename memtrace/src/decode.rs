@@ -1,6 +1,8 @@
 //! Turns ring-buffer records into typed events. Checks the length and the kind of every record,
 //! never transmutes: anything malformed becomes a `DecodeError` that the caller counts.
-use memtrace_common::{EventKind, FaultClass, FaultEvent};
+use memtrace_common::{
+    EventKind, FaultClass, FaultEvent, KswapdEvent, StallEvent, StallKind, SwapEvent,
+};
 
 /// A decoded record.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -10,6 +12,12 @@ pub enum Record {
         event: FaultEvent,
         class: FaultClass,
     },
+    /// A completed reclaim or compaction stall, with its kind checked.
+    Stall { event: StallEvent, stall: StallKind },
+    /// Swap traffic.
+    Swap(SwapEvent),
+    /// kswapd activity.
+    Kswapd(KswapdEvent),
 }
 
 /// Why a record could not be decoded.
@@ -31,6 +39,9 @@ pub enum DecodeError {
     /// A fault record with an unknown class.
     #[error("fault record with unknown class {class}")]
     BadClass { class: u32 },
+    /// A stall record with an unknown stall kind.
+    #[error("stall record with unknown kind {stall}")]
+    BadStall { stall: u32 },
 }
 
 /// Decodes one record.
@@ -47,6 +58,14 @@ pub fn decode(bytes: &[u8]) -> Result<Record, DecodeError> {
                 .map_err(|class| DecodeError::BadClass { class })?;
             Ok(Record::Fault { event, class })
         }
+        EventKind::Stall => {
+            let event: StallEvent = read_exact(bytes, kind)?;
+            let stall = StallKind::try_from(event.stall)
+                .map_err(|stall| DecodeError::BadStall { stall })?;
+            Ok(Record::Stall { event, stall })
+        }
+        EventKind::Swap => Ok(Record::Swap(read_exact(bytes, kind)?)),
+        EventKind::Kswapd => Ok(Record::Kswapd(read_exact(bytes, kind)?)),
     }
 }
 
@@ -151,6 +170,53 @@ mod tests {
                 .collect();
             let _ = decode(&bytes);
         }
+    }
+
+    #[test]
+    fn stall_swap_and_kswapd_records_round_trip() {
+        assert_eq!(size_of::<StallEvent>(), 72);
+        assert_eq!(size_of::<SwapEvent>(), 48);
+        assert_eq!(size_of::<KswapdEvent>(), 48);
+        let stall = StallEvent {
+            kind: EventKind::Stall as u32,
+            stall: StallKind::MemcgReclaim as u32,
+            tgid: 1,
+            tid: 2,
+            start_ns: 3,
+            latency_ns: 4,
+            nr_reclaimed: 5,
+            order: 0,
+            gfp_flags: 0xcc0,
+            detail: 0,
+            _pad: 0,
+            comm: [0; 16],
+        };
+        assert_eq!(
+            decode(&encode(&stall)),
+            Ok(Record::Stall {
+                event: stall,
+                stall: StallKind::MemcgReclaim
+            })
+        );
+        let bad = StallEvent { stall: 99, ..stall };
+        assert_eq!(
+            decode(&encode(&bad)),
+            Err(DecodeError::BadStall { stall: 99 })
+        );
+        let swap = SwapEvent {
+            kind: EventKind::Swap as u32,
+            dir: 0,
+            tgid: 1,
+            pages: 1,
+            memcg_id: 7,
+            ts_ns: 9,
+            comm: [0; 16],
+        };
+        assert_eq!(decode(&encode(&swap)), Ok(Record::Swap(swap)));
+        assert!(matches!(
+            decode(&encode(&swap)[..40]),
+            Err(DecodeError::BadLength { kind: 11, .. })
+        ));
     }
 
     #[test]

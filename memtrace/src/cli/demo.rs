@@ -17,7 +17,8 @@ use memtrace::{
         loader::{Tracer, TracerConfig},
         session::{self, RunOptions},
     },
-    report::Report,
+    model::machine::Thresholds,
+    report::{Report, gfp::GfpNames},
     sandbox::{MemcgLimits, Sandbox, sweep_stale},
     workload::{faults::FaultOutcome, vmstat},
 };
@@ -105,18 +106,32 @@ fn trace_workload(
     release(child)?;
     let options = RunOptions {
         duration: Some(Duration::from_secs(120)),
-        interval: Duration::from_secs(1),
+        interval: Duration::from_millis(250),
         watch_pids: vec![pid],
     };
-    let recording = output::runtime()?.block_on(session::record(tracer, &options, |tick| {
-        if !args.quiet {
-            output::live_line(&tick);
-        }
-    }))?;
+    let thresholds = Thresholds::default();
+    let recording = output::runtime()?.block_on(session::record(
+        tracer,
+        &options,
+        |tick| {
+            if !args.quiet {
+                output::live_line(&tick, &thresholds, &[pid]);
+            }
+        },
+        |_| {},
+    ))?;
     let pswpin =
         vmstat("pswpin").map_err(|e| Error::io("reading /proc/vmstat", e))? - pswpin_before;
     let outcome = read_outcome(child)?;
-    let report = output::final_report(&recording, &filter, 10, args.json.as_deref())?;
+    let gfp = GfpNames::from_enum(facts.gfp_bits.iter().map(|(n, b)| (n.as_str(), *b)));
+    let report_options = output::ReportOptions {
+        filter: &filter,
+        top: 10,
+        json: args.json.as_deref(),
+        thresholds,
+        gfp: &gfp,
+    };
+    let report = output::final_report(&recording, &report_options)?;
     print_comparison(&report, &outcome, pswpin);
     Ok(ExitCode::SUCCESS)
 }
@@ -128,6 +143,8 @@ fn spawn_workload(args: &DemoArgs) -> Result<Child, Error> {
         .args(["--file-mib", &args.file_mib.to_string()])
         .args(["--anon-mib", &args.anon_mib.to_string()])
         .args(["--swap-mib", &args.swap_mib.to_string()])
+        // A quiet second first, so the timeline shows the storm starting.
+        .args(["--pause-ms", "1000"])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()

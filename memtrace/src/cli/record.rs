@@ -10,6 +10,8 @@ use memtrace::{
         loader::{FaultEnd, Tracer, TracerConfig},
         session::{self, RunOptions},
     },
+    model::machine::Thresholds,
+    report::gfp::GfpNames,
 };
 
 use super::{args, output};
@@ -48,6 +50,16 @@ pub struct RecordArgs {
     /// Hook that marks the end of a fault: perf software events, or memcg:count_memcg_events.
     #[arg(long, value_enum, default_value_t = EndHook::Perf)]
     fault_end: EndHook,
+    /// Print every reclaim/compaction stall, major fault and swap-in of at least this latency
+    /// as it happens (e.g. 1ms).
+    #[arg(long, value_name = "LATENCY", value_parser = args::duration)]
+    min_stall: Option<Duration>,
+    /// Flag an interval when a process spent at least this share of it stalled (%).
+    #[arg(long, default_value_t = 10.0, value_name = "PERCENT")]
+    stall_threshold: f64,
+    /// Flag an interval when PSI memory "some" reached this share of it (%).
+    #[arg(long, default_value_t = 10.0, value_name = "PERCENT")]
+    psi_threshold: f64,
 }
 
 /// `--fault-end` values.
@@ -92,12 +104,34 @@ pub fn run(args: RecordArgs) -> Result<ExitCode, Error> {
             ""
         }
     );
-    let recording = output::runtime()?.block_on(session::record(tracer, &options, |tick| {
-        if !args.quiet {
-            output::live_line(&tick);
-        }
-    }))?;
-    output::final_report(&recording, &filter, args.top, args.json.as_deref())?;
+    let thresholds = Thresholds {
+        stall_pct: args.stall_threshold,
+        psi_pct: args.psi_threshold,
+    };
+    let gfp = GfpNames::from_enum(facts.gfp_bits.iter().map(|(n, b)| (n.as_str(), *b)));
+    let mut log = args.min_stall.map(|min| output::EventLog::new(min, &gfp));
+    let recording = output::runtime()?.block_on(session::record(
+        tracer,
+        &options,
+        |tick| {
+            if !args.quiet {
+                output::live_line(&tick, &thresholds, filter.pids());
+            }
+        },
+        |record| {
+            if let Some(log) = log.as_mut() {
+                log.write(record);
+            }
+        },
+    ))?;
+    let report_options = output::ReportOptions {
+        filter: &filter,
+        top: args.top,
+        json: args.json.as_deref(),
+        thresholds,
+        gfp: &gfp,
+    };
+    output::final_report(&recording, &report_options)?;
     Ok(ExitCode::SUCCESS)
 }
 

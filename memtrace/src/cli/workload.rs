@@ -31,6 +31,9 @@ enum Kind {
         /// Directory for the temporary file (not tmpfs).
         #[arg(long, default_value = "/var/tmp")]
         dir: PathBuf,
+        /// Stay idle this long first (a quiet stretch before the storm, for timelines).
+        #[arg(long, default_value_t = 0)]
+        pause_ms: u64,
     },
 }
 
@@ -46,12 +49,14 @@ pub fn run(args: WorkloadArgs) -> Result<ExitCode, Error> {
             anon_mib,
             swap_mib,
             dir,
+            pause_ms,
         } => {
             let plan = FaultPlan {
                 file_mib,
                 anon_mib,
                 swap_mib,
                 dir,
+                pause_ms,
             };
             let outcome =
                 workload::faults::run(&plan).map_err(|e| Error::io("fault workload", e))?;

@@ -133,6 +133,39 @@ pub fn resolve_cgroup(path: &Path) -> Result<CgroupTarget, Error> {
     })
 }
 
+/// The path of the cgroup directory whose inode is `id`, searched in every usable cgroup mount
+/// (the memory cgroup of a swapped page is reported by inode). Bounded: at most 20 000
+/// directories.
+pub fn cgroup_path_of(id: u64) -> Option<PathBuf> {
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
+    let mut budget = 20_000usize;
+    for mount in mountinfo.lines().filter_map(parse_cgroup_mount) {
+        let mut stack = vec![mount.mount_point];
+        while let Some(dir) = stack.pop() {
+            if budget == 0 {
+                return None;
+            }
+            budget -= 1;
+            let Ok(meta) = std::fs::metadata(&dir) else {
+                continue;
+            };
+            if meta.ino() == id {
+                return Some(dir);
+            }
+            let Ok(entries) = std::fs::read_dir(&dir) else {
+                continue;
+            };
+            stack.extend(
+                entries
+                    .flatten()
+                    .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+                    .map(|e| e.path()),
+            );
+        }
+    }
+    None
+}
+
 /// A cgroup filesystem mount from /proc/self/mountinfo.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CgroupMount {

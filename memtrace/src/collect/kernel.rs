@@ -16,8 +16,11 @@ pub struct KernelFacts {
     pub vm_pswpin: u32,
     /// `ZSWPIN`, absent without CONFIG_ZSWAP (then `u32::MAX`, which matches nothing).
     pub vm_zswpin: u32,
+    pub vm_pswpout: u32,
     /// Byte offsets of struct members (see the kernel programs' `kernel.rs`).
     pub off_task_tgid: u32,
+    pub off_task_flags: u32,
+    pub off_memcg_css: u32,
     pub off_task_cgroups: u32,
     pub off_css_set_memory: u32,
     pub off_css_cgroup: u32,
@@ -25,6 +28,8 @@ pub struct KernelFacts {
     pub off_cgroup_ancestors: u32,
     pub off_cgroup_kn: u32,
     pub off_kernfs_node_id: u32,
+    /// The gfp bit enumerators (`___GFP_IO_BIT`, ...) and their values.
+    pub gfp_bits: Vec<(String, u32)>,
 }
 
 impl KernelFacts {
@@ -45,7 +50,10 @@ impl KernelFacts {
             vm_pgmajfault: enum_value(btf, "vm_event_item", "PGMAJFAULT")?,
             vm_pswpin: enum_value(btf, "vm_event_item", "PSWPIN")?,
             vm_zswpin: enum_value(btf, "vm_event_item", "ZSWPIN").unwrap_or(u32::MAX),
+            vm_pswpout: enum_value(btf, "vm_event_item", "PSWPOUT")?,
             off_task_tgid: member_offset(btf, "task_struct", "tgid")?,
+            off_task_flags: member_offset(btf, "task_struct", "flags")?,
+            off_memcg_css: member_offset(btf, "mem_cgroup", "css")?,
             off_task_cgroups: member_offset(btf, "task_struct", "cgroups")?,
             off_css_set_memory: member_offset(btf, "css_set", "subsys")? + memory_cgrp_id * 8,
             off_css_cgroup: member_offset(btf, "cgroup_subsys_state", "cgroup")?,
@@ -53,6 +61,7 @@ impl KernelFacts {
             off_cgroup_ancestors: member_offset(btf, "cgroup", "ancestors")?,
             off_cgroup_kn: member_offset(btf, "cgroup", "kn")?,
             off_kernfs_node_id: member_offset(btf, "kernfs_node", "id")?,
+            gfp_bits: enum_members_with_prefix(btf, "___GFP_"),
         })
     }
 }
@@ -77,6 +86,32 @@ fn enum_value(btf: &Btf, enum_name: &str, name: &str) -> Result<u32, Error> {
         }
     }
     Err(missing(format!("enum {enum_name}::{name}")))
+}
+
+/// Every enumerator of any enum whose name starts with `prefix`, with its value (the gfp bit
+/// enum is anonymous, so it is found by its members).
+fn enum_members_with_prefix(btf: &Btf, prefix: &str) -> Vec<(String, u32)> {
+    let marker = format!("{prefix}IO_BIT");
+    // Enumerator names are not indexed, so walk the types; this enum comes early (id ~300).
+    for id in 1..200_000 {
+        match btf.resolve_type_by_id(id) {
+            Ok(Type::Enum(e))
+                if e.members
+                    .iter()
+                    .any(|m| btf.resolve_name(m).ok().as_deref() == Some(marker.as_str())) =>
+            {
+                return e
+                    .members
+                    .iter()
+                    .filter_map(|m| Some((btf.resolve_name(m).ok()?, m.val())))
+                    .filter(|(name, _)| name.starts_with(prefix))
+                    .collect();
+            }
+            Ok(_) => {}
+            Err(_) => break,
+        }
+    }
+    Vec::new()
 }
 
 /// The byte offset of `member` in `struct struct_name`, looking through anonymous members.
@@ -119,5 +154,14 @@ mod tests {
         let facts = KernelFacts::from_running_kernel().expect("facts");
         assert_ne!(facts.vm_pgfault, facts.vm_pgmajfault);
         assert!(facts.off_task_tgid > 0 && facts.off_cgroup_kn > 0);
+        let gfp = crate::report::gfp::GfpNames::from_enum(
+            facts.gfp_bits.iter().map(|(n, b)| (n.as_str(), *b)),
+        );
+        assert_eq!(
+            gfp.decode(0xcc0),
+            "GFP_KERNEL",
+            "gfp bits from BTF: {:?}",
+            facts.gfp_bits
+        );
     }
 }

@@ -17,6 +17,31 @@ use crate::error::Error;
 /// The compiled kernel programs, embedded at build time.
 static EBPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/memtrace"));
 
+/// Reclaim, compaction, swap and kswapd hooks: (program, tracepoint). Each is optional: a
+/// kernel without one loses that part of the picture and says so.
+const RECLAIM_HOOKS: [(&str, &str); 14] = [
+    ("direct_reclaim_begin", "mm_vmscan_direct_reclaim_begin"),
+    ("direct_reclaim_end", "mm_vmscan_direct_reclaim_end"),
+    ("memcg_reclaim_begin", "mm_vmscan_memcg_reclaim_begin"),
+    ("memcg_reclaim_end", "mm_vmscan_memcg_reclaim_end"),
+    (
+        "softlimit_reclaim_begin",
+        "mm_vmscan_memcg_softlimit_reclaim_begin",
+    ),
+    (
+        "softlimit_reclaim_end",
+        "mm_vmscan_memcg_softlimit_reclaim_end",
+    ),
+    ("node_reclaim_begin", "mm_vmscan_node_reclaim_begin"),
+    ("node_reclaim_end", "mm_vmscan_node_reclaim_end"),
+    ("throttled", "mm_vmscan_throttled"),
+    ("compaction_begin", "mm_compaction_begin"),
+    ("compaction_end", "mm_compaction_end"),
+    ("kswapd_wake", "mm_vmscan_kswapd_wake"),
+    ("kswapd_sleep", "mm_vmscan_kswapd_sleep"),
+    ("wakeup_kswapd", "mm_vmscan_wakeup_kswapd"),
+];
+
 /// Which hook ends a fault (see `memtrace_common::fault_end`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum FaultEnd {
@@ -97,6 +122,9 @@ impl Tracer {
             .override_global("VM_PGMAJFAULT", &facts.vm_pgmajfault, true)
             .override_global("VM_PSWPIN", &facts.vm_pswpin, true)
             .override_global("VM_ZSWPIN", &facts.vm_zswpin, true)
+            .override_global("VM_PSWPOUT", &facts.vm_pswpout, true)
+            .override_global("OFF_TASK_FLAGS", &facts.off_task_flags, true)
+            .override_global("OFF_MEMCG_CSS", &facts.off_memcg_css, true)
             .override_global("OFF_TASK_TGID", &facts.off_task_tgid, true)
             .override_global("OFF_TASK_CGROUPS", &facts.off_task_cgroups, true)
             .override_global("OFF_CSS_SET_MEMORY", &facts.off_css_set_memory, true)
@@ -136,6 +164,9 @@ impl Tracer {
         if config.filter.follows_children() {
             self.attach_btf("sched_process_fork", "sched_process_fork", &btf);
         }
+        for (program, tracepoint) in RECLAIM_HOOKS {
+            self.attach_btf(program, tracepoint, &btf);
+        }
         if config.fault_end == FaultEnd::Perf {
             self.attach_perf("fault_done_minor", SoftwareEvent::PageFaultsMin);
             self.attach_perf("fault_done_major", SoftwareEvent::PageFaultsMaj);
@@ -160,7 +191,7 @@ impl Tracer {
         Ok(())
     }
 
-    fn attach_btf(&mut self, program: &'static str, tracepoint: &'static str, btf: &Btf) {
+    fn attach_btf(&mut self, program: &'static str, tracepoint: &str, btf: &Btf) {
         let hook = format!("tp_btf/{tracepoint}");
         let result = (|| -> Result<(), String> {
             let prog: &mut BtfTracePoint = self
@@ -268,7 +299,8 @@ fn fill_pid_filter(ebpf: &mut Ebpf, pids: &[u32]) -> Result<(), Error> {
     Ok(())
 }
 
-/// The error with its sources, which carry the kernel's reason.
+/// The error with its sources, which carry the kernel's reason, on one line; the verifier's
+/// log (many lines) goes to the debug log only.
 fn describe(error: &dyn std::error::Error) -> String {
     let mut text = error.to_string();
     let mut source = error.source();
@@ -277,7 +309,11 @@ fn describe(error: &dyn std::error::Error) -> String {
         text.push_str(&inner.to_string());
         source = inner.source();
     }
-    text
+    log::debug!("{text}");
+    match text.split_once(". Verifier output:") {
+        Some((head, _)) => format!("{head} (verifier log with RUST_LOG=debug)"),
+        None => text.lines().next().unwrap_or_default().to_string(),
+    }
 }
 
 /// Kernels before 5.11 charge BPF memory to RLIMIT_MEMLOCK. Newer ones charge the memcg, and

@@ -1,4 +1,5 @@
 pub mod filter;
 pub mod kernel;
 pub mod loader;
+pub mod machine;
 pub mod session;

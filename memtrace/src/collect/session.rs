@@ -9,11 +9,14 @@ use std::{
 use aya::maps::{MapData, RingBuf};
 use tokio::{io::Interest, io::unix::AsyncFd, signal::unix::SignalKind, sync::mpsc};
 
-use super::loader::{HookStatus, KernelCounters, Tracer};
+use super::{
+    loader::{HookStatus, KernelCounters, Tracer},
+    machine,
+};
 use crate::{
-    decode::decode,
+    decode::{Record, decode},
     error::Error,
-    model::{IntervalCounts, Model},
+    model::{IntervalCounts, Model, machine::MachineInterval},
 };
 
 /// How long to record and how often to report.
@@ -49,6 +52,8 @@ pub struct Tick<'a> {
     pub counts: IntervalCounts,
     /// Kernel counters so far (lost records included).
     pub counters: KernelCounters,
+    /// The machine during this interval.
+    pub machine: MachineInterval,
     /// The whole model so far.
     pub model: &'a Model,
 }
@@ -67,11 +72,13 @@ pub struct Recording {
     pub stop: StopReason,
 }
 
-/// Runs a recording with an attached tracer. `on_tick` is called once per interval.
+/// Runs a recording with an attached tracer. `on_tick` is called once per interval, and
+/// `on_record` for every decoded record as it is drained (the per-event log).
 pub async fn record(
     mut tracer: Tracer,
     options: &RunOptions,
     mut on_tick: impl FnMut(Tick<'_>),
+    mut on_record: impl FnMut(&Record),
 ) -> Result<Recording, Error> {
     let ring = tracer.take_ring()?;
     // SAFETY: the ring buffer owns its fd, which stays open and unchanged while AsyncFd owns it.
@@ -93,24 +100,26 @@ pub async fn record(
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     ticker.tick().await; // the first tick is immediate
     let mut last_tick = Instant::now();
-    let mut model = Model::new();
+    let mut model = Model::starting_at(machine::sample());
     let mut remaining = options.watch_pids.len();
 
     let stop = loop {
         tokio::select! {
             guard = ring.readable_mut() => {
                 let mut guard = guard.map_err(|e| Error::io("waiting on the ring buffer", e))?;
-                drain(guard.get_inner_mut(), &mut model);
+                drain(guard.get_inner_mut(), &mut model, &mut on_record);
                 guard.clear_ready();
             }
             _ = ticker.tick() => {
-                drain(ring.get_mut(), &mut model);
+                drain(ring.get_mut(), &mut model, &mut on_record);
                 let now = Instant::now();
+                model.close_interval(machine::sample());
                 on_tick(Tick {
                     elapsed: now - start,
                     interval: now - last_tick,
                     counts: model.take_interval(),
                     counters: tracer.counters()?,
+                    machine: model.machine.last().copied().unwrap_or_default(),
                     model: &model,
                 });
                 last_tick = now;
@@ -126,8 +135,10 @@ pub async fn record(
             }
         }
     };
-    // Everything the kernel produced up to now is in the ring: take it all.
-    drain(ring.get_mut(), &mut model);
+    // Everything the kernel produced up to now is in the ring: take it all, and close the last
+    // (partial) interval so the timeline covers the whole recording.
+    drain(ring.get_mut(), &mut model, &mut on_record);
+    model.close_interval(machine::sample());
     let counters = tracer.counters()?;
     Ok(Recording {
         model,
@@ -139,9 +150,13 @@ pub async fn record(
 }
 
 /// Decodes every record waiting in the ring into the model.
-fn drain(ring: &mut RingBuf<MapData>, model: &mut Model) {
+fn drain(ring: &mut RingBuf<MapData>, model: &mut Model, on_record: &mut impl FnMut(&Record)) {
     while let Some(item) = ring.next() {
-        model.apply(decode(&item));
+        let record = decode(&item);
+        if let Ok(record) = &record {
+            on_record(record);
+        }
+        model.apply(record);
     }
 }
 

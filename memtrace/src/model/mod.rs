@@ -1,13 +1,30 @@
 //! The aggregate built from decoded records: per-process, per-class fault latency, plus the
 //! counts of the current interval for the live line. Renderers read it; nothing here prints.
 mod hist;
+pub mod machine;
+pub mod swap;
+pub mod timeline;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 pub use hist::{LatencyStats, LatencySummary, Log2Bucket, SIGNIFICANT_DIGITS};
-use memtrace_common::{FAULT_CLASSES, FaultClass, FaultEvent};
+use machine::{MachineInterval, MachineSample};
+use memtrace_common::{FAULT_CLASSES, FaultClass, FaultEvent, STALL_KINDS, StallEvent, StallKind};
+use swap::{Kswapd, SwapTraffic};
+use timeline::{StallCategory, Timeline};
 
 use crate::decode::{DecodeError, Record, comm_str};
+
+/// Stalls of one kind in one process.
+#[derive(Clone, Debug, Default)]
+pub struct StallStats {
+    /// Count, total and distribution of the stall latency.
+    pub latency: LatencyStats,
+    /// Pages reclaimed during these stalls.
+    pub pages: u64,
+    /// How many stalls each (order, gfp flags) of allocation caused.
+    pub allocations: BTreeMap<(i32, u32), u64>,
+}
 
 /// Faults of one process.
 #[derive(Clone, Debug)]
@@ -20,6 +37,8 @@ pub struct ProcessFaults {
     pub classes: [Option<LatencyStats>; FAULT_CLASSES],
     /// Pages read back from swap during this process's faults.
     pub swapin_pages: u64,
+    /// Reclaim and compaction stalls, per kind (indexed by `StallKind as usize`).
+    pub stalls: [Option<StallStats>; STALL_KINDS],
 }
 
 impl ProcessFaults {
@@ -29,7 +48,22 @@ impl ProcessFaults {
             comm: String::new(),
             classes: Default::default(),
             swapin_pages: 0,
+            stalls: Default::default(),
         }
+    }
+
+    /// The stalls of one kind, if any.
+    pub fn stall(&self, kind: StallKind) -> Option<&StallStats> {
+        self.stalls[kind as usize].as_ref()
+    }
+
+    /// Time spent in reclaim and compaction stalls.
+    pub fn stall_ns(&self) -> u64 {
+        self.stalls
+            .iter()
+            .flatten()
+            .map(|s| s.latency.total_ns())
+            .sum()
     }
 
     /// The stats of one class, if it saw any fault.
@@ -61,6 +95,10 @@ pub struct IntervalCounts {
     pub per_pid: HashMap<u32, u64>,
     /// Records that did not decode.
     pub decode_errors: u64,
+    /// Reclaim and compaction stalls per kind.
+    pub stalls: [u64; STALL_KINDS],
+    /// Time in those stalls.
+    pub stall_ns: u64,
 }
 
 impl IntervalCounts {
@@ -83,6 +121,15 @@ impl IntervalCounts {
 pub struct Model {
     processes: HashMap<u32, ProcessFaults>,
     interval: IntervalCounts,
+    /// Per-interval stall time and kswapd busy time.
+    pub timeline: Timeline,
+    /// The machine during each closed interval (same order as the timeline's).
+    pub machine: Vec<MachineInterval>,
+    last_sample: Option<MachineSample>,
+    /// Swap traffic by task and memory cgroup.
+    pub swap: SwapTraffic,
+    /// kswapd per node.
+    pub kswapd: Kswapd,
     /// Records decoded since the start.
     pub records: u64,
     /// Records that did not decode, by reason (first seen kept for the report).
@@ -97,10 +144,31 @@ impl Model {
         Self::default()
     }
 
+    /// An empty model whose first interval starts at `sample` (CLOCK_MONOTONIC).
+    pub fn starting_at(sample: MachineSample) -> Self {
+        Self {
+            timeline: Timeline::new(sample.mono_ns),
+            last_sample: Some(sample),
+            ..Self::default()
+        }
+    }
+
+    /// Closes the current interval at `sample`'s time, with the machine's context.
+    pub fn close_interval(&mut self, sample: MachineSample) {
+        self.kswapd.settle(sample.mono_ns, &mut self.timeline);
+        self.timeline.close(sample.mono_ns);
+        let prev = self.last_sample.unwrap_or(sample);
+        self.machine.push(MachineInterval::between(&prev, &sample));
+        self.last_sample = Some(sample);
+    }
+
     /// Adds one decoded record, or counts one that did not decode.
     pub fn apply(&mut self, record: Result<Record, DecodeError>) {
         match record {
             Ok(Record::Fault { event, class }) => self.add_fault(&event, class),
+            Ok(Record::Stall { event, stall }) => self.add_stall(&event, stall),
+            Ok(Record::Swap(event)) => self.swap.add(&event),
+            Ok(Record::Kswapd(event)) => self.kswapd.add(&event, &mut self.timeline),
             Err(error) => {
                 self.decode_errors += 1;
                 self.interval.decode_errors += 1;
@@ -124,6 +192,34 @@ impl Model {
         process.swapin_pages += u64::from(event.swapin_pages);
         self.interval.faults[class as usize] += 1;
         *self.interval.per_pid.entry(event.tgid).or_default() += 1;
+        if let Some(category) = StallCategory::of_fault(class) {
+            self.timeline
+                .add_stall(event.tgid, category, event.start_ns, event.latency_ns);
+        }
+    }
+
+    fn add_stall(&mut self, event: &StallEvent, kind: StallKind) {
+        let process = self
+            .processes
+            .entry(event.tgid)
+            .or_insert_with(|| ProcessFaults::new(event.tgid));
+        if process.comm.is_empty() || event.tid == event.tgid {
+            process.comm = comm_str(&event.comm);
+        }
+        let stats = process.stalls[kind as usize].get_or_insert_with(StallStats::default);
+        stats.latency.record(event.latency_ns);
+        if kind != StallKind::Compaction {
+            stats.pages += event.nr_reclaimed;
+        }
+        *stats
+            .allocations
+            .entry((event.order, event.gfp_flags))
+            .or_default() += 1;
+        self.interval.stalls[kind as usize] += 1;
+        self.interval.stall_ns += event.latency_ns;
+        let category = StallCategory::of_stall(kind);
+        self.timeline
+            .add_stall(event.tgid, category, event.start_ns, event.latency_ns);
     }
 
     /// Returns the current interval's counts and starts a new interval.

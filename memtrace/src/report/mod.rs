@@ -1,9 +1,13 @@
 //! The report model and its renderers. `Report` is built once from a recording; every output
 //! (terminal table, log2 bars, JSON) is a function of it that writes to `&mut impl Write`.
 pub mod bars;
+pub mod events;
+pub mod gfp;
 pub mod json;
 pub mod live;
+pub mod stalls;
 pub mod table;
+pub mod timeline;
 pub mod units;
 
 use memtrace_common::{EventKind, FaultClass};
@@ -13,8 +17,25 @@ use crate::{
         loader::{HookStatus, KernelCounters},
         session::{Recording, StopReason},
     },
-    model::{LatencyStats, LatencySummary, Log2Bucket, ProcessFaults},
+    model::{LatencyStats, LatencySummary, Log2Bucket, ProcessFaults, machine::Thresholds},
 };
+use gfp::GfpNames;
+use stalls::{KswapdReport, StallsReport, SwapReport};
+use timeline::TimelineRow;
+
+/// What a report needs besides the recording.
+pub struct ReportContext<'a> {
+    /// What was traced, in words.
+    pub traced: String,
+    /// Pids the timeline focuses on (empty: the most stalled of each interval).
+    pub focus: &'a [u32],
+    /// When a timeline interval is flagged.
+    pub thresholds: Thresholds,
+    /// gfp flag names of the running kernel.
+    pub gfp: &'a GfpNames,
+    /// Resolves a memory cgroup's inode to its path.
+    pub memcg_path: &'a dyn Fn(u64) -> Option<String>,
+}
 
 /// Version tag of the JSON document (see docs/json-schema.md).
 pub const SCHEMA: &str = "memtrace.report/1";
@@ -51,14 +72,25 @@ pub struct Report {
     pub hooks: Vec<HookStatus>,
     /// All processes together.
     pub total: ClassesReport,
-    /// Per process, most time in faults first.
+    /// Per process, most time in faults and stalls first.
     pub processes: Vec<ProcessReport>,
+    /// Swap traffic, machine-wide.
+    pub swap: SwapReport,
+    /// kswapd per NUMA node.
+    pub kswapd: Vec<KswapdReport>,
+    /// When timeline intervals are flagged.
+    pub thresholds: Thresholds,
+    /// One row per interval.
+    pub timeline: Vec<TimelineRow>,
 }
 
 /// Lost records by kind.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
 pub struct LostReport {
     pub faults: u64,
+    pub stalls: u64,
+    pub swap: u64,
+    pub kswapd: u64,
     pub total: u64,
 }
 
@@ -85,6 +117,9 @@ pub struct ProcessReport {
     /// Pages read back from swap during its faults (readahead included).
     pub swapin_pages: u64,
     pub classes: ClassesReport,
+    /// Time in reclaim and compaction stalls.
+    pub stall_time_ns: u64,
+    pub stalls: StallsReport,
 }
 
 /// The three fault classes.
@@ -134,16 +169,17 @@ impl ClassReport {
 
 impl Report {
     /// Builds the report of a recording.
-    pub fn new(recording: &Recording, traced: String) -> Self {
+    pub fn new(recording: &Recording, context: &ReportContext<'_>) -> Self {
         let model = &recording.model;
         let mut processes: Vec<&ProcessFaults> = model.processes().collect();
-        processes.sort_by(|a, b| b.total_ns().cmp(&a.total_ns()).then(a.pid.cmp(&b.pid)));
+        let busy = |p: &ProcessFaults| p.total_ns() + p.stall_ns();
+        processes.sort_by(|a, b| busy(b).cmp(&busy(a)).then(a.pid.cmp(&b.pid)));
         let total = merge_all(&processes);
         Self {
             schema: SCHEMA,
             memtrace_version: env!("CARGO_PKG_VERSION"),
             kernel: kernel_release(),
-            traced,
+            traced: context.traced.clone(),
             duration_s: recording.elapsed.as_secs_f64(),
             stop_reason: recording.stop,
             faults: model.records,
@@ -152,12 +188,19 @@ impl Report {
             kernel_counters: diagnostics(&recording.counters),
             hooks: recording.hooks.clone(),
             total: ClassesReport::from_stats([0, 1, 2].map(|i| total[i].as_ref())),
-            processes: processes.iter().map(|p| process_report(p)).collect(),
+            processes: processes
+                .iter()
+                .map(|p| process_report(p, context.gfp))
+                .collect(),
+            swap: SwapReport::new(&model.swap, context.memcg_path),
+            kswapd: stalls::kswapd_reports(&model.kswapd),
+            thresholds: context.thresholds,
+            timeline: timeline::rows(model, &context.thresholds, context.focus),
         }
     }
 }
 
-fn process_report(p: &ProcessFaults) -> ProcessReport {
+fn process_report(p: &ProcessFaults, gfp: &GfpNames) -> ProcessReport {
     ProcessReport {
         pid: p.pid,
         comm: p.comm.clone(),
@@ -165,6 +208,8 @@ fn process_report(p: &ProcessFaults) -> ProcessReport {
         fault_time_ns: p.total_ns(),
         swapin_pages: p.swapin_pages,
         classes: ClassesReport::from_stats(FaultClass::ALL.map(|c| p.class(c))),
+        stall_time_ns: p.stall_ns(),
+        stalls: StallsReport::of(p, gfp),
     }
 }
 
@@ -187,6 +232,9 @@ fn merge_all(processes: &[&ProcessFaults]) -> [Option<LatencyStats>; 3] {
 pub fn lost(counters: &KernelCounters) -> LostReport {
     LostReport {
         faults: counters.lost[EventKind::Fault as usize],
+        stalls: counters.lost[EventKind::Stall as usize],
+        swap: counters.lost[EventKind::Swap as usize],
+        kswapd: counters.lost[EventKind::Kswapd as usize],
         total: counters.lost.iter().sum(),
     }
 }

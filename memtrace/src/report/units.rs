@@ -28,6 +28,18 @@ pub fn count(n: u64) -> String {
     format!("{}{unit}", three_digits(scaled))
 }
 
+/// `512B`, `12.0M`, `1.50G` (binary units).
+pub fn bytes(n: u64) -> String {
+    const UNITS: [(f64, &str); 3] = [(1_073_741_824.0, "G"), (1_048_576.0, "M"), (1024.0, "K")];
+    let value = n as f64;
+    for (scale, unit) in UNITS {
+        if value >= scale {
+            return format!("{}{unit}", three_digits(value / scale));
+        }
+    }
+    format!("{n}B")
+}
+
 /// A rate per second, as `count` does.
 pub fn rate(n: u64, seconds: f64) -> String {
     if seconds <= 0.0 {
@@ -68,5 +80,7 @@ mod tests {
         assert_eq!(count(1_200_000), "1.20M");
         assert_eq!(rate(500, 0.5), "1.00k");
         assert_eq!(rate(5, 0.0), "0");
+        assert_eq!(bytes(512), "512B");
+        assert_eq!(bytes(3 << 30), "3.00G");
     }
 }

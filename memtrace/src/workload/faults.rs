@@ -24,6 +24,8 @@ pub struct FaultPlan {
     pub swap_mib: usize,
     /// Where the temporary file goes (must not be tmpfs, or there is no I/O).
     pub dir: PathBuf,
+    /// Idle time before the first phase.
+    pub pause_ms: u64,
 }
 
 /// The kernel's counters for the workload, per phase and overall.
@@ -53,6 +55,7 @@ pub fn run(plan: &FaultPlan) -> std::io::Result<FaultOutcome> {
         pid: std::process::id(),
         ..FaultOutcome::default()
     };
+    std::thread::sleep(std::time::Duration::from_millis(plan.pause_ms));
     let start = FaultCounters::read("self")?;
     if plan.file_mib > 0 {
         let before = FaultCounters::read("self")?;

@@ -1,0 +1,312 @@
+//! Reclaim and compaction stalls per process, swap traffic and kswapd: the report sections and
+//! their terminal rendering.
+use std::io::{self, Write};
+
+use memtrace_common::StallKind;
+
+use super::{Report, gfp::GfpNames, units};
+use crate::model::{
+    LatencySummary, ProcessFaults, StallStats,
+    swap::{Kswapd, SwapTraffic},
+};
+
+/// Stable names of stall kinds, as used in JSON and tables.
+pub fn stall_name(kind: StallKind) -> &'static str {
+    match kind {
+        StallKind::DirectReclaim => "direct_reclaim",
+        StallKind::MemcgReclaim => "memcg_reclaim",
+        StallKind::MemcgSoftLimit => "memcg_softlimit",
+        StallKind::NodeReclaim => "node_reclaim",
+        StallKind::Throttle => "throttle",
+        StallKind::Compaction => "compaction",
+    }
+}
+
+/// One allocation shape that stalled.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct AllocationReport {
+    pub order: i32,
+    pub gfp_flags: u32,
+    /// `gfp_flags` decoded to the kernel's names.
+    pub gfp: String,
+    pub count: u64,
+}
+
+/// Stalls of one kind in one process.
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct StallReport {
+    #[serde(flatten)]
+    pub latency: LatencySummary,
+    /// Pages reclaimed during these stalls.
+    pub pages_reclaimed: u64,
+    /// Which allocations stalled, most frequent first.
+    pub allocations: Vec<AllocationReport>,
+}
+
+impl StallReport {
+    fn new(stats: Option<&StallStats>, gfp: &GfpNames) -> Self {
+        let Some(stats) = stats else {
+            return Self::default();
+        };
+        let mut allocations: Vec<AllocationReport> = stats
+            .allocations
+            .iter()
+            .map(|(&(order, gfp_flags), &count)| AllocationReport {
+                order,
+                gfp_flags,
+                gfp: gfp.decode(gfp_flags),
+                count,
+            })
+            .collect();
+        allocations.sort_by_key(|a| std::cmp::Reverse(a.count));
+        Self {
+            latency: stats.latency.summary(),
+            pages_reclaimed: stats.pages,
+            allocations,
+        }
+    }
+}
+
+/// Every stall kind of one process (all present, `count` 0 when none).
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct StallsReport {
+    pub direct_reclaim: StallReport,
+    pub memcg_reclaim: StallReport,
+    pub memcg_softlimit: StallReport,
+    pub node_reclaim: StallReport,
+    pub throttle: StallReport,
+    pub compaction: StallReport,
+}
+
+impl StallsReport {
+    /// The stalls of a process.
+    pub fn of(process: &ProcessFaults, gfp: &GfpNames) -> Self {
+        let r = |kind| StallReport::new(process.stall(kind), gfp);
+        Self {
+            direct_reclaim: r(StallKind::DirectReclaim),
+            memcg_reclaim: r(StallKind::MemcgReclaim),
+            memcg_softlimit: r(StallKind::MemcgSoftLimit),
+            node_reclaim: r(StallKind::NodeReclaim),
+            throttle: r(StallKind::Throttle),
+            compaction: r(StallKind::Compaction),
+        }
+    }
+
+    /// The kinds in display order.
+    pub fn iter(&self) -> [(StallKind, &StallReport); 6] {
+        [
+            (StallKind::DirectReclaim, &self.direct_reclaim),
+            (StallKind::MemcgReclaim, &self.memcg_reclaim),
+            (StallKind::MemcgSoftLimit, &self.memcg_softlimit),
+            (StallKind::NodeReclaim, &self.node_reclaim),
+            (StallKind::Throttle, &self.throttle),
+            (StallKind::Compaction, &self.compaction),
+        ]
+    }
+}
+
+/// Pages moved by one task or for one memory cgroup.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct SwapShare {
+    /// The task doing the I/O (the reclaimer, for swap-outs).
+    pub pid: Option<u32>,
+    pub comm: Option<String>,
+    /// The memory cgroup owning the pages: its inode and path.
+    pub memcg_id: Option<u64>,
+    pub memcg_path: Option<String>,
+    pub out_pages: u64,
+    pub in_pages: u64,
+}
+
+/// Swap traffic of the whole recording (machine-wide, whatever the filter).
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct SwapReport {
+    pub out_pages: u64,
+    pub in_pages: u64,
+    pub by_task: Vec<SwapShare>,
+    pub by_memcg: Vec<SwapShare>,
+}
+
+impl SwapReport {
+    /// Builds the section; `memcg_path` resolves a cgroup inode to its path.
+    pub fn new(swap: &SwapTraffic, memcg_path: impl Fn(u64) -> Option<String>) -> Self {
+        let mut by_task: Vec<SwapShare> = swap
+            .by_task
+            .iter()
+            .map(|(&pid, (comm, c))| SwapShare {
+                pid: Some(pid),
+                comm: Some(comm.clone()),
+                memcg_id: None,
+                memcg_path: None,
+                out_pages: c.out_pages,
+                in_pages: c.in_pages,
+            })
+            .collect();
+        let mut by_memcg: Vec<SwapShare> = swap
+            .by_memcg
+            .iter()
+            .map(|(&id, c)| SwapShare {
+                pid: None,
+                comm: None,
+                memcg_id: Some(id),
+                memcg_path: memcg_path(id),
+                out_pages: c.out_pages,
+                in_pages: c.in_pages,
+            })
+            .collect();
+        let key = |s: &SwapShare| std::cmp::Reverse(s.out_pages + s.in_pages);
+        by_task.sort_by_key(key);
+        by_memcg.sort_by_key(key);
+        Self {
+            out_pages: swap.total.out_pages,
+            in_pages: swap.total.in_pages,
+            by_task,
+            by_memcg,
+        }
+    }
+}
+
+/// Who woke kswapd.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Waker {
+    pub pid: u32,
+    pub comm: String,
+    pub order: i32,
+    pub count: u64,
+}
+
+/// kswapd of one node.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct KswapdReport {
+    pub nid: u32,
+    pub runs: u64,
+    pub busy_ns: u64,
+    pub woken_by: Vec<Waker>,
+}
+
+/// kswapd of every node, node order.
+pub fn kswapd_reports(kswapd: &Kswapd) -> Vec<KswapdReport> {
+    let mut nodes: Vec<KswapdReport> = kswapd
+        .nodes
+        .values()
+        .map(|n| {
+            let mut woken_by: Vec<Waker> = n
+                .woken_by
+                .iter()
+                .map(|((pid, comm, order), &count)| Waker {
+                    pid: *pid,
+                    comm: comm.clone(),
+                    order: *order,
+                    count,
+                })
+                .collect();
+            woken_by.sort_by(|a, b| b.count.cmp(&a.count).then(a.pid.cmp(&b.pid)));
+            KswapdReport {
+                nid: n.nid,
+                runs: n.runs,
+                busy_ns: n.busy_ns,
+                woken_by,
+            }
+        })
+        .collect();
+    nodes.sort_by_key(|n| n.nid);
+    nodes
+}
+
+/// Writes the stall table (processes with stalls, most stalled first) and the background
+/// activity; nothing when there was none.
+pub fn write(report: &Report, top: usize, out: &mut impl Write) -> io::Result<()> {
+    let stalled: Vec<_> = report
+        .processes
+        .iter()
+        .filter(|p| p.stall_time_ns > 0)
+        .collect();
+    if !stalled.is_empty() {
+        writeln!(out, "\nreclaim and compaction stalls:")?;
+        writeln!(
+            out,
+            "{:>7} {:<16} {:<15} {:>7} {:>8} {:>8} {:>8} {:>8} {:>9}  ALLOCATION",
+            "PID", "COMM", "KIND", "COUNT", "TOTAL", "P50", "P99", "MAX", "RECLAIMED"
+        )?;
+        let mut sorted = stalled;
+        sorted.sort_by_key(|p| std::cmp::Reverse(p.stall_time_ns));
+        for p in sorted.iter().take(top) {
+            for (kind, s) in p.stalls.iter() {
+                if s.latency.count == 0 {
+                    continue;
+                }
+                let d = units::duration_ns;
+                let alloc = s
+                    .allocations
+                    .first()
+                    .map_or(String::new(), |a| format!("order {} {}", a.order, a.gfp));
+                writeln!(
+                    out,
+                    "{:>7} {:<16} {:<15} {:>7} {:>8} {:>8} {:>8} {:>8} {:>9}  {alloc}",
+                    p.pid,
+                    p.comm,
+                    stall_name(kind),
+                    s.latency.count,
+                    d(s.latency.total_ns),
+                    d(s.latency.p50_ns),
+                    d(s.latency.p99_ns),
+                    d(s.latency.max_ns),
+                    s.pages_reclaimed
+                )?;
+            }
+        }
+    }
+    let swap = &report.swap;
+    if swap.out_pages + swap.in_pages > 0 {
+        writeln!(
+            out,
+            "\nswap: {} pages out, {} pages in (machine-wide)",
+            swap.out_pages, swap.in_pages
+        )?;
+        for s in swap.by_task.iter().filter(|s| s.out_pages > 0).take(3) {
+            writeln!(
+                out,
+                "  swapped out by {}[{}]: {} pages",
+                s.comm.as_deref().unwrap_or("?"),
+                s.pid.unwrap_or(0),
+                s.out_pages
+            )?;
+        }
+        for s in swap.by_memcg.iter().take(3) {
+            let path = s
+                .memcg_path
+                .clone()
+                .unwrap_or_else(|| format!("memcg id {}", s.memcg_id.unwrap_or(0)));
+            writeln!(
+                out,
+                "  pages of {path}: {} out, {} in",
+                s.out_pages, s.in_pages
+            )?;
+        }
+    }
+    for node in report
+        .kswapd
+        .iter()
+        .filter(|n| n.runs > 0 || !n.woken_by.is_empty())
+    {
+        let wakers: Vec<String> = node
+            .woken_by
+            .iter()
+            .take(3)
+            .map(|w| format!("{}[{}] order {} x{}", w.comm, w.pid, w.order, w.count))
+            .collect();
+        writeln!(
+            out,
+            "kswapd{}: {} runs, busy {}; woken by {}",
+            node.nid,
+            node.runs,
+            units::duration_ns(node.busy_ns),
+            if wakers.is_empty() {
+                "-".to_string()
+            } else {
+                wakers.join(", ")
+            }
+        )?;
+    }
+    Ok(())
+}

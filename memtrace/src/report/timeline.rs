@@ -1,0 +1,210 @@
+//! The timeline: one row per recording interval with the machine's context and the processes
+//! that stalled most, flagged when a process's stall share or PSI passes its threshold.
+use std::{
+    collections::BTreeMap,
+    io::{self, Write},
+};
+
+use super::units;
+use crate::model::{
+    Model,
+    machine::{MachineInterval, Thresholds, share_pct},
+    timeline::{Interval, StallCategory},
+};
+
+/// How many processes a row lists when none is singled out.
+const TOP_PER_ROW: usize = 3;
+
+/// One process in one interval.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct ProcessShare {
+    pub pid: u32,
+    pub comm: String,
+    /// Stalled thread-time as a share of the interval, in %: above 100 with several stalled
+    /// threads; kinds can nest (a swap-in fault may contain memcg reclaim).
+    pub stalled_pct: f64,
+    /// Share per kind (kinds with time only).
+    pub by_kind: BTreeMap<StallCategory, f64>,
+}
+
+/// One interval.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct TimelineRow {
+    /// Start, in seconds since the recording started.
+    pub start_s: f64,
+    pub len_ms: u64,
+    /// A process's stall share or PSI `some` passed its threshold.
+    pub flagged: bool,
+    pub machine: MachineInterval,
+    /// kswapd busy time as a share of the interval (all nodes), in %.
+    pub kswapd_busy_pct: f64,
+    pub processes: Vec<ProcessShare>,
+}
+
+/// The rows of a model. With `focus` pids, each row lists those; otherwise the most stalled.
+pub fn rows(model: &Model, thresholds: &Thresholds, focus: &[u32]) -> Vec<TimelineRow> {
+    let closed = model.timeline.closed();
+    let origin = closed.first().map_or(0, |i| i.start_ns);
+    closed
+        .iter()
+        .zip(&model.machine)
+        .map(|(interval, machine)| row(model, interval, machine, origin, thresholds, focus))
+        .collect()
+}
+
+/// The row of the last closed interval, for the live line.
+pub fn last_row(model: &Model, thresholds: &Thresholds, focus: &[u32]) -> Option<TimelineRow> {
+    let closed = model.timeline.closed();
+    let origin = closed.first()?.start_ns;
+    let index = closed.len() - 1;
+    Some(row(
+        model,
+        &closed[index],
+        model.machine.get(index)?,
+        origin,
+        thresholds,
+        focus,
+    ))
+}
+
+fn row(
+    model: &Model,
+    interval: &Interval,
+    machine: &MachineInterval,
+    origin: u64,
+    thresholds: &Thresholds,
+    focus: &[u32],
+) -> TimelineRow {
+    let len = interval.len_ns();
+    let mut processes: Vec<ProcessShare> = interval
+        .stalls
+        .iter()
+        .filter(|(pid, _)| focus.is_empty() || focus.contains(pid))
+        .map(|(&pid, ns)| ProcessShare {
+            pid,
+            comm: model.comm_of(pid).to_string(),
+            stalled_pct: share_pct(ns.iter().sum(), len),
+            by_kind: StallCategory::ALL
+                .iter()
+                .filter(|c| ns[**c as usize] > 0)
+                .map(|&c| (c, share_pct(ns[c as usize], len)))
+                .collect(),
+        })
+        .collect();
+    processes.sort_by(|a, b| {
+        b.stalled_pct
+            .total_cmp(&a.stalled_pct)
+            .then(a.pid.cmp(&b.pid))
+    });
+    if focus.is_empty() {
+        processes.truncate(TOP_PER_ROW);
+    }
+    let worst = processes.first().map_or(0.0, |p| p.stalled_pct);
+    TimelineRow {
+        start_s: interval.start_ns.saturating_sub(origin) as f64 / 1e9,
+        len_ms: len / 1_000_000,
+        flagged: thresholds.flags(worst, machine.psi_some_pct),
+        machine: *machine,
+        kswapd_busy_pct: share_pct(interval.kswapd_busy_ns.values().sum(), len),
+        processes,
+    }
+}
+
+/// Writes the timeline, one line per interval; `!!` marks flagged ones.
+pub fn write(rows: &[TimelineRow], out: &mut impl Write) -> io::Result<()> {
+    writeln!(
+        out,
+        "\ntimeline (!! = a process stalled or PSI passed the threshold):"
+    )?;
+    writeln!(
+        out,
+        "{:>9}  {:>11} {:>8} {:>8} {:>8} {:>9} {:>9} {:>7}  STALLED PROCESSES",
+        "TIME", "PSI SOME/FU", "FREE", "AVAIL", "SWAPUSED", "SWPIN/s", "SWPOUT/s", "KSWAPD"
+    )?;
+    for row in rows {
+        let psi = match (row.machine.psi_some_pct, row.machine.psi_full_pct) {
+            (Some(s), Some(f)) => format!("{s:.0}%/{f:.0}%"),
+            _ => "-".to_string(),
+        };
+        let kb = |v: u64| units::bytes(v * 1024);
+        let procs: Vec<String> = row
+            .processes
+            .iter()
+            .map(|p| {
+                let kinds: Vec<String> = p
+                    .by_kind
+                    .iter()
+                    .map(|(k, v)| format!("{} {v:.0}%", k.short()))
+                    .collect();
+                format!(
+                    "{}[{}] {:.0}% ({})",
+                    p.comm,
+                    p.pid,
+                    p.stalled_pct,
+                    kinds.join(" ")
+                )
+            })
+            .collect();
+        writeln!(
+            out,
+            "{} {:>7.1}s  {:>11} {:>8} {:>8} {:>8} {:>9} {:>9} {:>6.0}%  {}",
+            if row.flagged { "!!" } else { "  " },
+            row.start_s,
+            psi,
+            kb(row.machine.mem_free_kb),
+            kb(row.machine.mem_available_kb),
+            kb(row.machine.swap_used_kb),
+            units::count(row.machine.pswpin_per_s.round() as u64),
+            units::count(row.machine.pswpout_per_s.round() as u64),
+            row.kswapd_busy_pct,
+            procs.join(", ")
+        )?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::machine::MachineSample;
+
+    #[test]
+    fn rows_flag_the_stalled_interval_and_not_the_quiet_one() {
+        let start = MachineSample {
+            mono_ns: 1_000,
+            psi_some_us: Some(0),
+            psi_full_us: Some(0),
+            ..Default::default()
+        };
+        let mut model = Model::starting_at(start);
+        model.close_interval(MachineSample {
+            mono_ns: 1_000_001_000,
+            ..start
+        });
+        // 400 ms of memcg reclaim in the second interval.
+        model
+            .timeline
+            .add_stall(42, StallCategory::MemcgReclaim, 1_100_000_000, 400_000_000);
+        model.close_interval(MachineSample {
+            mono_ns: 2_000_001_000,
+            psi_some_us: Some(300_000),
+            ..start
+        });
+        let rows = rows(&model, &Thresholds::default(), &[]);
+        assert_eq!(rows.len(), 2);
+        assert!(!rows[0].flagged);
+        assert!(rows[1].flagged);
+        assert_eq!(rows[1].processes[0].pid, 42);
+        assert!((rows[1].processes[0].stalled_pct - 40.0).abs() < 0.01);
+        assert_eq!(rows[1].machine.psi_some_pct, Some(30.0));
+        let mut text = Vec::new();
+        write(&rows, &mut text).expect("render");
+        let text = String::from_utf8(text).expect("utf-8");
+        assert_eq!(
+            text.lines().filter(|l| l.starts_with("!!")).count(),
+            1,
+            "{text}"
+        );
+        assert!(text.contains("memcg 40%"), "{text}");
+    }
+}
