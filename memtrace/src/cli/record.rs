@@ -54,6 +54,9 @@ pub struct RecordArgs {
     /// as it happens (e.g. 1ms).
     #[arg(long, value_name = "LATENCY", value_parser = args::duration)]
     min_stall: Option<Duration>,
+    /// Trace page faults only: no reclaim, compaction, swap or kswapd hooks.
+    #[arg(long)]
+    faults_only: bool,
     /// Flag an interval when a process spent at least this share of it stalled (%).
     #[arg(long, default_value_t = 10.0, value_name = "PERCENT")]
     stall_threshold: f64,
@@ -81,6 +84,7 @@ pub fn run(args: RecordArgs) -> Result<ExitCode, Error> {
             EndHook::Perf => FaultEnd::Perf,
             EndHook::Memcg => FaultEnd::MemcgEvent,
         },
+        reclaim: !args.faults_only,
     };
     let tracer = Tracer::start(&config, &facts)?;
     for hook in tracer.hooks.iter().filter(|h| h.error.is_some()) {

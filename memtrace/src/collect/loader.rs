@@ -60,6 +60,8 @@ pub struct TracerConfig {
     pub ring_bytes: u32,
     /// Which hook ends a fault.
     pub fault_end: FaultEnd,
+    /// Attach the reclaim, compaction, swap and kswapd hooks too.
+    pub reclaim: bool,
 }
 
 impl Default for TracerConfig {
@@ -68,6 +70,7 @@ impl Default for TracerConfig {
             filter: Filter::All,
             ring_bytes: 8 << 20,
             fault_end: FaultEnd::Perf,
+            reclaim: true,
         }
     }
 }
@@ -164,8 +167,10 @@ impl Tracer {
         if config.filter.follows_children() {
             self.attach_btf("sched_process_fork", "sched_process_fork", &btf);
         }
-        for (program, tracepoint) in RECLAIM_HOOKS {
-            self.attach_btf(program, tracepoint, &btf);
+        if config.reclaim {
+            for (program, tracepoint) in RECLAIM_HOOKS {
+                self.attach_btf(program, tracepoint, &btf);
+            }
         }
         if config.fault_end == FaultEnd::Perf {
             self.attach_perf("fault_done_minor", SoftwareEvent::PageFaultsMin);
