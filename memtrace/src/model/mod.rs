@@ -177,15 +177,23 @@ impl Model {
         }
     }
 
-    fn add_fault(&mut self, event: &FaultEvent, class: FaultClass) {
-        self.records += 1;
+    /// The process of a record, named after its main thread (or the first thread seen). The
+    /// name is compared before it is copied: this runs for every record.
+    fn process_mut(&mut self, tgid: u32, tid: u32, comm: &[u8]) -> &mut ProcessFaults {
         let process = self
             .processes
-            .entry(event.tgid)
-            .or_insert_with(|| ProcessFaults::new(event.tgid));
-        if process.comm.is_empty() || event.tid == event.tgid {
-            process.comm = comm_str(&event.comm);
+            .entry(tgid)
+            .or_insert_with(|| ProcessFaults::new(tgid));
+        let name = &comm[..comm.iter().position(|&b| b == 0).unwrap_or(comm.len())];
+        if process.comm.is_empty() || (tid == tgid && process.comm.as_bytes() != name) {
+            process.comm = comm_str(comm);
         }
+        process
+    }
+
+    fn add_fault(&mut self, event: &FaultEvent, class: FaultClass) {
+        self.records += 1;
+        let process = self.process_mut(event.tgid, event.tid, &event.comm);
         process.classes[class as usize]
             .get_or_insert_with(LatencyStats::new)
             .record(event.latency_ns);
@@ -199,13 +207,7 @@ impl Model {
     }
 
     fn add_stall(&mut self, event: &StallEvent, kind: StallKind) {
-        let process = self
-            .processes
-            .entry(event.tgid)
-            .or_insert_with(|| ProcessFaults::new(event.tgid));
-        if process.comm.is_empty() || event.tid == event.tgid {
-            process.comm = comm_str(&event.comm);
-        }
+        let process = self.process_mut(event.tgid, event.tid, &event.comm);
         let stats = process.stalls[kind as usize].get_or_insert_with(StallStats::default);
         stats.latency.record(event.latency_ns);
         if kind != StallKind::Compaction {
