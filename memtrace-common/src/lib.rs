@@ -11,6 +11,10 @@ pub const COMM_LEN: usize = 16;
 pub enum EventKind {
     /// A completed page fault ([`FaultEvent`]).
     Fault = 1,
+    /// The OOM killer chose and killed a victim ([`oom::OomKillEvent`]).
+    OomKill = 2,
+    /// What happened to an OOM victim afterwards: exit, reaper ([`oom::OomAftermathEvent`]).
+    OomAftermath = 3,
     /// A completed reclaim or compaction stall of a task ([`StallEvent`]).
     Stall = 10,
     /// Pages written to or read from swap ([`SwapEvent`]).
@@ -28,6 +32,8 @@ impl TryFrom<u32> for EventKind {
     fn try_from(value: u32) -> Result<Self, Self::Error> {
         match value {
             1 => Ok(Self::Fault),
+            2 => Ok(Self::OomKill),
+            3 => Ok(Self::OomAftermath),
             10 => Ok(Self::Stall),
             11 => Ok(Self::Swap),
             12 => Ok(Self::Kswapd),
@@ -323,3 +329,5 @@ unsafe impl aya::Pod for KswapdEvent {}
 #[cfg(feature = "user")]
 // SAFETY: as above.
 unsafe impl aya::Pod for InFlightStall {}
+
+pub mod oom;

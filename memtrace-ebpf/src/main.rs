@@ -1,5 +1,5 @@
 //! memtrace's kernel programs. Each file hooks one subsystem; the hooks stay thin and hand their
-//! records to userspace through one ring buffer (`maps.rs`).
+//! records to userspace through one ring buffer (`maps.rs`); OOM records have their own (`oom`).
 #![no_std]
 #![no_main]
 
@@ -7,6 +7,7 @@ mod faults;
 mod filter;
 mod kernel;
 mod maps;
+mod oom;
 mod reclaim;
 mod swap;
 

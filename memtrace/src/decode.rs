@@ -2,6 +2,7 @@
 //! never transmutes: anything malformed becomes a `DecodeError` that the caller counts.
 use memtrace_common::{
     EventKind, FaultClass, FaultEvent, KswapdEvent, StallEvent, StallKind, SwapEvent,
+    oom::{OOM_MEMCG_LEVELS, OomAftermathEvent, OomKillEvent, oom_aftermath},
 };
 
 /// A decoded record.
@@ -42,15 +43,26 @@ pub enum DecodeError {
     /// A stall record with an unknown stall kind.
     #[error("stall record with unknown kind {stall}")]
     BadStall { stall: u32 },
+    /// A record of a kind that belongs to the other ring buffer.
+    #[error("record kind {kind} arrived on the wrong ring buffer")]
+    WrongRing { kind: u32 },
+    /// An OOM record with a field out of range.
+    #[error("OOM record kind {kind}: {reason}")]
+    BadOomRecord { kind: u32, reason: &'static str },
+}
+
+/// A decoded record of the OOM ring buffer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum OomRecord {
+    /// A kill, as `oom:mark_victim` saw it (boxed: kills are rare and large).
+    Kill(Box<OomKillEvent>),
+    /// A victim's exit or an OOM-reaper step.
+    Aftermath(OomAftermathEvent),
 }
 
 /// Decodes one record.
 pub fn decode(bytes: &[u8]) -> Result<Record, DecodeError> {
-    let kind_bytes: [u8; 4] = bytes
-        .get(..4)
-        .and_then(|b| b.try_into().ok())
-        .ok_or(DecodeError::TooShort { len: bytes.len() })?;
-    let kind = u32::from_ne_bytes(kind_bytes);
+    let kind = kind_of(bytes)?;
     match EventKind::try_from(kind).map_err(|kind| DecodeError::UnknownKind { kind })? {
         EventKind::Fault => {
             let event: FaultEvent = read_exact(bytes, kind)?;
@@ -66,7 +78,40 @@ pub fn decode(bytes: &[u8]) -> Result<Record, DecodeError> {
         }
         EventKind::Swap => Ok(Record::Swap(read_exact(bytes, kind)?)),
         EventKind::Kswapd => Ok(Record::Kswapd(read_exact(bytes, kind)?)),
+        EventKind::OomKill | EventKind::OomAftermath => Err(DecodeError::WrongRing { kind }),
     }
+}
+
+/// Decodes one record of the OOM ring buffer.
+pub fn decode_oom(bytes: &[u8]) -> Result<OomRecord, DecodeError> {
+    let kind = kind_of(bytes)?;
+    let bad = |reason| DecodeError::BadOomRecord { kind, reason };
+    match EventKind::try_from(kind).map_err(|kind| DecodeError::UnknownKind { kind })? {
+        EventKind::OomKill => {
+            let event: OomKillEvent = read_exact(bytes, kind)?;
+            if event.memcg_levels as usize > OOM_MEMCG_LEVELS {
+                return Err(bad("more memcg levels than the record holds"));
+            }
+            Ok(OomRecord::Kill(Box::new(event)))
+        }
+        EventKind::OomAftermath => {
+            let event: OomAftermathEvent = read_exact(bytes, kind)?;
+            if event.op > oom_aftermath::SKIP_REAPING {
+                return Err(bad("unknown aftermath step"));
+            }
+            Ok(OomRecord::Aftermath(event))
+        }
+        _ => Err(DecodeError::WrongRing { kind }),
+    }
+}
+
+/// The 4-byte kind every record starts with.
+fn kind_of(bytes: &[u8]) -> Result<u32, DecodeError> {
+    let kind_bytes: [u8; 4] = bytes
+        .get(..4)
+        .and_then(|b| b.try_into().ok())
+        .ok_or(DecodeError::TooShort { len: bytes.len() })?;
+    Ok(u32::from_ne_bytes(kind_bytes))
 }
 
 /// Reads a `T` from a record that must be exactly `size_of::<T>()` bytes.

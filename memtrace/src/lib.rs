@@ -7,6 +7,7 @@ pub mod collect;
 pub mod decode;
 pub mod error;
 pub mod model;
+pub mod oom;
 pub mod report;
 pub mod sandbox;
 pub mod workload;

@@ -1,9 +1,9 @@
 //! `memtrace demo`: builds a sandbox (memory cgroup + temporary zram swap), runs a workload
-//! with known fault counts in it, traces it, prints the report beside the kernel's own
-//! counters, and removes the sandbox.
+//! with known fault counts in it (and/or a hog that outgrows a memcg without swap, to an OOM
+//! kill), traces it, prints the report beside the kernel's own counters, removes the sandbox.
 use std::{
     io::{BufRead, BufReader, Write},
-    path::PathBuf,
+    path::{Path, PathBuf},
     process::{Child, Command, ExitCode, Stdio},
     time::Duration,
 };
@@ -15,9 +15,10 @@ use memtrace::{
         filter::Filter,
         kernel::KernelFacts,
         loader::{Tracer, TracerConfig},
-        session::{self, RunOptions},
+        session::{self, Recording, RunOptions, Tick},
     },
     model::machine::Thresholds,
+    oom::{render, scenario::OomScenario},
     report::{Report, gfp::GfpNames},
     sandbox::{MemcgLimits, Sandbox, sweep_stale},
     workload::{faults::FaultOutcome, vmstat},
@@ -27,6 +28,8 @@ use memtrace_common::FaultClass;
 use super::output;
 
 const MIB: u64 = 1 << 20;
+/// The OOM scenario's memcg limit (no swap): the hog grows to four times as much.
+const OOM_LIMIT_MIB: u64 = 48;
 
 /// Options of `memtrace demo`.
 #[derive(Debug, Args)]
@@ -43,12 +46,24 @@ pub struct DemoArgs {
     /// MiB of fresh anonymous memory touched once (minor faults).
     #[arg(long, default_value_t = 64)]
     anon_mib: usize,
-    /// Write the report as JSON to FILE (`-` for stdout).
+    /// Write the report as JSON to FILE (`-` for stdout); with `--scenario all` the OOM
+    /// scenario's report goes to FILE.oom.
     #[arg(long, value_name = "FILE")]
     json: Option<PathBuf>,
     /// No live line per interval.
     #[arg(short, long)]
     quiet: bool,
+    /// Which scenario to run: fault latency, an OOM kill in a memcg, or both.
+    #[arg(long, value_enum, default_value_t = Scenario::All)]
+    scenario: Scenario,
+}
+
+/// `--scenario` values.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum Scenario {
+    Faults,
+    Oom,
+    All,
 }
 
 /// Runs the demo.
@@ -58,6 +73,17 @@ pub fn run(args: DemoArgs) -> Result<ExitCode, Error> {
         eprintln!("memtrace: removed a leftover of an earlier run: {line}");
     }
     let facts = KernelFacts::from_running_kernel()?;
+    if args.scenario != Scenario::Oom {
+        run_faults(&args, &facts)?;
+    }
+    if args.scenario != Scenario::Faults {
+        run_oom(&args, &facts)?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The fault scenario: minor, file and swap-in faults beside the kernel's counts.
+fn run_faults(args: &DemoArgs, facts: &KernelFacts) -> Result<(), Error> {
     let swap_bytes = (args.swap_mib as u64 * MIB).max(256 * MIB) * 2;
     let limits = MemcgLimits {
         memory_bytes: args.limit_mib * MIB,
@@ -70,8 +96,8 @@ pub fn run(args: DemoArgs) -> Result<ExitCode, Error> {
         args.limit_mib,
         swap_bytes / MIB
     );
-    let mut child = spawn_workload(&args)?;
-    let result = trace_workload(&args, &facts, &sandbox, &mut child);
+    let mut child = spawn_workload(args)?;
+    let result = trace_workload(args, facts, &sandbox, &mut child);
     // Whatever happened, the workload must not outlive the demo; the sandbox goes with `sandbox`.
     let _ = child.kill();
     let _ = child.wait();
@@ -85,9 +111,68 @@ fn trace_workload(
     facts: &KernelFacts,
     sandbox: &Sandbox,
     child: &mut Child,
-) -> Result<ExitCode, Error> {
+) -> Result<(), Error> {
     let pid = child.id();
     sandbox.memcg.add_pid(pid)?;
+    let (tracer, filter) = start_tracer(facts, pid)?;
+    eprintln!(
+        "memtrace demo: tracing pid {pid}: {} MiB file read cold, {} MiB touched once, {} MiB \
+         written and read back in {} MiB",
+        args.file_mib, args.anon_mib, args.swap_mib, args.limit_mib
+    );
+    let pswpin_before = vmstat("pswpin").map_err(|e| Error::io("reading /proc/vmstat", e))?;
+    release(child)?;
+    let recording = record_pid(tracer, pid, args.quiet, Duration::from_millis(250))?;
+    let pswpin =
+        vmstat("pswpin").map_err(|e| Error::io("reading /proc/vmstat", e))? - pswpin_before;
+    let outcome = read_outcome(child)?;
+    let report = final_report(&recording, facts, &filter, args.json.as_deref())?;
+    print_comparison(&report, &outcome, pswpin);
+    Ok(())
+}
+
+/// Records until the process exits (two minutes at most), with the live views.
+fn record_pid(
+    tracer: Tracer,
+    pid: u32,
+    quiet: bool,
+    interval: Duration,
+) -> Result<Recording, Error> {
+    let options = RunOptions {
+        duration: Some(Duration::from_secs(120)),
+        interval,
+        watch_pids: vec![pid],
+    };
+    let thresholds = Thresholds::default();
+    let on_tick = |tick: Tick<'_>| {
+        if !quiet {
+            output::live_line(&tick, &thresholds, &[pid]);
+        }
+    };
+    let on_oom = super::record::oom_live;
+    output::runtime()?.block_on(session::record(tracer, &options, on_tick, |_| {}, on_oom))
+}
+
+/// The report of a demo recording, on stdout (and as JSON to `json`).
+fn final_report(
+    recording: &Recording,
+    facts: &KernelFacts,
+    filter: &Filter,
+    json: Option<&Path>,
+) -> Result<Report, Error> {
+    let gfp = GfpNames::from_enum(facts.gfp_bits.iter().map(|(n, b)| (n.as_str(), *b)));
+    let options = output::ReportOptions {
+        filter,
+        top: 10,
+        json,
+        thresholds: Thresholds::default(),
+        gfp: &gfp,
+    };
+    output::final_report(recording, &options)
+}
+
+/// Attaches the tracer to one process (OOM kills are traced machine-wide anyway).
+fn start_tracer(facts: &KernelFacts, pid: u32) -> Result<(Tracer, Filter), Error> {
     let filter = Filter::Pids {
         pids: vec![pid],
         children: false,
@@ -96,44 +181,34 @@ fn trace_workload(
         filter: filter.clone(),
         ..TracerConfig::default()
     };
-    let tracer = Tracer::start(&config, facts)?;
+    Ok((Tracer::start(&config, facts)?, filter))
+}
+
+/// The OOM scenario: a hog outgrows a memcg without swap; the kill's report beside the kernel's
+/// own OOM counters.
+fn run_oom(args: &DemoArgs, facts: &KernelFacts) -> Result<(), Error> {
+    let mut scenario = OomScenario::start(OOM_LIMIT_MIB)?;
+    let (memcg, pid) = (scenario.memcg(), scenario.pid());
     eprintln!(
-        "memtrace demo: tracing pid {pid}: {} MiB file read cold, {} MiB touched once, {} MiB \
-         written and read back in {} MiB",
-        args.file_mib, args.anon_mib, args.swap_mib, args.limit_mib
+        "memtrace demo: sandbox {} ({OOM_LIMIT_MIB} MiB, no swap): a hog grows to {} MiB in it",
+        memcg.display(),
+        OOM_LIMIT_MIB * 4
     );
-    let pswpin_before = vmstat("pswpin").map_err(|e| Error::io("reading /proc/vmstat", e))?;
-    release(child)?;
-    let options = RunOptions {
-        duration: Some(Duration::from_secs(120)),
-        interval: Duration::from_millis(250),
-        watch_pids: vec![pid],
+    let (tracer, filter) = start_tracer(facts, pid)?;
+    scenario.release()?;
+    let recording = record_pid(tracer, pid, args.quiet, Duration::from_secs(1))?;
+    let counts = scenario.kernel_counts()?;
+    drop(scenario);
+    eprintln!("memtrace demo: sandbox removed");
+    let json = match (args.json.as_deref(), args.scenario) {
+        (Some(path), Scenario::All) if path != Path::new("-") => {
+            Some(PathBuf::from(format!("{}.oom", path.display())))
+        }
+        (json, _) => json.map(Path::to_path_buf),
     };
-    let thresholds = Thresholds::default();
-    let recording = output::runtime()?.block_on(session::record(
-        tracer,
-        &options,
-        |tick| {
-            if !args.quiet {
-                output::live_line(&tick, &thresholds, &[pid]);
-            }
-        },
-        |_| {},
-    ))?;
-    let pswpin =
-        vmstat("pswpin").map_err(|e| Error::io("reading /proc/vmstat", e))? - pswpin_before;
-    let outcome = read_outcome(child)?;
-    let gfp = GfpNames::from_enum(facts.gfp_bits.iter().map(|(n, b)| (n.as_str(), *b)));
-    let report_options = output::ReportOptions {
-        filter: &filter,
-        top: 10,
-        json: args.json.as_deref(),
-        thresholds,
-        gfp: &gfp,
-    };
-    let report = output::final_report(&recording, &report_options)?;
-    print_comparison(&report, &outcome, pswpin);
-    Ok(ExitCode::SUCCESS)
+    let report = final_report(&recording, facts, &filter, json.as_deref())?;
+    render::write_comparison(&report.oom_kills, &counts, &mut std::io::stdout().lock())
+        .map_err(|e| Error::io("writing the comparison", e))
 }
 
 fn spawn_workload(args: &DemoArgs) -> Result<Child, Error> {

@@ -100,7 +100,7 @@ pub fn run(args: RecordArgs) -> Result<ExitCode, Error> {
         watch_pids: filter.pids().to_vec(),
     };
     eprintln!(
-        "memtrace: tracing page faults of {}{}",
+        "memtrace: tracing page faults of {}, and every OOM kill on the machine{}",
         filter.describe(),
         if args.duration.is_none() && options.watch_pids.is_empty() {
             "; Ctrl-C to stop"
@@ -127,6 +127,7 @@ pub fn run(args: RecordArgs) -> Result<ExitCode, Error> {
                 log.write(record);
             }
         },
+        oom_live,
     ))?;
     let report_options = output::ReportOptions {
         filter: &filter,
@@ -153,4 +154,11 @@ fn filter_of(args: &RecordArgs) -> Result<Filter, Error> {
         pids: args.pids.clone(),
         children: args.children,
     })
+}
+
+/// Prints an OOM kill's block on stderr as it happens (also with --quiet: kills are rare and
+/// they are the news).
+pub fn oom_live(kill: &memtrace::oom::OomKill) {
+    let mut err = std::io::stderr().lock();
+    let _ = memtrace::oom::render::write(kill, &mut err);
 }

@@ -5,7 +5,7 @@ use std::{path::PathBuf, process::ExitCode};
 use clap::{Args, Subcommand};
 use memtrace::{
     Error,
-    workload::{self, faults::FaultPlan},
+    workload::{self, faults::FaultPlan, oom::HogPlan},
 };
 
 /// Options of `memtrace workload`.
@@ -35,6 +35,15 @@ enum Kind {
         #[arg(long, default_value_t = 0)]
         pause_ms: u64,
     },
+    /// Allocates and touches memory in steps until killed (or holds `--mib` until killed).
+    OomHog {
+        #[arg(long)]
+        mib: usize,
+        #[arg(long, default_value_t = 16)]
+        step_mib: usize,
+        #[arg(long, allow_negative_numbers = true)]
+        oom_score_adj: Option<i32>,
+    },
 }
 
 /// Runs the workload.
@@ -63,6 +72,19 @@ pub fn run(args: WorkloadArgs) -> Result<ExitCode, Error> {
             let line = serde_json::to_string(&outcome)
                 .map_err(|e| Error::io("encoding the outcome", e.into()))?;
             println!("{line}");
+        }
+        Kind::OomHog {
+            mib,
+            step_mib,
+            oom_score_adj,
+        } => {
+            let plan = HogPlan {
+                mib,
+                step_mib,
+                oom_score_adj,
+            };
+            workload::oom::run(&plan, &mut std::io::stdout().lock())
+                .map_err(|e| Error::io("OOM hog workload", e))?;
         }
     }
     Ok(ExitCode::SUCCESS)

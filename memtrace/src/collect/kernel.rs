@@ -30,6 +30,8 @@ pub struct KernelFacts {
     pub off_kernfs_node_id: u32,
     /// The gfp bit enumerators (`___GFP_IO_BIT`, ...) and their values.
     pub gfp_bits: Vec<(String, u32)>,
+    /// What the OOM programs read; `None` (with a warning) leaves OOM kills untraced.
+    pub oom: Option<memtrace_common::oom::OomOffsets>,
 }
 
 impl KernelFacts {
@@ -62,6 +64,9 @@ impl KernelFacts {
             off_cgroup_kn: member_offset(btf, "cgroup", "kn")?,
             off_kernfs_node_id: member_offset(btf, "kernfs_node", "id")?,
             gfp_bits: enum_members_with_prefix(btf, "___GFP_"),
+            oom: crate::oom::offsets::resolve(btf)
+                .map_err(|e| log::warn!("OOM kills will not be traced: {e}"))
+                .ok(),
         })
     }
 }
@@ -74,7 +79,7 @@ fn missing(what: String) -> Error {
 }
 
 /// The value of `name` in `enum enum_name`.
-fn enum_value(btf: &Btf, enum_name: &str, name: &str) -> Result<u32, Error> {
+pub(crate) fn enum_value(btf: &Btf, enum_name: &str, name: &str) -> Result<u32, Error> {
     let types = btf.resolve_types_by_name(enum_name).unwrap_or_default();
     for ty in types {
         if let Type::Enum(e) = ty {
@@ -115,7 +120,7 @@ fn enum_members_with_prefix(btf: &Btf, prefix: &str) -> Vec<(String, u32)> {
 }
 
 /// The byte offset of `member` in `struct struct_name`, looking through anonymous members.
-fn member_offset(btf: &Btf, struct_name: &str, member: &str) -> Result<u32, Error> {
+pub(crate) fn member_offset(btf: &Btf, struct_name: &str, member: &str) -> Result<u32, Error> {
     let types = btf.resolve_types_by_name(struct_name).unwrap_or_default();
     for ty in types {
         if let Type::Struct(s) = ty

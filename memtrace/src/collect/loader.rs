@@ -88,9 +88,11 @@ pub struct HookStatus {
 
 /// Loaded and attached kernel programs. Dropping it detaches everything.
 pub struct Tracer {
-    ebpf: Ebpf,
+    pub(crate) ebpf: Ebpf,
     /// One entry per hook, attached or not.
     pub hooks: Vec<HookStatus>,
+    /// What the fault hooks trace (OOM kills are reported whatever it is, and marked).
+    pub filter: Filter,
 }
 
 /// Kernel-side counters, summed over CPUs.
@@ -142,6 +144,7 @@ impl Tracer {
             .override_global("CGROUP_LEVEL", &filter.cgroup_level, true)
             .override_global("FAULT_END", &end, true)
             .override_global("WAKEUP_BYTES", &u64::from(config.ring_bytes / 8), true)
+            .override_global("OOM_OFFSETS", &facts.oom.unwrap_or_default(), true)
             .map_max_entries(maps::EVENTS, config.ring_bytes)
             .load(EBPF_OBJECT)?;
         if filter.mode == filter_mode::PIDS {
@@ -150,12 +153,13 @@ impl Tracer {
         let mut tracer = Self {
             ebpf,
             hooks: Vec::new(),
+            filter: config.filter.clone(),
         };
-        tracer.attach_all(config)?;
+        tracer.attach_all(config, facts.oom.is_some())?;
         Ok(tracer)
     }
 
-    fn attach_all(&mut self, config: &TracerConfig) -> Result<(), Error> {
+    fn attach_all(&mut self, config: &TracerConfig, oom_offsets: bool) -> Result<(), Error> {
         let btf = Btf::from_sys_fs().map_err(|e| Error::Btf {
             what: "/sys/kernel/btf/vmlinux".into(),
             reason: e.to_string(),
@@ -176,6 +180,7 @@ impl Tracer {
             self.attach_perf("fault_done_minor", SoftwareEvent::PageFaultsMin);
             self.attach_perf("fault_done_major", SoftwareEvent::PageFaultsMaj);
         }
+        self.attach_oom(&btf, oom_offsets);
         let ok = |name: &str| {
             self.hooks
                 .iter()
@@ -196,7 +201,7 @@ impl Tracer {
         Ok(())
     }
 
-    fn attach_btf(&mut self, program: &'static str, tracepoint: &str, btf: &Btf) {
+    pub(crate) fn attach_btf(&mut self, program: &'static str, tracepoint: &str, btf: &Btf) {
         let hook = format!("tp_btf/{tracepoint}");
         let result = (|| -> Result<(), String> {
             let prog: &mut BtfTracePoint = self
@@ -306,7 +311,7 @@ fn fill_pid_filter(ebpf: &mut Ebpf, pids: &[u32]) -> Result<(), Error> {
 
 /// The error with its sources, which carry the kernel's reason, on one line; the verifier's
 /// log (many lines) goes to the debug log only.
-fn describe(error: &dyn std::error::Error) -> String {
+pub(crate) fn describe(error: &dyn std::error::Error) -> String {
     let mut text = error.to_string();
     let mut source = error.source();
     while let Some(inner) = source {

@@ -17,6 +17,7 @@ use crate::{
     decode::{Record, decode},
     error::Error,
     model::{IntervalCounts, Model, machine::MachineInterval},
+    oom::{self, OomCollector, OomKill},
 };
 
 /// How long to record and how often to report.
@@ -79,6 +80,7 @@ pub async fn record(
     options: &RunOptions,
     mut on_tick: impl FnMut(Tick<'_>),
     mut on_record: impl FnMut(&Record),
+    mut on_oom: impl FnMut(&OomKill),
 ) -> Result<Recording, Error> {
     let ring = tracer.take_ring()?;
     // SAFETY: the ring buffer owns its fd, which stays open and unchanged while AsyncFd owns it.
@@ -89,6 +91,12 @@ pub async fn record(
                 e.into_parts().1,
             )
         })?;
+    // OOM records have their own ring, so that they never wait behind a batch of faults.
+    let oom_ring = tracer.take_oom_ring()?;
+    // SAFETY: as above, for the OOM ring buffer's fd.
+    let mut oom_ring = unsafe { AsyncFd::register_with_interest(oom_ring, Interest::READABLE) }
+        .map_err(|e| Error::io("registering the OOM ring buffer", e.into_parts().1))?;
+    let mut oom = OomCollector::new(tracer.filter.clone());
     let mut exited = watch_exits(&options.watch_pids)?;
     let mut sigterm = tokio::signal::unix::signal(SignalKind::terminate())
         .map_err(|e| Error::io("installing the SIGTERM handler", e))?;
@@ -110,8 +118,17 @@ pub async fn record(
                 drain(guard.get_inner_mut(), &mut model, &mut on_record);
                 guard.clear_ready();
             }
+            guard = oom_ring.readable_mut() => {
+                let mut guard = guard.map_err(|e| Error::io("waiting on the OOM ring buffer", e))?;
+                oom::collect::drain(guard.get_inner_mut(), &mut tracer, &mut oom, &mut model);
+                guard.clear_ready();
+                oom::collect::show_ready(&mut model, &mut on_oom, false);
+            }
             _ = ticker.tick() => {
                 drain(ring.get_mut(), &mut model, &mut on_record);
+                oom::collect::drain(oom_ring.get_mut(), &mut tracer, &mut oom, &mut model);
+                model.oom.apply_kmsg(&oom.poll_kmsg());
+                oom::collect::show_ready(&mut model, &mut on_oom, false);
                 let now = Instant::now();
                 model.close_interval(machine::sample());
                 on_tick(Tick {
@@ -138,6 +155,9 @@ pub async fn record(
     // Everything the kernel produced up to now is in the ring: take it all, and close the last
     // (partial) interval so the timeline covers the whole recording.
     drain(ring.get_mut(), &mut model, &mut on_record);
+    oom::collect::drain(oom_ring.get_mut(), &mut tracer, &mut oom, &mut model);
+    model.oom.apply_kmsg(&oom.poll_kmsg());
+    oom::collect::show_ready(&mut model, &mut on_oom, true);
     model.close_interval(machine::sample());
     let counters = tracer.counters()?;
     Ok(Recording {

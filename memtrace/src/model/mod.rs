@@ -136,6 +136,8 @@ pub struct Model {
     pub decode_errors: u64,
     /// The first decode error seen, for the report.
     pub first_decode_error: Option<DecodeError>,
+    /// OOM kills, from their own ring buffer.
+    pub oom: crate::oom::OomLog,
 }
 
 impl Model {
@@ -169,12 +171,15 @@ impl Model {
             Ok(Record::Stall { event, stall }) => self.add_stall(&event, stall),
             Ok(Record::Swap(event)) => self.swap.add(&event),
             Ok(Record::Kswapd(event)) => self.kswapd.add(&event, &mut self.timeline),
-            Err(error) => {
-                self.decode_errors += 1;
-                self.interval.decode_errors += 1;
-                self.first_decode_error.get_or_insert(error);
-            }
+            Err(error) => self.count_malformed(error),
         }
+    }
+
+    /// Counts a record that did not decode (of either ring buffer).
+    pub fn count_malformed(&mut self, error: DecodeError) {
+        self.decode_errors += 1;
+        self.interval.decode_errors += 1;
+        self.first_decode_error.get_or_insert(error);
     }
 
     /// The process of a record, named after its main thread (or the first thread seen). The

@@ -53,6 +53,10 @@ pub fn write(
     if let Some(psi) = m.psi_some_pct.filter(|p| *p >= 0.5) {
         write!(out, " PSI {psi:.0}%")?;
     }
+    let oom_kills = tick.model.oom.kills.len();
+    if oom_kills > 0 {
+        write!(out, " oom-kills {oom_kills}")?;
+    }
     if counts.decode_errors > 0 {
         write!(out, " malformed {}", counts.decode_errors)?;
     }

@@ -18,6 +18,7 @@ use crate::{
         session::{Recording, StopReason},
     },
     model::{LatencyStats, LatencySummary, Log2Bucket, ProcessFaults, machine::Thresholds},
+    oom::OomKill,
 };
 use gfp::GfpNames;
 use stalls::{KswapdReport, StallsReport, SwapReport};
@@ -82,6 +83,8 @@ pub struct Report {
     pub thresholds: Thresholds,
     /// One row per interval.
     pub timeline: Vec<TimelineRow>,
+    /// Every OOM kill on the machine during the recording, whatever was traced, in order.
+    pub oom_kills: Vec<OomKill>,
 }
 
 /// Lost records by kind.
@@ -91,6 +94,8 @@ pub struct LostReport {
     pub stalls: u64,
     pub swap: u64,
     pub kswapd: u64,
+    /// OOM kill and aftermath records.
+    pub oom: u64,
     pub total: u64,
 }
 
@@ -105,6 +110,8 @@ pub struct Diagnostics {
     pub park_failed: u64,
     /// Child processes added to the filter by `--children`.
     pub children_added: u64,
+    /// `oom:mark_victim` on tasks that were exiting anyway: no kill happened.
+    pub oom_marks_without_kill: u64,
 }
 
 /// One process.
@@ -185,7 +192,10 @@ impl Report {
             faults: model.records,
             lost: lost(&recording.counters),
             malformed: model.decode_errors,
-            kernel_counters: diagnostics(&recording.counters),
+            kernel_counters: Diagnostics {
+                oom_marks_without_kill: model.oom.marks_without_kill,
+                ..diagnostics(&recording.counters)
+            },
             hooks: recording.hooks.clone(),
             total: ClassesReport::from_stats([0, 1, 2].map(|i| total[i].as_ref())),
             processes: processes
@@ -196,6 +206,7 @@ impl Report {
             kswapd: stalls::kswapd_reports(&model.kswapd),
             thresholds: context.thresholds,
             timeline: timeline::rows(model, &context.thresholds, context.focus),
+            oom_kills: model.oom.kills.clone(),
         }
     }
 }
@@ -235,6 +246,8 @@ pub fn lost(counters: &KernelCounters) -> LostReport {
         stalls: counters.lost[EventKind::Stall as usize],
         swap: counters.lost[EventKind::Swap as usize],
         kswapd: counters.lost[EventKind::Kswapd as usize],
+        oom: counters.lost[EventKind::OomKill as usize]
+            + counters.lost[EventKind::OomAftermath as usize],
         total: counters.lost.iter().sum(),
     }
 }
@@ -245,6 +258,7 @@ fn diagnostics(counters: &KernelCounters) -> Diagnostics {
         parked: counters.parked,
         park_failed: counters.park_failed,
         children_added: counters.children_added,
+        oom_marks_without_kill: 0,
     }
 }
 

@@ -12,6 +12,7 @@ const HEADER: [&str; 11] = [
 /// Writes the header lines and the table of the `top` busiest processes.
 pub fn write(report: &Report, top: usize, out: &mut impl Write) -> io::Result<()> {
     write_header(report, out)?;
+    write_oom(report, out)?;
     if report.processes.is_empty() {
         return writeln!(out, "no faults recorded");
     }
@@ -60,6 +61,25 @@ pub fn write(report: &Report, top: usize, out: &mut impl Write) -> io::Result<()
         }
     }
     Ok(())
+}
+
+/// The OOM kills of the recording, one block each: they are the headline when there are any.
+fn write_oom(report: &Report, out: &mut impl Write) -> io::Result<()> {
+    if report.lost.oom > 0 {
+        writeln!(out, "warning: {} OOM records were lost", report.lost.oom)?;
+    }
+    if report.oom_kills.is_empty() {
+        return Ok(());
+    }
+    writeln!(
+        out,
+        "{} OOM kill(s) on the machine during the recording:",
+        report.oom_kills.len()
+    )?;
+    for kill in &report.oom_kills {
+        crate::oom::render::write(kill, out)?;
+    }
+    writeln!(out)
 }
 
 fn write_row(

@@ -1,6 +1,7 @@
 //! Built-in workloads with known effects, run by the demo and the tests inside a sandbox.
 //! Each one reports the kernel's own counters for itself, to compare memtrace's figures with.
 pub mod faults;
+pub mod oom;
 
 use std::io::BufRead;
 

@@ -1,0 +1,79 @@
+//! What happens to a victim after the kill: its exit and the OOM reaper's steps, each one small
+//! record on the OOM ring buffer.
+use aya_ebpf::{
+    bindings::BPF_RB_FORCE_WAKEUP,
+    helpers::{bpf_get_current_pid_tgid, bpf_ktime_get_ns},
+    macros::btf_tracepoint,
+    programs::BtfTracePointContext,
+};
+use memtrace_common::{
+    EventKind,
+    oom::{OomAftermathEvent, oom_aftermath},
+};
+
+use super::{OOM_EVENTS, OOM_VICTIMS};
+use crate::maps::{LOST, bump};
+
+/// Sends one aftermath record.
+fn aftermath(op: u32, pid: u32, tgid: u32) {
+    let Some(mut entry) = OOM_EVENTS.reserve::<OomAftermathEvent>(0) else {
+        bump(&LOST, EventKind::OomAftermath as u32);
+        return;
+    };
+    entry.write(OomAftermathEvent {
+        kind: EventKind::OomAftermath as u32,
+        op,
+        pid,
+        tgid,
+        // SAFETY: plain helper call.
+        ts_ns: unsafe { bpf_ktime_get_ns() },
+    });
+    entry.submit(BPF_RB_FORCE_WAKEUP.into());
+}
+
+/// `sched:sched_process_exit(task, group_dead)`: the last thread of a victim is gone. One hash
+/// lookup per exiting thread, only in processes that were OOM-killed.
+#[btf_tracepoint(function = "sched_process_exit")]
+pub fn oom_victim_exit(ctx: BtfTracePointContext) -> i32 {
+    let pid_tgid = bpf_get_current_pid_tgid();
+    let tgid = (pid_tgid >> 32) as u32;
+    // SAFETY: presence test only.
+    if unsafe { OOM_VICTIMS.get(&tgid) }.is_none() {
+        return 0;
+    }
+    let group_dead: u64 = ctx.arg(1);
+    if group_dead & 0xff != 0 {
+        let _ = OOM_VICTIMS.remove(&tgid);
+        aftermath(oom_aftermath::EXIT, pid_tgid as u32, tgid);
+    }
+    0
+}
+
+macro_rules! reaper_hook {
+    ($name:ident, $tracepoint:literal, $op:expr) => {
+        /// `oom:` reaper tracepoint carrying the victim's pid.
+        #[btf_tracepoint(function = $tracepoint)]
+        pub fn $name(ctx: BtfTracePointContext) -> i32 {
+            let pid: i32 = ctx.arg(0);
+            aftermath($op, pid as u32, 0);
+            0
+        }
+    };
+}
+
+reaper_hook!(oom_wake_reaper, "wake_reaper", oom_aftermath::WAKE_REAPER);
+reaper_hook!(
+    oom_start_reaping,
+    "start_task_reaping",
+    oom_aftermath::START_REAPING
+);
+reaper_hook!(
+    oom_finish_reaping,
+    "finish_task_reaping",
+    oom_aftermath::FINISH_REAPING
+);
+reaper_hook!(
+    oom_skip_reaping,
+    "skip_task_reaping",
+    oom_aftermath::SKIP_REAPING
+);

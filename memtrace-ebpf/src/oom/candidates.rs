@@ -1,0 +1,90 @@
+//! The OOM candidates: a BPF task iterator (`iter/task`) that userspace reads right after a
+//! kill. One pass over the kernel's task list gives every process's badness inputs read the
+//! same way as `oom_badness()`, without the races of parsing `/proc` file by file.
+use core::ffi::c_void;
+
+use aya_ebpf::helpers::bpf_seq_write;
+use memtrace_common::oom::{OOM_MEMCG_LEVELS, OomCandidateRecord};
+
+use super::{
+    off,
+    task::{css_id, memcg_css, read_comm, read_mm_counters},
+};
+use crate::kernel::{OFF_TASK_TGID, global, read_at};
+
+/// `PF_KTHREAD`: kernel threads are never OOM candidates.
+const PF_KTHREAD: u32 = 0x0020_0000;
+
+/// The iterator's context, `struct bpf_iter__task`.
+#[repr(C)]
+struct IterTask {
+    meta: *const IterMeta,
+    task: u64,
+}
+
+/// `struct bpf_iter_meta`.
+#[repr(C)]
+struct IterMeta {
+    seq: *mut c_void,
+    session_id: u64,
+    seq_num: u64,
+}
+
+/// Called once per task, and once more with a null task at the end.
+#[unsafe(no_mangle)]
+#[unsafe(link_section = "iter/task")]
+pub fn oom_candidates(ctx: *mut c_void) -> i32 {
+    let ctx = ctx as *const IterTask;
+    // SAFETY: the kernel hands a valid `bpf_iter__task`; the verifier checks these loads.
+    let (meta, task) = unsafe { ((*ctx).meta, (*ctx).task) };
+    if task == 0 || meta.is_null() {
+        return 0;
+    }
+    let pid: u32 = read_at(task, off!(task_pid)).unwrap_or(0);
+    let tgid: u32 = read_at(task, global(&OFF_TASK_TGID)).unwrap_or(0);
+    // One record per process: its leader (the OOM killer scores whole processes).
+    if pid != tgid {
+        return 0;
+    }
+    let flags: u32 = read_at(task, off!(task_flags)).unwrap_or(0);
+    let mm: u64 = read_at(task, off!(task_mm)).unwrap_or(0);
+    if flags & PF_KTHREAD != 0 || mm == 0 {
+        return 0;
+    }
+    let signal: u64 = read_at(task, off!(task_signal)).unwrap_or(0);
+    let cred: u64 = read_at(task, off!(task_real_cred)).unwrap_or(0);
+    let [file, anon, swap, shmem] = read_mm_counters(mm);
+    let mut record = OomCandidateRecord {
+        tgid,
+        pid,
+        oom_score_adj: i32::from(read_at::<i16>(signal, off!(signal_oom_score_adj)).unwrap_or(0)),
+        task_flags: flags,
+        uid: read_at(cred, off!(cred_uid)).unwrap_or(u32::MAX),
+        _pad: 0,
+        comm: read_comm(task),
+        rss_file_pages: file,
+        rss_anon_pages: anon,
+        swap_entries: swap,
+        rss_shmem_pages: shmem,
+        pgtables_bytes: read_at(mm, off!(mm_pgtables_bytes)).unwrap_or(0),
+        mm_flags: read_at(mm, off!(mm_flags)).unwrap_or(0),
+        memcg_ids: [0; OOM_MEMCG_LEVELS],
+    };
+    let mut css = memcg_css(task);
+    for slot in record.memcg_ids.iter_mut() {
+        if css == 0 {
+            break;
+        }
+        *slot = css_id(css);
+        css = read_at(css, off!(css_parent)).unwrap_or(0);
+    }
+    // SAFETY: `seq` came from the iterator's meta; the record lives on this stack frame.
+    unsafe {
+        bpf_seq_write(
+            (*meta).seq.cast(),
+            (&raw const record).cast(),
+            size_of::<OomCandidateRecord>() as u32,
+        )
+    };
+    0
+}
