@@ -3,6 +3,7 @@
 //!
 //! Data flows one way: `collect` loads the kernel programs and drains their ring buffer,
 //! `decode` checks and types each record, `model` aggregates, `report` renders.
+pub mod bench;
 pub mod collect;
 pub mod decode;
 pub mod error;

@@ -1,23 +1,104 @@
-//! `memtrace bench`: placeholder until the benchmark module lands.
-use std::process::ExitCode;
+//! `memtrace bench`: measures memtrace's overhead, throughput, footprint and start-up, and
+//! prints the figures as a markdown table beside their targets. Also the hidden workloads the
+//! benchmark runs (`memtrace workload bench ...`).
+use std::{io::Write, process::ExitCode, time::Duration};
 
-use clap::Args;
-use memtrace::Error;
+use clap::{Args, Subcommand};
+use memtrace::{
+    Error,
+    bench::{self, Plan, host::Host, table},
+    sandbox::sweep_stale,
+    workload::bench::{ChurnPlan, churn, spawn_tree},
+};
+
+use super::args;
 
 /// Options of `memtrace bench`.
 #[derive(Debug, Args)]
 pub struct BenchArgs {
-    /// A short run.
+    /// A short run (under a minute, for CI): fewer pairs and iterations, smaller process
+    /// counts, and no bpftrace install.
     #[arg(long)]
     quick: bool,
 }
 
 /// Runs the benchmarks.
 pub fn run(args: BenchArgs) -> Result<ExitCode, Error> {
-    let _ = args.quick;
-    Err(Error::InvalidArgument {
-        what: "command",
-        value: "bench".into(),
-        reason: "not implemented yet".into(),
-    })
+    super::require_root()?;
+    for line in sweep_stale() {
+        eprintln!("memtrace: removed a leftover of an earlier run: {line}");
+    }
+    let command: Vec<String> = std::env::args().collect();
+    let host = Host::read(command.join(" "));
+    let plan = if args.quick {
+        Plan::quick()
+    } else {
+        Plan::full()
+    };
+    let rows = bench::run(&plan)?;
+    let mut out = std::io::stdout().lock();
+    let written = host
+        .write(&mut out)
+        .and_then(|()| writeln!(out))
+        .and_then(|()| table::write_markdown(&rows, &mut out))
+        .and_then(|()| bench::write_notes(&plan, &mut out))
+        .and_then(|()| out.flush());
+    written.map_err(|e| Error::io("writing the table", e))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The workloads of `memtrace bench` (hidden: `memtrace workload bench ...`).
+#[derive(Debug, Subcommand)]
+pub enum BenchWorkload {
+    /// Map anonymous memory, touch every page, unmap; repeat. Prints the time per fault.
+    Churn {
+        /// Size of each mapping.
+        #[arg(long, default_value_t = 64)]
+        mib: usize,
+        /// Timed repetitions.
+        #[arg(long, default_value_t = 10)]
+        iterations: u64,
+        /// Repeat for this long instead of a number of times.
+        #[arg(long, value_parser = args::duration)]
+        duration: Option<Duration>,
+        /// Read the pages (zero-page faults) instead of writing them.
+        #[arg(long)]
+        read: bool,
+    },
+    /// Fork short-lived children one after another, each touching a few pages.
+    Spawn {
+        #[arg(long)]
+        processes: u64,
+        /// Pages each child touches.
+        #[arg(long, default_value_t = 16)]
+        pages: usize,
+    },
+}
+
+/// Runs one benchmark workload and prints its outcome as one JSON line.
+pub fn run_workload(workload: BenchWorkload) -> Result<ExitCode, Error> {
+    let line = match workload {
+        BenchWorkload::Churn {
+            mib,
+            iterations,
+            duration,
+            read,
+        } => {
+            let plan = ChurnPlan {
+                mib,
+                iterations,
+                duration,
+                read,
+            };
+            let outcome = churn(&plan).map_err(|e| Error::io("fault loop", e))?;
+            serde_json::to_string(&outcome)
+        }
+        BenchWorkload::Spawn { processes, pages } => {
+            let outcome = spawn_tree(processes, pages).map_err(|e| Error::io("process tree", e))?;
+            serde_json::to_string(&outcome)
+        }
+    };
+    let line = line.map_err(|e| Error::io("encoding the outcome", e.into()))?;
+    println!("{line}");
+    Ok(ExitCode::SUCCESS)
 }

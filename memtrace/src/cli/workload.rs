@@ -35,6 +35,9 @@ enum Kind {
         #[arg(long, default_value_t = 0)]
         pause_ms: u64,
     },
+    /// The workloads of `memtrace bench`.
+    #[command(subcommand)]
+    Bench(super::bench::BenchWorkload),
     /// Allocates and touches memory in steps until killed (or holds `--mib` until killed).
     OomHog {
         #[arg(long)]
@@ -53,6 +56,7 @@ pub fn run(args: WorkloadArgs) -> Result<ExitCode, Error> {
         workload::wait_for_go();
     }
     match args.kind {
+        Kind::Bench(workload) => return super::bench::run_workload(workload),
         Kind::Faults {
             file_mib,
             anon_mib,

@@ -34,6 +34,9 @@ pub struct ChurnOutcome {
     pub faults: u64,
     /// Wall time of the timed part.
     pub elapsed_ns: u64,
+    /// Faults of the whole process up to the end of the loop (start-up and warm-up included):
+    /// what a tracer running all along should have seen.
+    pub process_faults: u64,
 }
 
 impl ChurnOutcome {
@@ -67,12 +70,14 @@ pub fn churn(plan: &ChurnPlan) -> std::io::Result<ChurnOutcome> {
         iterations += 1;
     }
     let elapsed_ns = u64::try_from(start.elapsed().as_nanos()).unwrap_or(u64::MAX);
-    let counted = FaultCounters::read("self")?.since(&before);
+    let after = FaultCounters::read("self")?;
+    let counted = after.since(&before);
     Ok(ChurnOutcome {
         pid: std::process::id(),
         iterations,
         faults: counted.minflt + counted.majflt,
         elapsed_ns,
+        process_faults: after.minflt + after.majflt,
     })
 }
 

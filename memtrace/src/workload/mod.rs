@@ -1,5 +1,6 @@
 //! Built-in workloads with known effects, run by the demo and the tests inside a sandbox.
 //! Each one reports the kernel's own counters for itself, to compare memtrace's figures with.
+pub mod bench;
 pub mod faults;
 pub mod oom;
 

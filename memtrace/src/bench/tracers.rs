@@ -1,0 +1,195 @@
+//! The tracers the benchmark compares: memtrace itself (run as the `memtrace record` binary,
+//! exactly what users run), bpftrace doing the same measurement, and `perf stat` counting.
+use std::{
+    path::{Path, PathBuf},
+    process::Command,
+    time::Duration,
+};
+
+use super::child::{Daemon, Ready};
+use crate::Error;
+
+/// The bpftrace equivalent of memtrace's fault timing: start at the exception tracepoint, end
+/// at the perf software event, one histogram per process.
+pub const BPFTRACE_SCRIPT: &str = "\
+tracepoint:exceptions:page_fault_user { @s[tid] = nsecs; }
+software:minor-faults:1 /@s[tid]/ { @h[pid] = hist(nsecs - @s[tid]); delete(@s[tid]); }
+software:major-faults:1 /@s[tid]/ { @h[pid] = hist(nsecs - @s[tid]); delete(@s[tid]); }
+";
+
+/// The bpftrace row's label.
+pub const BPFTRACE_LABEL: &str = "bpftrace (same timing, hist per pid)";
+/// The perf row's label.
+pub const PERF_STAT_LABEL: &str = "perf stat -e page-faults -a";
+
+/// How long a tracer may take to start (bpftrace compiles its script first).
+const START_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long a tracer may take to write its report after SIGINT.
+pub const STOP_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// One way of tracing a workload.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Tracer {
+    /// `memtrace record --quiet` with this `--fault-end` (perf or memcg); with `faults_only`,
+    /// only the fault hooks (no reclaim, swap or kswapd ones).
+    Memtrace {
+        fault_end: &'static str,
+        faults_only: bool,
+    },
+    /// bpftrace running [`BPFTRACE_SCRIPT`].
+    Bpftrace { binary: PathBuf },
+    /// `perf stat -e page-faults -a`: counting only.
+    PerfStat { binary: PathBuf },
+}
+
+impl Tracer {
+    /// The label of the tracer in the table.
+    pub fn label(&self) -> String {
+        match self {
+            Self::Memtrace {
+                fault_end,
+                faults_only,
+            } => {
+                let mut label = String::from("memtrace record");
+                if *fault_end != "perf" {
+                    label.push_str(&format!(" --fault-end {fault_end}"));
+                }
+                if *faults_only {
+                    label.push_str(" --faults-only");
+                }
+                if self == &MEMTRACE {
+                    label.push_str(" (defaults: perf fault end, all hooks)");
+                }
+                label
+            }
+            Self::Bpftrace { .. } => BPFTRACE_LABEL.into(),
+            Self::PerfStat { .. } => PERF_STAT_LABEL.into(),
+        }
+    }
+
+    /// Whether memtrace's own targets apply to this row (the others are for comparison).
+    pub fn is_memtrace(&self) -> bool {
+        matches!(self, Self::Memtrace { .. })
+    }
+
+    /// Starts the tracer system-wide and returns once it traces. `json` is where memtrace
+    /// writes its report (ignored by the others).
+    pub fn start(&self, memtrace: &Path, json: Option<&Path>) -> Result<Daemon, Error> {
+        let (command, ready) = match self {
+            Self::Memtrace {
+                fault_end,
+                faults_only,
+            } => {
+                let mut command = Command::new(memtrace);
+                command.args(["record", "--quiet", "--fault-end", fault_end]);
+                if *faults_only {
+                    command.arg("--faults-only");
+                }
+                if let Some(path) = json {
+                    command.arg("--json").arg(path);
+                }
+                (command, MEMTRACE_READY)
+            }
+            Self::Bpftrace { binary } => {
+                let mut command = Command::new(binary);
+                command.args(["-e", BPFTRACE_SCRIPT]);
+                // Its "Attaching N probes..." line comes on stdout once the probes are in.
+                (command, ready(false, "Attaching"))
+            }
+            Self::PerfStat { binary } => {
+                let mut command = Command::new(binary);
+                // -D 1 makes perf say "Events enabled" once it counts: a ready line.
+                command.args(["stat", "-e", "page-faults", "-a", "-D", "1"]);
+                (command, ready(true, "Events enabled"))
+            }
+        };
+        Daemon::start(command, ready, START_TIMEOUT)
+    }
+}
+
+/// memtrace as users run it by default: every hook, faults ended by the perf events.
+pub const MEMTRACE: Tracer = Tracer::Memtrace {
+    fault_end: "perf",
+    faults_only: false,
+};
+
+/// What `memtrace record` prints on stderr once every hook is attached.
+pub const MEMTRACE_READY: Ready = ready(true, "memtrace: tracing");
+
+const fn ready(on_stderr: bool, marker: &'static str) -> Ready {
+    Ready { on_stderr, marker }
+}
+
+/// Finds `name` in $PATH (or the usual system directories when PATH is unset).
+pub fn find_program(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")
+        .unwrap_or_else(|| "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin".into());
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(name))
+        .find(|candidate| is_executable(candidate))
+}
+
+fn is_executable(path: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+}
+
+/// bpftrace, installed with apt-get when absent and `install` is set; the reason when not.
+pub fn bpftrace(install: bool) -> Result<PathBuf, String> {
+    if let Some(path) = find_program("bpftrace") {
+        return Ok(path);
+    }
+    if !install {
+        return Err("bpftrace not installed; --quick does not install it".into());
+    }
+    eprintln!("memtrace bench: installing bpftrace with apt-get");
+    let status = Command::new("apt-get")
+        .args(["install", "-y", "-q", "bpftrace"])
+        .env("DEBIAN_FRONTEND", "noninteractive")
+        .stdout(std::process::Stdio::null())
+        .status()
+        .map_err(|e| format!("apt-get: {e}"))?;
+    if !status.success() {
+        return Err(format!("apt-get install bpftrace failed ({status})"));
+    }
+    find_program("bpftrace").ok_or_else(|| "bpftrace not found after apt-get".into())
+}
+
+/// perf, or the reason it cannot be used.
+pub fn perf() -> Result<PathBuf, String> {
+    find_program("perf").ok_or_else(|| "perf not installed".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labels() {
+        let t = Tracer::Memtrace {
+            fault_end: "perf",
+            faults_only: true,
+        };
+        assert_eq!(t.label(), "memtrace record --faults-only");
+        assert_eq!(
+            MEMTRACE.label(),
+            "memtrace record (defaults: perf fault end, all hooks)"
+        );
+        let memcg = Tracer::Memtrace {
+            fault_end: "memcg",
+            faults_only: false,
+        };
+        assert_eq!(memcg.label(), "memtrace record --fault-end memcg");
+        assert!(t.is_memtrace());
+        let p = Tracer::PerfStat {
+            binary: "/usr/bin/perf".into(),
+        };
+        assert!(!p.is_memtrace());
+    }
+
+    #[test]
+    fn programs_are_found_in_path() {
+        assert!(find_program("sh").is_some());
+        assert!(find_program("no-such-program-memtrace").is_none());
+    }
+}
