@@ -15,6 +15,10 @@ pub enum EventKind {
     OomKill = 2,
     /// What happened to an OOM victim afterwards: exit, reaper ([`oom::OomAftermathEvent`]).
     OomAftermath = 3,
+    /// Minor faults batched per CPU ([`batch::MinorBatch`]).
+    MinorBatch = 4,
+    /// A process's main thread was renamed, by exec or prctl ([`batch::CommEvent`]).
+    Comm = 5,
     /// A completed reclaim or compaction stall of a task ([`StallEvent`]).
     Stall = 10,
     /// Pages written to or read from swap ([`SwapEvent`]).
@@ -34,6 +38,8 @@ impl TryFrom<u32> for EventKind {
             1 => Ok(Self::Fault),
             2 => Ok(Self::OomKill),
             3 => Ok(Self::OomAftermath),
+            4 => Ok(Self::MinorBatch),
+            5 => Ok(Self::Comm),
             10 => Ok(Self::Stall),
             11 => Ok(Self::Swap),
             12 => Ok(Self::Kswapd),
@@ -330,4 +336,5 @@ unsafe impl aya::Pod for KswapdEvent {}
 // SAFETY: as above.
 unsafe impl aya::Pod for InFlightStall {}
 
+pub mod batch;
 pub mod oom;

@@ -6,26 +6,42 @@
 //! The in-flight state lives in a per-CPU slot: the common fault starts and ends on one CPU
 //! without sleeping, so it costs no hash map. When the task is switched out mid-fault (I/O,
 //! preemption), `sched_switch` parks the slot in `PARKED`, keyed by thread id.
+//!
+//! Minor faults, nearly all of them, go out in per-CPU batches of 8-byte entries (see
+//! `memtrace_common::batch`); major faults and swap-ins as full records.
 use aya_ebpf::{
-    helpers::{bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_ktime_get_ns},
+    helpers::{
+        bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_ktime_get_ns,
+        bpf_probe_read_kernel_str_bytes,
+    },
     macros::{btf_tracepoint, map, perf_event},
     maps::{LruHashMap, PerCpuArray},
     programs::{BtfTracePointContext, PerfEventContext},
 };
 use memtrace_common::{
-    EventKind, FaultClass, FaultEvent, InFlightFault, MAX_PARKED_FAULTS, fault_end, fault_flags,
-    stat, swap_dir,
+    COMM_LEN, EventKind, FaultClass, FaultEvent, InFlightFault, MAX_PARKED_FAULTS,
+    batch::{
+        CommEvent, MINOR_BATCH_LEN, MINOR_BATCH_MAX_AGE_NS, MinorBatch, MinorBatchSlot, SEEN_SLOTS,
+    },
+    fault_end, fault_flags, stat, swap_dir,
 };
 
 use crate::{
     filter::current_wanted,
-    kernel::{VM_PGFAULT, VM_PGMAJFAULT, VM_PSWPIN, VM_PSWPOUT, VM_ZSWPIN, global},
-    maps::{EVENTS, LOST, STATS, bump, wakeup_flags},
+    kernel::{
+        OFF_TASK_PID, OFF_TASK_TGID, VM_PGFAULT, VM_PGMAJFAULT, VM_PSWPIN, VM_PSWPOUT, VM_ZSWPIN,
+        global, read_at,
+    },
+    maps::{EVENTS, LOST, STATS, bump, bump_by, wakeup_flags},
 };
 
 /// A `memtrace_common::fault_end` value: which hook completes a fault.
 #[unsafe(no_mangle)]
 static FAULT_END: u32 = fault_end::PERF;
+
+/// Minor faults waiting to be sent, per CPU.
+#[map(name = "MINOR_BATCH")]
+static MINOR_BATCH: PerCpuArray<MinorBatchSlot> = PerCpuArray::with_max_entries(1, 0);
 
 /// The fault in flight on this CPU.
 #[map(name = "FAULT_SLOT")]
@@ -108,18 +124,19 @@ fn in_flight(tid: u32) -> Option<&'static mut InFlightFault> {
 pub fn count_memcg_events(ctx: BtfTracePointContext) -> i32 {
     let item: i32 = ctx.arg(1);
     let item = item as u32;
+    // The most frequent item first: this runs for every fault on the machine.
+    if item == global(&VM_PGFAULT) {
+        if global(&FAULT_END) == fault_end::MEMCG_EVENT {
+            fault_end(None);
+        }
+        return 0;
+    }
     if item == global(&VM_PSWPOUT) {
         crate::swap::swap_traffic(ctx.arg(0), swap_dir::OUT, ctx.arg(2));
         return 0;
     }
     if item == global(&VM_PSWPIN) {
         crate::swap::swap_traffic(ctx.arg(0), swap_dir::IN, ctx.arg(2));
-    }
-    if item == global(&VM_PGFAULT) {
-        if global(&FAULT_END) == fault_end::MEMCG_EVENT {
-            fault_end(None);
-        }
-        return 0;
     }
     let bit = if item == global(&VM_PGMAJFAULT) {
         fault_flags::MAJOR_SEEN
@@ -184,6 +201,11 @@ fn fault_end(major: Option<bool>) {
     } else {
         FaultClass::MajorFile
     };
+    let tgid = (pid_tgid >> 32) as u32;
+    let latency_ns = now.saturating_sub(start_ns);
+    if class == FaultClass::Minor && batch_minor(tgid, latency_ns, now) {
+        return;
+    }
     let Some(mut entry) = EVENTS.reserve::<FaultEvent>(0) else {
         bump(&LOST, EventKind::Fault as u32);
         return;
@@ -191,13 +213,88 @@ fn fault_end(major: Option<bool>) {
     entry.write(FaultEvent {
         kind: EventKind::Fault as u32,
         class: class as u32,
-        tgid: (pid_tgid >> 32) as u32,
+        tgid,
         tid,
         start_ns,
-        latency_ns: now.saturating_sub(start_ns),
+        latency_ns,
         flags,
         swapin_pages,
         comm: bpf_get_current_comm().unwrap_or_default(),
     });
     entry.submit(wakeup_flags());
+}
+
+/// Adds a minor fault to this CPU's batch, sending the batch when it is full or old. Returns
+/// false when the fault needs a full record instead: the thread group's first on this CPU (its
+/// name travels with it), or a latency beyond the entry's 32 bits.
+#[inline(always)]
+fn batch_minor(tgid: u32, latency_ns: u64, now: u64) -> bool {
+    let Some(slot) = MINOR_BATCH.get_ptr_mut(0) else {
+        return false;
+    };
+    // SAFETY: a per-CPU slot, touched only by programs on this CPU, one at a time.
+    let slot = unsafe { &mut *slot };
+    let seen = &mut slot.seen[tgid as usize % SEEN_SLOTS];
+    if *seen != tgid || latency_ns > u64::from(u32::MAX) {
+        *seen = tgid;
+        return false;
+    }
+    let batch = &mut slot.batch;
+    let index = batch.count as usize;
+    if index >= MINOR_BATCH_LEN {
+        return false;
+    }
+    if index == 0 {
+        batch.kind = EventKind::MinorBatch as u32;
+        batch.first_ns = now;
+    }
+    batch.entries[index] = MinorBatch::entry(tgid, latency_ns as u32);
+    batch.count = index as u32 + 1;
+    if batch.count as usize == MINOR_BATCH_LEN
+        || now.saturating_sub(batch.first_ns) > MINOR_BATCH_MAX_AGE_NS
+    {
+        if EVENTS
+            .output::<MinorBatch>(&*batch, wakeup_flags())
+            .is_err()
+        {
+            // Every fault of the batch is lost: count them all.
+            bump_by(&LOST, EventKind::Fault as u32, u64::from(batch.count));
+        }
+        batch.count = 0;
+    }
+    true
+}
+
+/// `task:task_rename(task, comm)`: exec and prctl(PR_SET_NAME) rename a thread. A main
+/// thread's new name is its process's: rare, and only the name crosses the ring buffer.
+#[btf_tracepoint(function = "task_rename")]
+pub fn task_rename(ctx: BtfTracePointContext) -> i32 {
+    if !current_wanted() {
+        return 0;
+    }
+    let task: u64 = ctx.arg(0);
+    let comm: *const u8 = ctx.arg(1);
+    let (Some(pid), Some(tgid)) = (
+        read_at::<u32>(task, global(&OFF_TASK_PID)),
+        read_at::<u32>(task, global(&OFF_TASK_TGID)),
+    ) else {
+        return 0;
+    };
+    if pid != tgid {
+        return 0;
+    }
+    let Some(mut entry) = EVENTS.reserve::<CommEvent>(0) else {
+        bump(&LOST, EventKind::Comm as u32);
+        return 0;
+    };
+    let mut name = [0u8; COMM_LEN];
+    // SAFETY: the helper bounds the copy by the buffer and fails cleanly on a bad pointer.
+    let _ = unsafe { bpf_probe_read_kernel_str_bytes(comm, &mut name) };
+    entry.write(CommEvent {
+        kind: EventKind::Comm as u32,
+        tgid,
+        comm: name,
+    });
+    entry.submit(wakeup_flags());
+    0
 }

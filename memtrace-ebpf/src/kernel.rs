@@ -24,6 +24,9 @@ pub static VM_PSWPOUT: u32 = u32::MAX;
 /// `offsetof(struct task_struct, tgid)`.
 #[unsafe(no_mangle)]
 pub static OFF_TASK_TGID: u32 = 0;
+/// `offsetof(struct task_struct, pid)`.
+#[unsafe(no_mangle)]
+pub static OFF_TASK_PID: u32 = 0;
 /// `offsetof(struct task_struct, flags)`.
 #[unsafe(no_mangle)]
 pub static OFF_TASK_FLAGS: u32 = 0;

@@ -34,6 +34,15 @@ pub fn bump(map: &PerCpuArray<u64>, index: u32) {
     }
 }
 
+/// Adds `n` to a per-CPU counter.
+#[inline(always)]
+pub fn bump_by(map: &PerCpuArray<u64>, index: u32, n: u64) {
+    if let Some(counter) = map.get_ptr_mut(index) {
+        // SAFETY: per-CPU slot, only this CPU writes it while the program runs.
+        unsafe { *counter += n };
+    }
+}
+
 /// The ring-buffer flags for a submission: wake the reader only when a batch is waiting.
 #[inline(always)]
 pub fn wakeup_flags() -> u64 {

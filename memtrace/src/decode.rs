@@ -2,11 +2,12 @@
 //! never transmutes: anything malformed becomes a `DecodeError` that the caller counts.
 use memtrace_common::{
     EventKind, FaultClass, FaultEvent, KswapdEvent, StallEvent, StallKind, SwapEvent,
+    batch::{CommEvent, MINOR_BATCH_LEN, MinorBatch},
     oom::{OOM_MEMCG_LEVELS, OomAftermathEvent, OomKillEvent, oom_aftermath},
 };
 
 /// A decoded record.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Record {
     /// A completed fault, with its class checked.
     Fault {
@@ -19,6 +20,10 @@ pub enum Record {
     Swap(SwapEvent),
     /// kswapd activity.
     Kswapd(KswapdEvent),
+    /// Minor faults of one CPU, `count` checked (boxed: 528 bytes, once per 64 faults).
+    MinorBatch(Box<MinorBatch>),
+    /// A process's new name (exec, prctl).
+    Comm(CommEvent),
 }
 
 /// Why a record could not be decoded.
@@ -40,6 +45,9 @@ pub enum DecodeError {
     /// A fault record with an unknown class.
     #[error("fault record with unknown class {class}")]
     BadClass { class: u32 },
+    /// A minor-fault batch claiming more entries than it holds.
+    #[error("minor-fault batch with {count} entries")]
+    BadBatch { count: u32 },
     /// A stall record with an unknown stall kind.
     #[error("stall record with unknown kind {stall}")]
     BadStall { stall: u32 },
@@ -78,6 +86,14 @@ pub fn decode(bytes: &[u8]) -> Result<Record, DecodeError> {
         }
         EventKind::Swap => Ok(Record::Swap(read_exact(bytes, kind)?)),
         EventKind::Kswapd => Ok(Record::Kswapd(read_exact(bytes, kind)?)),
+        EventKind::MinorBatch => {
+            let batch: MinorBatch = read_exact(bytes, kind)?;
+            if batch.count as usize > MINOR_BATCH_LEN {
+                return Err(DecodeError::BadBatch { count: batch.count });
+            }
+            Ok(Record::MinorBatch(Box::new(batch)))
+        }
+        EventKind::Comm => Ok(Record::Comm(read_exact(bytes, kind)?)),
         EventKind::OomKill | EventKind::OomAftermath => Err(DecodeError::WrongRing { kind }),
     }
 }
@@ -262,6 +278,34 @@ mod tests {
             decode(&encode(&swap)[..40]),
             Err(DecodeError::BadLength { kind: 11, .. })
         ));
+    }
+
+    #[test]
+    fn minor_batches_are_checked() {
+        assert_eq!(size_of::<MinorBatch>(), 528);
+        let mut batch = MinorBatch {
+            kind: EventKind::MinorBatch as u32,
+            count: 2,
+            first_ns: 0,
+            entries: [0; MINOR_BATCH_LEN],
+        };
+        batch.entries[0] = MinorBatch::entry(42, 900);
+        assert_eq!(
+            decode(&encode(&batch)),
+            Ok(Record::MinorBatch(Box::new(batch)))
+        );
+        assert_eq!(MinorBatch::unpack(batch.entries[0]), (42, 900));
+        let bad = MinorBatch { count: 65, ..batch };
+        assert_eq!(
+            decode(&encode(&bad)),
+            Err(DecodeError::BadBatch { count: 65 })
+        );
+        let exec = CommEvent {
+            kind: EventKind::Comm as u32,
+            tgid: 7,
+            comm: *b"cat\0\0\0\0\0\0\0\0\0\0\0\0\0",
+        };
+        assert_eq!(decode(&encode(&exec)), Ok(Record::Comm(exec)));
     }
 
     #[test]

@@ -163,11 +163,11 @@ fn run_overhead(exe: &Path, plan: &Plan) -> Result<Vec<Row>, Error> {
         Ok(None),
         Ok(Some(tracers::MEMTRACE)),
         Ok(Some(Tracer::Memtrace {
-            fault_end: "perf",
+            fault_end: "auto",
             faults_only: true,
         })),
         Ok(Some(Tracer::Memtrace {
-            fault_end: "memcg",
+            fault_end: "perf",
             faults_only: false,
         })),
         bpftrace

@@ -30,7 +30,7 @@ pub const STOP_TIMEOUT: Duration = Duration::from_secs(60);
 /// One way of tracing a workload.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Tracer {
-    /// `memtrace record --quiet` with this `--fault-end` (perf or memcg); with `faults_only`,
+    /// `memtrace record --quiet` with this `--fault-end` (auto, perf or memcg); with `faults_only`,
     /// only the fault hooks (no reclaim, swap or kswapd ones).
     Memtrace {
         fault_end: &'static str,
@@ -51,14 +51,14 @@ impl Tracer {
                 faults_only,
             } => {
                 let mut label = String::from("memtrace record");
-                if *fault_end != "perf" {
+                if *fault_end != "auto" {
                     label.push_str(&format!(" --fault-end {fault_end}"));
                 }
                 if *faults_only {
                     label.push_str(" --faults-only");
                 }
                 if self == &MEMTRACE {
-                    label.push_str(" (defaults: perf fault end, all hooks)");
+                    label.push_str(" (defaults: memcg fault end here, all hooks)");
                 }
                 label
             }
@@ -109,7 +109,7 @@ impl Tracer {
 
 /// memtrace as users run it by default: every hook, faults ended by the perf events.
 pub const MEMTRACE: Tracer = Tracer::Memtrace {
-    fault_end: "perf",
+    fault_end: "auto",
     faults_only: false,
 };
 
@@ -167,13 +167,13 @@ mod tests {
     #[test]
     fn labels() {
         let t = Tracer::Memtrace {
-            fault_end: "perf",
+            fault_end: "auto",
             faults_only: true,
         };
         assert_eq!(t.label(), "memtrace record --faults-only");
         assert_eq!(
             MEMTRACE.label(),
-            "memtrace record (defaults: perf fault end, all hooks)"
+            "memtrace record (defaults: memcg fault end here, all hooks)"
         );
         let memcg = Tracer::Memtrace {
             fault_end: "memcg",

@@ -47,8 +47,9 @@ pub struct RecordArgs {
     /// Ring-buffer size in MiB (power of two).
     #[arg(long, default_value = "8", value_parser = args::ring_mib)]
     ring_size: u32,
-    /// Hook that marks the end of a fault: perf software events, or memcg:count_memcg_events.
-    #[arg(long, value_enum, default_value_t = EndHook::Perf)]
+    /// Hook that marks the end of a fault: memcg:count_memcg_events where the kernel has it
+    /// (auto), or the perf software events PAGE_FAULTS_MIN/MAJ.
+    #[arg(long, value_enum, default_value_t = EndHook::Auto)]
     fault_end: EndHook,
     /// Print every reclaim/compaction stall, major fault and swap-in of at least this latency
     /// as it happens (e.g. 1ms).
@@ -68,6 +69,7 @@ pub struct RecordArgs {
 /// `--fault-end` values.
 #[derive(Clone, Copy, Debug, clap::ValueEnum)]
 enum EndHook {
+    Auto,
     Perf,
     Memcg,
 }
@@ -81,6 +83,7 @@ pub fn run(args: RecordArgs) -> Result<ExitCode, Error> {
         filter: filter.clone(),
         ring_bytes: args.ring_size << 20,
         fault_end: match args.fault_end {
+            EndHook::Auto => FaultEnd::Auto,
             EndHook::Perf => FaultEnd::Perf,
             EndHook::Memcg => FaultEnd::MemcgEvent,
         },

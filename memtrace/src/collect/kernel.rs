@@ -19,6 +19,7 @@ pub struct KernelFacts {
     pub vm_pswpout: u32,
     /// Byte offsets of struct members (see the kernel programs' `kernel.rs`).
     pub off_task_tgid: u32,
+    pub off_task_pid: u32,
     pub off_task_flags: u32,
     pub off_memcg_css: u32,
     pub off_task_cgroups: u32,
@@ -28,6 +29,8 @@ pub struct KernelFacts {
     pub off_cgroup_ancestors: u32,
     pub off_cgroup_kn: u32,
     pub off_kernfs_node_id: u32,
+    /// Whether the kernel has the `memcg:count_memcg_events` tracepoint.
+    pub has_count_memcg_events: bool,
     /// The gfp bit enumerators (`___GFP_IO_BIT`, ...) and their values.
     pub gfp_bits: Vec<(String, u32)>,
     /// What the OOM programs read; `None` (with a warning) leaves OOM kills untraced.
@@ -54,6 +57,7 @@ impl KernelFacts {
             vm_zswpin: enum_value(btf, "vm_event_item", "ZSWPIN").unwrap_or(u32::MAX),
             vm_pswpout: enum_value(btf, "vm_event_item", "PSWPOUT")?,
             off_task_tgid: member_offset(btf, "task_struct", "tgid")?,
+            off_task_pid: member_offset(btf, "task_struct", "pid")?,
             off_task_flags: member_offset(btf, "task_struct", "flags")?,
             off_memcg_css: member_offset(btf, "mem_cgroup", "css")?,
             off_task_cgroups: member_offset(btf, "task_struct", "cgroups")?,
@@ -64,6 +68,9 @@ impl KernelFacts {
             off_cgroup_kn: member_offset(btf, "cgroup", "kn")?,
             off_kernfs_node_id: member_offset(btf, "kernfs_node", "id")?,
             gfp_bits: enum_members_with_prefix(btf, "___GFP_"),
+            has_count_memcg_events: btf
+                .resolve_ids_by_name("btf_trace_count_memcg_events")
+                .is_ok(),
             oom: crate::oom::offsets::resolve(btf)
                 .map_err(|e| log::warn!("OOM kills will not be traced: {e}"))
                 .ok(),

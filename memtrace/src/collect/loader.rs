@@ -45,6 +45,8 @@ const RECLAIM_HOOKS: [(&str, &str); 14] = [
 /// Which hook ends a fault (see `memtrace_common::fault_end`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum FaultEnd {
+    /// `MemcgEvent` where the kernel has it, else `Perf` (see `FaultEnd::resolve`).
+    Auto,
     /// Perf software events PAGE_FAULTS_MIN/MAJ on every CPU.
     Perf,
     /// `memcg:count_memcg_events(PGFAULT)`.
@@ -69,7 +71,7 @@ impl Default for TracerConfig {
         Self {
             filter: Filter::All,
             ring_bytes: 8 << 20,
-            fault_end: FaultEnd::Perf,
+            fault_end: FaultEnd::Auto,
             reclaim: true,
         }
     }
@@ -118,8 +120,9 @@ impl Tracer {
         }
         raise_memlock_limit();
         let filter = config.filter.globals();
-        let end = match config.fault_end {
-            FaultEnd::Perf => fault_end::PERF,
+        let fault_end = config.fault_end.resolve(facts);
+        let end = match fault_end {
+            FaultEnd::Perf | FaultEnd::Auto => fault_end::PERF,
             FaultEnd::MemcgEvent => fault_end::MEMCG_EVENT,
         };
         let mut ebpf = EbpfLoader::new()
@@ -129,6 +132,7 @@ impl Tracer {
             .override_global("VM_ZSWPIN", &facts.vm_zswpin, true)
             .override_global("VM_PSWPOUT", &facts.vm_pswpout, true)
             .override_global("OFF_TASK_FLAGS", &facts.off_task_flags, true)
+            .override_global("OFF_TASK_PID", &facts.off_task_pid, true)
             .override_global("OFF_MEMCG_CSS", &facts.off_memcg_css, true)
             .override_global("OFF_TASK_TGID", &facts.off_task_tgid, true)
             .override_global("OFF_TASK_CGROUPS", &facts.off_task_cgroups, true)
@@ -155,11 +159,16 @@ impl Tracer {
             hooks: Vec::new(),
             filter: config.filter.clone(),
         };
-        tracer.attach_all(config, facts.oom.is_some())?;
+        tracer.attach_all(config, fault_end, facts.oom.is_some())?;
         Ok(tracer)
     }
 
-    fn attach_all(&mut self, config: &TracerConfig, oom_offsets: bool) -> Result<(), Error> {
+    fn attach_all(
+        &mut self,
+        config: &TracerConfig,
+        fault_end: FaultEnd,
+        oom_offsets: bool,
+    ) -> Result<(), Error> {
         let btf = Btf::from_sys_fs().map_err(|e| Error::Btf {
             what: "/sys/kernel/btf/vmlinux".into(),
             reason: e.to_string(),
@@ -167,6 +176,7 @@ impl Tracer {
         self.attach_btf("page_fault_user", "page_fault_user", &btf);
         self.attach_btf("page_fault_kernel", "page_fault_kernel", &btf);
         self.attach_btf("sched_switch", "sched_switch", &btf);
+        self.attach_btf("task_rename", "task_rename", &btf);
         self.attach_btf("count_memcg_events", "count_memcg_events", &btf);
         if config.filter.follows_children() {
             self.attach_btf("sched_process_fork", "sched_process_fork", &btf);
@@ -176,7 +186,7 @@ impl Tracer {
                 self.attach_btf(program, tracepoint, &btf);
             }
         }
-        if config.fault_end == FaultEnd::Perf {
+        if fault_end != FaultEnd::MemcgEvent {
             self.attach_perf("fault_done_minor", SoftwareEvent::PageFaultsMin);
             self.attach_perf("fault_done_major", SoftwareEvent::PageFaultsMaj);
         }
@@ -186,8 +196,8 @@ impl Tracer {
                 .iter()
                 .any(|h| h.program == name && h.error.is_none())
         };
-        let ends = match config.fault_end {
-            FaultEnd::Perf => ok("fault_done_minor") && ok("fault_done_major"),
+        let ends = match fault_end {
+            FaultEnd::Perf | FaultEnd::Auto => ok("fault_done_minor") && ok("fault_done_major"),
             FaultEnd::MemcgEvent => ok("count_memcg_events"),
         };
         if !ok("page_fault_user") || !ends {

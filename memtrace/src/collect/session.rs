@@ -155,6 +155,13 @@ pub async fn record(
     // Everything the kernel produced up to now is in the ring: take it all, and close the last
     // (partial) interval so the timeline covers the whole recording.
     drain(ring.get_mut(), &mut model, &mut on_record);
+    // Minor faults still in per-CPU batches: stop the fault hooks, take what they sent last,
+    // then what they never sent.
+    let leftovers = tracer.stop_faults()?;
+    drain(ring.get_mut(), &mut model, &mut on_record);
+    for batch in &leftovers {
+        model.add_minor_batch(batch);
+    }
     oom::collect::drain(oom_ring.get_mut(), &mut tracer, &mut oom, &mut model);
     model.oom.apply_kmsg(&oom.poll_kmsg());
     oom::collect::show_ready(&mut model, &mut on_oom, true);

@@ -9,7 +9,9 @@ use std::collections::{BTreeMap, HashMap};
 
 pub use hist::{LatencyStats, LatencySummary, Log2Bucket, SIGNIFICANT_DIGITS};
 use machine::{MachineInterval, MachineSample};
-use memtrace_common::{FAULT_CLASSES, FaultClass, FaultEvent, STALL_KINDS, StallEvent, StallKind};
+use memtrace_common::{
+    FAULT_CLASSES, FaultClass, FaultEvent, STALL_KINDS, StallEvent, StallKind, batch::MinorBatch,
+};
 use swap::{Kswapd, SwapTraffic};
 use timeline::{StallCategory, Timeline};
 
@@ -171,6 +173,14 @@ impl Model {
             Ok(Record::Stall { event, stall }) => self.add_stall(&event, stall),
             Ok(Record::Swap(event)) => self.swap.add(&event),
             Ok(Record::Kswapd(event)) => self.kswapd.add(&event, &mut self.timeline),
+            Ok(Record::MinorBatch(batch)) => self.add_minor_batch(&batch),
+            Ok(Record::Comm(event)) => {
+                let process = self
+                    .processes
+                    .entry(event.tgid)
+                    .or_insert_with(|| ProcessFaults::new(event.tgid));
+                process.comm = comm_str(&event.comm);
+            }
             Err(error) => self.count_malformed(error),
         }
     }
@@ -208,6 +218,24 @@ impl Model {
         if let Some(category) = StallCategory::of_fault(class) {
             self.timeline
                 .add_stall(event.tgid, category, event.start_ns, event.latency_ns);
+        }
+    }
+
+    /// Minor faults from a batch; their process was named by its first, full record.
+    pub fn add_minor_batch(&mut self, batch: &MinorBatch) {
+        let count = (batch.count as usize).min(batch.entries.len());
+        for &entry in &batch.entries[..count] {
+            let (tgid, latency_ns) = MinorBatch::unpack(entry);
+            self.records += 1;
+            let process = self
+                .processes
+                .entry(tgid)
+                .or_insert_with(|| ProcessFaults::new(tgid));
+            process.classes[FaultClass::Minor as usize]
+                .get_or_insert_with(LatencyStats::new)
+                .record(u64::from(latency_ns));
+            self.interval.faults[FaultClass::Minor as usize] += 1;
+            *self.interval.per_pid.entry(tgid).or_default() += 1;
         }
     }
 
@@ -292,6 +320,40 @@ mod tests {
         assert_eq!(a.swapin_pages, 1);
         assert_eq!(model.records, 4);
         assert_eq!(model.processes().count(), 2);
+    }
+
+    #[test]
+    fn minor_batches_count_under_the_name_of_the_first_full_record() {
+        use memtrace_common::batch::MINOR_BATCH_LEN;
+        let mut model = Model::new();
+        model.apply(Ok(fault(10, 10, FaultClass::Minor, 100, b"app")));
+        let mut batch = MinorBatch {
+            kind: 4,
+            count: 3,
+            first_ns: 0,
+            entries: [0; MINOR_BATCH_LEN],
+        };
+        batch.entries[0] = MinorBatch::entry(10, 200);
+        batch.entries[1] = MinorBatch::entry(10, 300);
+        batch.entries[2] = MinorBatch::entry(11, 400);
+        // Entries past `count` are ignored.
+        batch.entries[3] = MinorBatch::entry(12, 500);
+        model.apply(Ok(Record::MinorBatch(Box::new(batch))));
+        let app = model.process(10).expect("app");
+        assert_eq!(
+            (app.comm.as_str(), app.total_count(), app.total_ns()),
+            ("app", 3, 600)
+        );
+        assert_eq!(model.process(11).map(ProcessFaults::total_count), Some(1));
+        assert!(model.process(12).is_none());
+        assert_eq!(model.records, 4);
+        let exec = memtrace_common::batch::CommEvent {
+            kind: 5,
+            tgid: 10,
+            comm: *b"cat\0\0\0\0\0\0\0\0\0\0\0\0\0",
+        };
+        model.apply(Ok(Record::Comm(exec)));
+        assert_eq!(model.comm_of(10), "cat");
     }
 
     #[test]
