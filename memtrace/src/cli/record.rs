@@ -45,7 +45,7 @@ pub struct RecordArgs {
     #[arg(short, long)]
     quiet: bool,
     /// Ring-buffer size in MiB (power of two).
-    #[arg(long, default_value = "8", value_parser = args::ring_mib)]
+    #[arg(long, default_value = "4", value_parser = args::ring_mib)]
     ring_size: u32,
     /// Hook that marks the end of a fault: memcg:count_memcg_events where the kernel has it
     /// (auto), or the perf software events PAGE_FAULTS_MIN/MAJ.
@@ -78,6 +78,7 @@ enum EndHook {
 pub fn run(args: RecordArgs) -> Result<ExitCode, Error> {
     let filter = filter_of(&args)?;
     super::require_root()?;
+    memtrace::collect::loader::warm_up();
     let facts = KernelFacts::from_running_kernel()?;
     let config = TracerConfig {
         filter: filter.clone(),

@@ -5,12 +5,26 @@ use hdrhistogram::Histogram;
 /// Significant digits kept by every latency histogram.
 pub const SIGNIFICANT_DIGITS: u8 = 3;
 
+/// Distinct values a distribution keeps in a small sorted list before it switches to a full
+/// HdrHistogram: a process that faulted a few dozen times costs a few hundred bytes, not the
+/// tens of kilobytes of a histogram's counts (10 000 short-lived processes are common).
+const SPARSE_LIMIT: usize = 64;
+
+/// The counts behind a distribution.
+#[derive(Clone, Debug)]
+enum Counts {
+    /// (value at HdrHistogram's 3-digit resolution, count), sorted by value.
+    Sparse(Vec<(u64, u64)>),
+    /// A full histogram.
+    Dense(Box<Histogram<u64>>),
+}
+
 /// Count, total and distribution of one kind of latency.
 #[derive(Clone, Debug)]
 pub struct LatencyStats {
     count: u64,
     total_ns: u64,
-    hist: Histogram<u64>,
+    counts: Counts,
 }
 
 impl Default for LatencyStats {
@@ -19,16 +33,31 @@ impl Default for LatencyStats {
     }
 }
 
+/// An empty histogram that grows as needed.
+fn empty_histogram() -> Histogram<u64> {
+    // `new` with 3 digits only fails for more than 5 digits.
+    let mut hist = Histogram::new(SIGNIFICANT_DIGITS).unwrap_or_else(|_| unreachable!());
+    hist.auto(true);
+    hist
+}
+
+/// The lowest value HdrHistogram with 3 significant digits holds `value` as: exact below 2048,
+/// then 11 significant bits.
+pub fn quantize(value: u64) -> u64 {
+    if value < 2048 {
+        return value;
+    }
+    let shift = 63 - value.leading_zeros() - 10;
+    (value >> shift) << shift
+}
+
 impl LatencyStats {
-    /// An empty distribution that grows as needed.
+    /// An empty distribution.
     pub fn new() -> Self {
-        // `new` with 3 digits only fails for more than 5 digits.
-        let mut hist = Histogram::new(SIGNIFICANT_DIGITS).unwrap_or_else(|_| unreachable!());
-        hist.auto(true);
         Self {
             count: 0,
             total_ns: 0,
-            hist,
+            counts: Counts::Sparse(Vec::new()),
         }
     }
 
@@ -36,16 +65,32 @@ impl LatencyStats {
     pub fn record(&mut self, latency_ns: u64) {
         self.count += 1;
         self.total_ns = self.total_ns.saturating_add(latency_ns);
-        // With auto-resize, recording can only fail for values beyond u64's range of buckets.
-        let _ = self.hist.record(latency_ns.max(1));
+        let value = latency_ns.max(1);
+        if let Counts::Sparse(values) = &mut self.counts {
+            let q = quantize(value);
+            match values.binary_search_by_key(&q, |&(v, _)| v) {
+                Ok(i) => values[i].1 += 1,
+                Err(i) if values.len() < SPARSE_LIMIT => values.insert(i, (q, 1)),
+                Err(_) => self.counts = Counts::Dense(Box::new(self.to_histogram())),
+            }
+            if let Counts::Sparse(_) = self.counts {
+                return;
+            }
+        }
+        if let Counts::Dense(hist) = &mut self.counts {
+            // With auto-resize, recording can only fail beyond u64's range of buckets.
+            let _ = hist.record(value);
+        }
     }
 
     /// Adds every latency of `other`.
     pub fn merge(&mut self, other: &Self) {
+        let mut hist = self.to_histogram();
+        // Both auto-resize with the same precision, so adding cannot fail.
+        let _ = hist.add(other.to_histogram());
         self.count += other.count;
         self.total_ns = self.total_ns.saturating_add(other.total_ns);
-        // Both auto-resize with the same precision, so adding cannot fail.
-        let _ = self.hist.add(&other.hist);
+        self.counts = Counts::Dense(Box::new(hist));
     }
 
     /// Number of latencies recorded.
@@ -58,42 +103,50 @@ impl LatencyStats {
         self.total_ns
     }
 
-    /// The underlying histogram.
-    pub fn histogram(&self) -> &Histogram<u64> {
-        &self.hist
+    /// The distribution as an HdrHistogram (built on demand while it is small).
+    pub fn to_histogram(&self) -> Histogram<u64> {
+        match &self.counts {
+            Counts::Dense(hist) => (**hist).clone(),
+            Counts::Sparse(values) => {
+                let mut hist = empty_histogram();
+                for &(value, count) in values {
+                    let _ = hist.record_n(value, count);
+                }
+                hist
+            }
+        }
     }
 
     /// Count, total, mean and percentiles.
     pub fn summary(&self) -> LatencySummary {
+        let hist = self.to_histogram();
         let q = |quantile: f64| {
             if self.count == 0 {
                 0
             } else {
-                self.hist.value_at_quantile(quantile)
+                hist.value_at_quantile(quantile)
             }
         };
         LatencySummary {
             count: self.count,
             total_ns: self.total_ns,
             mean_ns: self.total_ns.checked_div(self.count).unwrap_or(0),
-            min_ns: if self.count == 0 { 0 } else { self.hist.min() },
+            min_ns: if self.count == 0 { 0 } else { hist.min() },
             p50_ns: q(0.50),
             p90_ns: q(0.90),
             p99_ns: q(0.99),
             p999_ns: q(0.999),
-            max_ns: if self.count == 0 { 0 } else { self.hist.max() },
+            max_ns: if self.count == 0 { 0 } else { hist.max() },
         }
     }
 
     /// Power-of-two buckets `[lo, hi]` with their counts, from the lowest to the highest
     /// non-empty one (empty ones in between included), as BCC's histograms show them.
     pub fn log2_buckets(&self) -> Vec<Log2Bucket> {
+        let hist = self.to_histogram();
         let mut counts = [0u64; 65];
-        for value in self.hist.iter_recorded() {
-            let v = self
-                .hist
-                .lowest_equivalent(value.value_iterated_to())
-                .max(1);
+        for value in hist.iter_recorded() {
+            let v = hist.lowest_equivalent(value.value_iterated_to()).max(1);
             counts[(63 - v.leading_zeros()) as usize] += value.count_at_value();
         }
         let Some(first) = counts.iter().position(|&c| c > 0) else {
@@ -176,6 +229,40 @@ mod tests {
         assert_eq!(buckets.last().map(|b| (b.lo_ns, b.count)), Some((64, 1)));
         assert_eq!(buckets.iter().map(|b| b.count).sum::<u64>(), 4);
         assert_eq!(buckets.len(), 6); // 2,4,8,16,32,64
+    }
+
+    #[test]
+    fn sparse_and_dense_agree_on_every_figure() {
+        let values: Vec<u64> = (0..500u64).map(|i| (i * 7919) % 300_000 + 100).collect();
+        let mut stats = LatencyStats::new();
+        let mut reference = empty_histogram();
+        for (n, &v) in values.iter().enumerate() {
+            stats.record(v);
+            let _ = reference.record(v);
+            if n == 40 {
+                assert!(
+                    matches!(stats.counts, Counts::Sparse(_)),
+                    "small distributions stay sparse"
+                );
+            }
+        }
+        assert!(
+            matches!(stats.counts, Counts::Dense(_)),
+            "large ones become full histograms"
+        );
+        let s = stats.summary();
+        assert_eq!(s.p50_ns, reference.value_at_quantile(0.5));
+        assert_eq!(s.p999_ns, reference.value_at_quantile(0.999));
+        assert_eq!((s.min_ns, s.max_ns), (reference.min(), reference.max()));
+        assert_eq!(stats.to_histogram().len(), 500);
+    }
+
+    #[test]
+    fn quantize_matches_hdrhistogram_equivalence() {
+        let hist = empty_histogram();
+        for v in [1u64, 2047, 2048, 2049, 4095, 123_456, 9_876_543_210] {
+            assert_eq!(quantize(v), hist.lowest_equivalent(v), "{v}");
+        }
     }
 
     #[test]
