@@ -72,7 +72,6 @@ pub fn run(args: DemoArgs) -> Result<ExitCode, Error> {
     for line in sweep_stale() {
         eprintln!("memtrace: removed a leftover of an earlier run: {line}");
     }
-    memtrace::collect::loader::warm_up();
     let facts = KernelFacts::from_running_kernel()?;
     if args.scenario != Scenario::Oom {
         run_faults(&args, &facts)?;

@@ -78,7 +78,6 @@ enum EndHook {
 pub fn run(args: RecordArgs) -> Result<ExitCode, Error> {
     let filter = filter_of(&args)?;
     super::require_root()?;
-    memtrace::collect::loader::warm_up();
     let facts = KernelFacts::from_running_kernel()?;
     let config = TracerConfig {
         filter: filter.clone(),

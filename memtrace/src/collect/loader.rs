@@ -1,7 +1,5 @@
 //! Loads the kernel programs with the facts and filter they need, and attaches each hook on its
 //! own so that one refused hook is reported without taking the others down.
-use std::{sync::Mutex, thread::JoinHandle};
-
 use aya::{
     Btf, Ebpf, EbpfLoader,
     maps::{HashMap, MapData, PerCpuArray, RingBuf},
@@ -162,8 +160,8 @@ impl Tracer {
             filter: config.filter.clone(),
         };
         tracer.attach_all(config, fault_end, facts.oom.is_some())?;
-        // Parsing the kernel's BTF (twice: for the facts and for aya) leaves ~25 MB of freed
-        // heap that glibc keeps; hand it back before recording starts.
+        // Parsing the kernel's BTF leaves ~25 MB of freed heap that glibc keeps; hand it back
+        // before recording starts.
         // SAFETY: malloc_trim only releases free memory.
         unsafe { libc::malloc_trim(0) };
         Ok(tracer)
@@ -322,33 +320,11 @@ fn fill_pid_filter(ebpf: &mut Ebpf, pids: &[u32]) -> Result<(), Error> {
     Ok(())
 }
 
-/// aya's parse of the kernel's BTF, started early on another thread by `warm_up`.
-static BTF_PARSE: Mutex<Option<JoinHandle<Result<Btf, String>>>> = Mutex::new(None);
-
-/// Starts parsing the kernel's BTF for the loader on another thread, while the caller reads
-/// `KernelFacts` (a second parser) on its own: start-up pays for one parse, not two in a row.
-pub fn warm_up() {
-    if let Ok(mut slot) = BTF_PARSE.lock()
-        && slot.is_none()
-    {
-        *slot = Some(std::thread::spawn(|| {
-            Btf::from_sys_fs().map_err(|e| e.to_string())
-        }));
-    }
-}
-
-/// The kernel's BTF for the loader: the warmed-up parse if there is one.
+/// The kernel's BTF for the loader.
 fn kernel_btf() -> Result<Btf, Error> {
-    let pending = BTF_PARSE.lock().ok().and_then(|mut slot| slot.take());
-    let parsed = match pending {
-        Some(handle) => handle
-            .join()
-            .unwrap_or_else(|_| Err("the BTF parse panicked".into())),
-        None => Btf::from_sys_fs().map_err(|e| e.to_string()),
-    };
-    parsed.map_err(|reason| Error::Btf {
+    Btf::from_sys_fs().map_err(|e| Error::Btf {
         what: "/sys/kernel/btf/vmlinux".into(),
-        reason,
+        reason: e.to_string(),
     })
 }
 
