@@ -5,6 +5,7 @@ mod build;
 mod demo;
 mod run;
 mod setup;
+mod tally;
 mod test;
 mod util;
 

@@ -7,6 +7,7 @@ use anyhow::{Result, bail};
 use crate::{
     build::build_memtrace,
     setup::ensure_toolchain,
+    tally::{Tally, run_counted},
     util::{cargo, is_root, run, step},
 };
 
@@ -29,8 +30,15 @@ pub struct Args {
     pub(crate) test_args: Vec<String>,
 }
 
-/// Runs the `test` subcommand.
+/// Runs the `test` subcommand and closes with one line counting every test that ran.
 pub fn main(args: Args) -> Result<()> {
+    let mut tally = Tally::default();
+    let result = checks(&args, &mut tally);
+    println!("\n{}", tally.summary());
+    result
+}
+
+fn checks(args: &Args, tally: &mut Tally) -> Result<()> {
     ensure_toolchain()?;
     let skip_kernel = env::var_os(SKIP_VAR).is_some_and(|value| value == "1");
     let blockers = kernel_blockers();
@@ -42,7 +50,7 @@ pub fn main(args: Args) -> Result<()> {
                 blockers.join("; ")
             );
         }
-        unit_checks()?;
+        unit_checks(tally)?;
     }
     if args.unit {
         return Ok(());
@@ -59,11 +67,11 @@ pub fn main(args: Args) -> Result<()> {
             blockers.join("; ")
         );
     }
-    kernel_tests(&args.test_args)
+    kernel_tests(&args.test_args, tally)
 }
 
 /// Formatting, lints and the tests that need no kernel.
-fn unit_checks() -> Result<()> {
+fn unit_checks(tally: &mut Tally) -> Result<()> {
     step("fmt");
     run(cargo().args(["fmt", "--all", "--", "--check"]))?;
     step("clippy");
@@ -79,13 +87,18 @@ fn unit_checks() -> Result<()> {
         "warnings",
     ]))?;
     step("unit tests");
-    run(cargo().args([
-        "test",
-        "--package",
-        "memtrace",
-        "--package",
-        "memtrace-common",
-    ]))
+    run_counted(
+        cargo().args([
+            "test",
+            "--package",
+            "memtrace",
+            "--package",
+            "memtrace-common",
+            "--package",
+            "xtask",
+        ]),
+        tally,
+    )
 }
 
 /// Why the kernel tests can't run on this machine; empty when they can.
@@ -104,12 +117,15 @@ fn kernel_blockers() -> Vec<String> {
 
 /// The root-only integration tests against the release binary, one at a time since they
 /// share the kernel (memcgs, swap, global counters).
-fn kernel_tests(test_args: &[String]) -> Result<()> {
+fn kernel_tests(test_args: &[String], tally: &mut Tally) -> Result<()> {
     let binary = build_memtrace()?;
     step("kernel integration tests");
-    run(cargo()
-        .args(["test", "--release", "--package", "memtrace-tests"])
-        .args(["--", "--test-threads=1"])
-        .args(test_args)
-        .env("MEMTRACE_BIN", &binary))
+    run_counted(
+        cargo()
+            .args(["test", "--release", "--package", "memtrace-tests"])
+            .args(["--", "--test-threads=1"])
+            .args(test_args)
+            .env("MEMTRACE_BIN", &binary),
+        tally,
+    )
 }
