@@ -9,7 +9,7 @@ use std::{
 
 use anyhow::{Context, Result};
 
-use crate::util::{ChildFailed, display};
+use crate::util::{check, display};
 
 /// Tests counted so far.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -68,15 +68,7 @@ pub fn run_counted(command: &mut Command, tally: &mut Tally) -> Result<()> {
     let status = child
         .wait()
         .with_context(|| format!("waiting for `{shown}`"))?;
-    if status.success() {
-        Ok(())
-    } else {
-        Err(ChildFailed {
-            command: shown,
-            status,
-        }
-        .into())
-    }
+    check(shown, status)
 }
 
 #[cfg(test)]

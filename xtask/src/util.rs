@@ -117,6 +117,11 @@ pub fn run(command: &mut Command) -> Result<()> {
     let status = command
         .status()
         .with_context(|| format!("could not start `{shown}`"))?;
+    check(shown, status)
+}
+
+/// A non-zero exit of the command shown as `shown` becomes a [`ChildFailed`].
+pub fn check(shown: String, status: ExitStatus) -> Result<()> {
     if status.success() {
         Ok(())
     } else {
