@@ -1,7 +1,6 @@
 //! Facts about the running kernel read from its BTF at start-up: enum values and struct member
 //! offsets that the kernel programs need (aya has no CO-RE relocations).
-use btf_rs::{Btf, Type};
-
+use super::btf::{Btf, kind};
 use crate::error::Error;
 
 /// Where the kernel publishes its own BTF.
@@ -40,15 +39,7 @@ pub struct KernelFacts {
 impl KernelFacts {
     /// Reads the facts from the running kernel's BTF.
     pub fn from_running_kernel() -> Result<Self, Error> {
-        let btf = Btf::from_file(VMLINUX_BTF).map_err(|source| Error::Btf {
-            what: VMLINUX_BTF.to_string(),
-            reason: source.to_string(),
-        })?;
-        let facts = Self::from_btf(&btf);
-        drop(btf);
-        // The parse's tens of megabytes are free now; return them before aya parses the BTF
-        // again for the loader, so the two parses do not add up in memtrace's peak RSS.
-        facts
+        Self::from_btf(&Btf::from_file(VMLINUX_BTF)?)
     }
 
     /// Reads the facts from a parsed BTF.
@@ -72,9 +63,7 @@ impl KernelFacts {
             off_cgroup_kn: member_offset(btf, "cgroup", "kn")?,
             off_kernfs_node_id: member_offset(btf, "kernfs_node", "id")?,
             gfp_bits: enum_members_with_prefix(btf, "___GFP_"),
-            has_count_memcg_events: btf
-                .resolve_ids_by_name("btf_trace_count_memcg_events")
-                .is_ok(),
+            has_count_memcg_events: btf.has_typedef("btf_trace_count_memcg_events"),
             oom: crate::oom::offsets::resolve(btf)
                 .map_err(|e| log::warn!("OOM kills will not be traced: {e}"))
                 .ok(),
@@ -91,68 +80,48 @@ fn missing(what: String) -> Error {
 
 /// The value of `name` in `enum enum_name`.
 pub(crate) fn enum_value(btf: &Btf, enum_name: &str, name: &str) -> Result<u32, Error> {
-    let types = btf.resolve_types_by_name(enum_name).unwrap_or_default();
-    for ty in types {
-        if let Type::Enum(e) = ty {
-            for member in &e.members {
-                if btf.resolve_name(member).ok().as_deref() == Some(name) {
-                    return Ok(member.val());
-                }
-            }
-        }
-    }
-    Err(missing(format!("enum {enum_name}::{name}")))
+    btf.find(kind::ENUM, enum_name)
+        .into_iter()
+        .flat_map(|id| btf.enumerators(id))
+        .find_map(|(n, value)| (n == name).then_some(value))
+        .ok_or_else(|| missing(format!("enum {enum_name}::{name}")))
 }
 
-/// Every enumerator of any enum whose name starts with `prefix`, with its value (the gfp bit
-/// enum is anonymous, so it is found by its members).
+/// Every enumerator of the enum that has `{prefix}IO_BIT`, with its value (the gfp bit enum is
+/// anonymous, so it is found by its members).
 fn enum_members_with_prefix(btf: &Btf, prefix: &str) -> Vec<(String, u32)> {
     let marker = format!("{prefix}IO_BIT");
-    // Enumerator names are not indexed, so walk the types; this enum comes early (id ~300).
-    for id in 1..200_000 {
-        match btf.resolve_type_by_id(id) {
-            Ok(Type::Enum(e))
-                if e.members
-                    .iter()
-                    .any(|m| btf.resolve_name(m).ok().as_deref() == Some(marker.as_str())) =>
-            {
-                return e
-                    .members
-                    .iter()
-                    .filter_map(|m| Some((btf.resolve_name(m).ok()?, m.val())))
-                    .filter(|(name, _)| name.starts_with(prefix))
-                    .collect();
-            }
-            Ok(_) => {}
-            Err(_) => break,
-        }
-    }
-    Vec::new()
+    btf.enums()
+        .map(|id| btf.enumerators(id))
+        .find(|members| members.iter().any(|(n, _)| *n == marker))
+        .map(|members| {
+            members
+                .into_iter()
+                .filter(|(n, _)| n.starts_with(prefix))
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// The byte offset of `member` in `struct struct_name`, looking through anonymous members.
 pub(crate) fn member_offset(btf: &Btf, struct_name: &str, member: &str) -> Result<u32, Error> {
-    let types = btf.resolve_types_by_name(struct_name).unwrap_or_default();
-    for ty in types {
-        if let Type::Struct(s) = ty
-            && let Some(bits) = find_member(btf, &s.members, member, 0)
-        {
-            return Ok(bits / 8);
-        }
-    }
-    Err(missing(format!("struct {struct_name}.{member}")))
+    btf.find(kind::STRUCT, struct_name)
+        .into_iter()
+        .find_map(|id| find_member(btf, id, member, 0))
+        .map(|(bits, _)| bits / 8)
+        .ok_or_else(|| missing(format!("struct {struct_name}.{member}")))
 }
 
-fn find_member(btf: &Btf, members: &[btf_rs::Member], name: &str, base_bits: u32) -> Option<u32> {
-    for member in members {
-        let member_name = btf.resolve_name(member).unwrap_or_default();
-        let bits = base_bits + member.bit_offset();
-        if member_name == name {
-            return Some(bits);
+/// The bit offset and type of member `name` of struct or union `id`, looking through
+/// anonymous structs and unions.
+pub(crate) fn find_member(btf: &Btf, id: u32, name: &str, base_bits: u32) -> Option<(u32, u32)> {
+    for member in btf.members(id) {
+        let bits = base_bits + member.bit_offset;
+        if member.name == name {
+            return Some((bits, member.type_id));
         }
-        if member_name.is_empty()
-            && let Ok(Type::Struct(inner) | Type::Union(inner)) = btf.resolve_chained_type(member)
-            && let Some(found) = find_member(btf, &inner.members, name, bits)
+        if member.name.is_empty()
+            && let Some(found) = find_member(btf, btf.resolve(member.type_id), name, bits)
         {
             return Some(found);
         }

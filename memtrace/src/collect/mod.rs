@@ -1,3 +1,4 @@
+pub mod btf;
 pub mod faults;
 pub mod filter;
 pub mod kernel;

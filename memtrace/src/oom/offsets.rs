@@ -1,9 +1,11 @@
 //! The struct members the OOM programs read, resolved from the running kernel's BTF.
-use btf_rs::{Btf, Type};
 use memtrace_common::oom::OomOffsets;
 
 use crate::{
-    collect::kernel::{enum_value, member_offset},
+    collect::{
+        btf::{Btf, kind},
+        kernel::{enum_value, find_member, member_offset},
+    },
     error::Error,
 };
 
@@ -52,37 +54,19 @@ fn rss_counter_size(btf: &Btf) -> Result<u32, Error> {
         what: "struct mm_struct.rss_stat".into(),
         reason: reason.into(),
     };
-    let structs = btf.resolve_types_by_name("mm_struct").unwrap_or_default();
-    let member_type = structs.iter().find_map(|ty| match ty {
-        Type::Struct(s) => member_type(btf, &s.members, "rss_stat"),
-        _ => None,
-    });
-    let Some(Type::Array(array)) = member_type else {
-        return Err(unexpected("not an array"));
-    };
-    match btf.resolve_chained_type(&array) {
-        Ok(Type::Struct(elem))
-            if btf.resolve_name(&elem).ok().as_deref() == Some("percpu_counter") =>
-        {
-            u32::try_from(elem.size()).map_err(|_| unexpected("oversized element"))
-        }
-        _ => Err(unexpected("not an array of struct percpu_counter")),
+    let rss_stat = btf
+        .find(kind::STRUCT, "mm_struct")
+        .into_iter()
+        .find_map(|id| find_member(btf, id, "rss_stat", 0))
+        .map(|(_, type_id)| btf.resolve(type_id));
+    let element = rss_stat
+        .and_then(|array| btf.array_element(array))
+        .map(|elem| btf.resolve(elem))
+        .ok_or_else(|| unexpected("not an array"))?;
+    if btf.kind(element) != kind::STRUCT || btf.name(element) != "percpu_counter" {
+        return Err(unexpected("not an array of struct percpu_counter"));
     }
-}
-
-/// The type of member `name`, looking through anonymous structs and unions.
-fn member_type(btf: &Btf, members: &[btf_rs::Member], name: &str) -> Option<Type> {
-    members.iter().find_map(|member| {
-        let ty = btf.resolve_chained_type(member).ok()?;
-        match btf.resolve_name(member).unwrap_or_default().as_str() {
-            found if found == name => Some(ty),
-            "" => match &ty {
-                Type::Struct(inner) | Type::Union(inner) => member_type(btf, &inner.members, name),
-                _ => None,
-            },
-            _ => None,
-        }
-    })
+    Ok(btf.size(element))
 }
 
 #[cfg(test)]
