@@ -1,15 +1,9 @@
 //! Workloads of `memtrace bench`: a fault-heavy loop timed from inside (so process start-up and
 //! the tracer's own start never count), and a tree of short-lived processes that each fault a
 //! little (to make memtrace track many processes).
-use std::{
-    ptr::NonNull,
-    time::{Duration, Instant},
-};
+use std::time::{Duration, Instant};
 
-use super::FaultCounters;
-
-/// Page size assumed by the workloads (checked at run time).
-const PAGE: usize = 4096;
+use super::{FaultCounters, PAGE, mapping::Mapping};
 
 /// What the fault loop does: map `mib`, touch every page once, unmap; repeat.
 #[derive(Clone, Debug)]
@@ -141,51 +135,12 @@ fn check_page_size() -> std::io::Result<()> {
     Ok(())
 }
 
-/// Maps `len` bytes of anonymous memory without huge pages, touches each page, unmaps.
+/// Maps `len` bytes of anonymous memory without huge pages, touches each page (reading or
+/// writing), unmaps.
 fn churn_once(len: usize, read: bool) -> std::io::Result<()> {
-    // SAFETY: a fresh private mapping with no address hint; failure is MAP_FAILED.
-    let ptr = unsafe {
-        libc::mmap(
-            std::ptr::null_mut(),
-            len,
-            libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
-            -1,
-            0,
-        )
-    };
-    let Some(base) = NonNull::new(ptr.cast::<u8>()).filter(|_| ptr != libc::MAP_FAILED) else {
-        return Err(std::io::Error::last_os_error());
-    };
-    // Transparent huge pages would turn 512 faults into one.
-    // SAFETY: the range is the mapping just made.
-    let advised = unsafe { libc::madvise(ptr, len, libc::MADV_NOHUGEPAGE) };
-    let result = if advised == 0 {
-        touch(base, len, read);
-        Ok(())
-    } else {
-        Err(std::io::Error::last_os_error())
-    };
-    // SAFETY: unmaps exactly what was mapped above.
-    unsafe { libc::munmap(ptr, len) };
-    result
-}
-
-/// One access per page, volatile so that the compiler keeps every one.
-fn touch(base: NonNull<u8>, len: usize, read: bool) {
-    let mut sum = 0u8;
-    for offset in (0..len).step_by(PAGE) {
-        // SAFETY: offset < len, inside the writable mapping.
-        let byte = unsafe { base.as_ptr().add(offset) };
-        if read {
-            // SAFETY: as above.
-            sum = sum.wrapping_add(unsafe { byte.read_volatile() });
-        } else {
-            // SAFETY: as above.
-            unsafe { byte.write_volatile(1) };
-        }
-    }
-    std::hint::black_box(sum);
+    let map = Mapping::anonymous(len)?;
+    std::hint::black_box(map.touch_pages(!read));
+    Ok(())
 }
 
 #[cfg(test)]

@@ -5,13 +5,9 @@ use std::{
     io::Write,
     os::fd::AsRawFd,
     path::{Path, PathBuf},
-    ptr::NonNull,
 };
 
-use super::FaultCounters;
-
-/// Page size assumed by the workload (and checked at run time).
-const PAGE: usize = 4096;
+use super::{FaultCounters, PAGE, mapping::Mapping};
 
 /// Sizes of each phase; 0 skips a phase.
 #[derive(Clone, Debug, serde::Serialize)]
@@ -76,62 +72,6 @@ pub fn run(plan: &FaultPlan) -> std::io::Result<FaultOutcome> {
     Ok(outcome)
 }
 
-/// An anonymous or file mapping, unmapped on drop.
-struct Mapping {
-    ptr: NonNull<u8>,
-    len: usize,
-}
-
-impl Mapping {
-    fn new(len: usize, fd: Option<i32>) -> std::io::Result<Self> {
-        let (flags, fd) = match fd {
-            Some(fd) => (libc::MAP_SHARED, fd),
-            None => (libc::MAP_PRIVATE | libc::MAP_ANONYMOUS, -1),
-        };
-        let prot = libc::PROT_READ | (libc::PROT_WRITE * i32::from(fd < 0));
-        // SAFETY: a fresh mapping with no address hint; failure is MAP_FAILED.
-        let ptr = unsafe { libc::mmap(std::ptr::null_mut(), len, prot, flags, fd, 0) };
-        if ptr == libc::MAP_FAILED {
-            return Err(std::io::Error::last_os_error());
-        }
-        NonNull::new(ptr.cast())
-            .map(|ptr| Self { ptr, len })
-            .ok_or_else(|| std::io::Error::other("null mapping"))
-    }
-
-    fn advise(&self, advice: i32) -> std::io::Result<()> {
-        // SAFETY: the range is this mapping.
-        if unsafe { libc::madvise(self.ptr.as_ptr().cast(), self.len, advice) } != 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-        Ok(())
-    }
-
-    /// Reads (or writes) one byte per page; volatile so the compiler keeps every access.
-    fn touch_pages(&self, write: bool) -> u64 {
-        let mut sum = 0u64;
-        for offset in (0..self.len).step_by(PAGE) {
-            // SAFETY: offset < len, inside the mapping.
-            let byte = unsafe { self.ptr.as_ptr().add(offset) };
-            if write {
-                // SAFETY: as above; the mapping is writable when `write` is asked.
-                unsafe { byte.write_volatile((offset / PAGE) as u8 | 1) };
-            } else {
-                // SAFETY: as above.
-                sum += u64::from(unsafe { byte.read_volatile() });
-            }
-        }
-        sum
-    }
-}
-
-impl Drop for Mapping {
-    fn drop(&mut self) {
-        // SAFETY: unmaps exactly what `new` mapped.
-        unsafe { libc::munmap(self.ptr.as_ptr().cast(), self.len) };
-    }
-}
-
 /// Writes a file, drops its page cache, then reads one byte per page through a random-access
 /// mapping: every page is a page-cache miss, a major fault.
 fn file_phase(dir: &Path, mib: usize) -> std::io::Result<u64> {
@@ -168,9 +108,7 @@ fn file_phase(dir: &Path, mib: usize) -> std::io::Result<u64> {
 /// reads it all again, which brings back from swap whatever reclaim pushed out.
 fn touch_anon(mib: usize, read_back: bool) -> std::io::Result<u64> {
     let len = mib << 20;
-    let map = Mapping::new(len, None)?;
-    // Transparent huge pages would turn 512 faults into one.
-    map.advise(libc::MADV_NOHUGEPAGE)?;
+    let map = Mapping::anonymous(len)?;
     map.touch_pages(true);
     if read_back {
         map.touch_pages(false);

@@ -2,9 +2,13 @@
 //! Each one reports the kernel's own counters for itself, to compare memtrace's figures with.
 pub mod bench;
 pub mod faults;
+pub mod mapping;
 pub mod oom;
 
 use std::io::BufRead;
+
+/// Page size the workloads assume (and check at run time).
+pub const PAGE: usize = 4096;
 
 /// minflt and majflt of a process, from `/proc/PID/stat`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

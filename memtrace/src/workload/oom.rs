@@ -1,7 +1,9 @@
 //! An OOM hog: allocates and touches anonymous memory in steps, says how far it got after each
 //! step (one JSON line), then holds it all until killed. In a memcg smaller than `mib` without
 //! swap, the OOM killer ends it.
-use std::{io::Write, ptr::NonNull, time::Duration};
+use std::{io::Write, time::Duration};
+
+use super::mapping::Mapping;
 
 /// What the hog does.
 #[derive(Clone, Debug, serde::Serialize)]
@@ -23,32 +25,12 @@ pub struct HogProgress {
     pub done: bool,
 }
 
-/// Maps and touches `mib` of anonymous memory, never unmapped: the hog holds it until it dies.
-fn map_and_touch(mib: usize) -> std::io::Result<NonNull<u8>> {
-    let len = mib << 20;
-    // SAFETY: a fresh private anonymous mapping with no address hint.
-    let ptr = unsafe {
-        libc::mmap(
-            std::ptr::null_mut(),
-            len,
-            libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
-            -1,
-            0,
-        )
-    };
-    if ptr == libc::MAP_FAILED {
-        return Err(std::io::Error::last_os_error());
-    }
-    // One fault per 4 KiB page rather than one per huge page: steady, predictable charging.
-    // SAFETY: the range is the mapping just made.
-    unsafe { libc::madvise(ptr, len, libc::MADV_NOHUGEPAGE) };
-    let base = ptr.cast::<u8>();
-    for offset in (0..len).step_by(4096) {
-        // SAFETY: offset < len, inside the writable mapping.
-        unsafe { base.add(offset).write_volatile(1) };
-    }
-    NonNull::new(base).ok_or_else(|| std::io::Error::other("null mapping"))
+/// Maps and touches `mib` of anonymous memory (4 KiB pages: steady, predictable charging),
+/// which the hog holds until it dies.
+fn map_and_touch(mib: usize) -> std::io::Result<Mapping> {
+    let map = Mapping::anonymous(mib << 20)?;
+    map.touch_pages(true);
+    Ok(map)
 }
 
 /// Runs the hog; returns only on error (it holds its memory until killed).
