@@ -66,6 +66,15 @@ pub const FAULT_CLASSES: usize = 3;
 impl FaultClass {
     /// Every class, in id order.
     pub const ALL: [Self; FAULT_CLASSES] = [Self::Minor, Self::MajorFile, Self::MajorSwap];
+
+    /// The stable name used in tables, JSON, recordings and metrics.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::Minor => "minor",
+            Self::MajorFile => "major_file",
+            Self::MajorSwap => "swap_in",
+        }
+    }
 }
 
 impl TryFrom<u32> for FaultClass {
@@ -222,6 +231,18 @@ impl StallKind {
         Self::Throttle,
         Self::Compaction,
     ];
+
+    /// The stable name used in tables, JSON, recordings and metrics.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::DirectReclaim => "direct_reclaim",
+            Self::MemcgReclaim => "memcg_reclaim",
+            Self::MemcgSoftLimit => "memcg_softlimit",
+            Self::NodeReclaim => "node_reclaim",
+            Self::Throttle => "throttle",
+            Self::Compaction => "compaction",
+        }
+    }
 }
 
 impl TryFrom<u32> for StallKind {

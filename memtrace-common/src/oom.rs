@@ -34,6 +34,7 @@ pub mod oom_reclaim {
 /// One level of the victim's memory-cgroup chain, read at the kill, 56 bytes.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "user", derive(serde::Serialize, serde::Deserialize))]
 pub struct MemcgLevel {
     /// The cgroup's kernfs id: the inode of its directory.
     pub id: u64,
@@ -56,6 +57,7 @@ pub struct MemcgLevel {
 /// killer (the trigger), 624 bytes. Memory figures are the kernel's own counters at the kill.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "user", derive(serde::Serialize, serde::Deserialize))]
 pub struct OomKillEvent {
     /// Always `EventKind::OomKill as u32`.
     pub kind: u32,
@@ -119,6 +121,7 @@ pub mod oom_aftermath {
 /// A step after an OOM kill, 24 bytes.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "user", derive(serde::Serialize, serde::Deserialize))]
 pub struct OomAftermathEvent {
     /// Always `EventKind::OomAftermath as u32`.
     pub kind: u32,
@@ -134,6 +137,7 @@ pub struct OomAftermathEvent {
 /// kernel's `oom_badness()`, read the way the kernel reads them.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "user", derive(serde::Serialize, serde::Deserialize))]
 pub struct OomCandidateRecord {
     pub tgid: u32,
     pub pid: u32,

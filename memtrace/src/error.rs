@@ -50,6 +50,16 @@ pub enum Error {
     /// A sandbox (cgroup, swap device) could not be set up.
     #[error("sandbox: {what}: {reason}")]
     Sandbox { what: String, reason: String },
+    /// An output file (`-o`, `--json`) cannot be written: found before tracing starts.
+    #[error("cannot write {path}: {source}")]
+    Output {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// A recording that cannot be read at all (missing, empty, foreign, damaged header).
+    #[error("{path}: {reason}")]
+    Recording { path: PathBuf, reason: String },
     /// An I/O error with the path or action it concerns.
     #[error("{context}: {source}")]
     Io {
@@ -74,7 +84,9 @@ impl Error {
             Self::NoSuchProcess { .. }
             | Self::NoSuchCgroup { .. }
             | Self::NotACgroup { .. }
-            | Self::InvalidArgument { .. } => 2,
+            | Self::InvalidArgument { .. }
+            | Self::Output { .. }
+            | Self::Recording { .. } => 2,
             _ => 1,
         }
     }

@@ -1,16 +1,15 @@
-//! memtrace: per-process latency of page faults (and, as it grows, reclaim stalls, swapping and
-//! OOM kills), traced with eBPF.
+//! memtrace: per-process latency of page faults, reclaim stalls, swapping and OOM kills,
+//! traced with eBPF.
 //!
-//! Data flows one way: `collect` loads the kernel programs and drains their ring buffer,
-//! `decode` checks and types each record, `model` aggregates, `report` renders.
-pub mod bench;
+//! Data flows one way: `collect` (the only code that touches the live machine) makes `samples`
+//! (plain data, what a `recording` keeps), the `model` is a pure fold of samples, and `report`
+//! renders it. `lab` holds the demo's and benchmark's equipment; the core never imports it.
 pub mod collect;
-pub mod decode;
 pub mod error;
+pub mod lab;
 pub mod model;
-pub mod oom;
+pub mod recording;
 pub mod report;
-pub mod sandbox;
-pub mod workload;
+pub mod samples;
 
 pub use error::Error;

@@ -196,7 +196,7 @@ pub fn run_memtrace(args: &[&str], uid: Option<u32>) -> Output {
 
 /// Reads one `/proc/vmstat` counter.
 pub fn vmstat(key: &str) -> u64 {
-    memtrace::workload::vmstat(key).expect("read /proc/vmstat")
+    memtrace::lab::workload::vmstat(key).expect("read /proc/vmstat")
 }
 
 /// Asserts that `got` is within `percent` % of `want`.

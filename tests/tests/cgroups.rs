@@ -2,8 +2,8 @@
 use std::path::{Path, PathBuf};
 
 use memtrace::{
-    sandbox::{MemcgLimits, Sandbox},
-    workload::faults::FaultOutcome,
+    lab::sandbox::{MemcgLimits, Sandbox},
+    lab::workload::faults::FaultOutcome,
 };
 use memtrace_tests::{Recorder, Workload, assert_within, field, processes, require_root};
 

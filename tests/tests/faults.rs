@@ -1,7 +1,7 @@
 //! Fault tracing against the kernel's own counters, in a sandbox (memcg + temporary swap).
 use memtrace::{
-    sandbox::{MemcgLimits, Sandbox},
-    workload::faults::FaultOutcome,
+    lab::sandbox::{MemcgLimits, Sandbox},
+    lab::workload::faults::FaultOutcome,
 };
 use memtrace_tests::{Recorder, Workload, assert_within, field, processes, require_root, vmstat};
 

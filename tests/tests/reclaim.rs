@@ -3,8 +3,8 @@
 use std::{fs::File, path::PathBuf};
 
 use memtrace::{
-    sandbox::{MemcgLimits, Sandbox},
-    workload::faults::FaultOutcome,
+    lab::sandbox::{MemcgLimits, Sandbox},
+    lab::workload::faults::FaultOutcome,
 };
 use memtrace_tests::{Recorder, Workload, assert_within, field, processes, require_root, vmstat};
 use serde_json::Value;
@@ -127,7 +127,7 @@ impl Drop for GlobalPressure {
 
 fn meminfo_kb(key: &str) -> u64 {
     let text = std::fs::read_to_string("/proc/meminfo").expect("meminfo");
-    memtrace::collect::machine::meminfo_kb(&text, key).unwrap_or_else(|| panic!("no {key}"))
+    memtrace::collect::procfs::meminfo_kb(&text, key).unwrap_or_else(|| panic!("no {key}"))
 }
 
 fn allocstalls() -> u64 {

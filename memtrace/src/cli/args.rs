@@ -28,6 +28,14 @@ pub fn duration(text: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs_f64(seconds))
 }
 
+/// Parses a time offset into a recording: a duration, or `0`.
+pub fn offset(text: &str) -> Result<Duration, String> {
+    if text.trim() == "0" {
+        return Ok(Duration::ZERO);
+    }
+    duration(text)
+}
+
 /// Parses a ring-buffer size in MiB (a power of two).
 pub fn ring_mib(text: &str) -> Result<u32, String> {
     let mib: u32 = text

@@ -6,9 +6,9 @@ use std::{io::Write, process::ExitCode, time::Duration};
 use clap::{Args, Subcommand};
 use memtrace::{
     Error,
-    bench::{self, Plan, host::Host, table},
-    sandbox::sweep_stale,
-    workload::bench::{ChurnPlan, churn, spawn_tree},
+    lab::bench::{self, Plan, host::Host, table},
+    lab::sandbox::sweep_stale,
+    lab::workload::bench::{ChurnPlan, churn, spawn_tree},
 };
 
 use super::args;

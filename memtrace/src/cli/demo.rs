@@ -15,13 +15,15 @@ use memtrace::{
         filter::Filter,
         kernel::KernelFacts,
         loader::{Tracer, TracerConfig},
-        session::{self, Recording, RunOptions, Tick},
+        session::{RunOptions, SampleSink},
     },
-    model::machine::Thresholds,
-    oom::{render, scenario::OomScenario},
-    report::{Report, gfp::GfpNames},
-    sandbox::{MemcgLimits, Sandbox, sweep_stale},
-    workload::{faults::FaultOutcome, vmstat},
+    lab::sandbox::{MemcgLimits, Sandbox, sweep_stale},
+    lab::scenario::OomScenario,
+    lab::workload::{faults::FaultOutcome, vmstat},
+    model::Model,
+    recording::Writer,
+    report::{Report, View, oom as oom_block},
+    samples::machine::Thresholds,
 };
 use memtrace_common::FaultClass;
 
@@ -50,6 +52,10 @@ pub struct DemoArgs {
     /// scenario's report goes to FILE.oom.
     #[arg(long, value_name = "FILE")]
     json: Option<PathBuf>,
+    /// Also keep a recording of the run in FILE (`memtrace report FILE` replays it); with
+    /// `--scenario all` the OOM scenario's goes to FILE.oom.
+    #[arg(short, long = "output", value_name = "FILE")]
+    output: Option<PathBuf>,
     /// No live line per interval.
     #[arg(short, long)]
     quiet: bool,
@@ -122,53 +128,71 @@ fn trace_workload(
     );
     let pswpin_before = vmstat("pswpin").map_err(|e| Error::io("reading /proc/vmstat", e))?;
     release(child)?;
-    let recording = record_pid(tracer, pid, args.quiet, Duration::from_millis(250))?;
+    let run = Run {
+        filter: &filter,
+        facts,
+        quiet: args.quiet,
+        interval: Duration::from_millis(250),
+        output: args.output.as_deref(),
+    };
+    let model = run.record(tracer, pid)?;
     let pswpin =
         vmstat("pswpin").map_err(|e| Error::io("reading /proc/vmstat", e))? - pswpin_before;
     let outcome = read_outcome(child)?;
-    let report = final_report(&recording, facts, &filter, args.json.as_deref())?;
+    let report = final_report(&model, args.json.as_deref())?;
     print_comparison(&report, &outcome, pswpin);
     Ok(())
 }
 
-/// Records until the process exits (two minutes at most), with the live views.
-fn record_pid(
-    tracer: Tracer,
-    pid: u32,
+/// One traced run of the demo.
+struct Run<'a> {
+    filter: &'a Filter,
+    facts: &'a KernelFacts,
     quiet: bool,
     interval: Duration,
-) -> Result<Recording, Error> {
-    let options = RunOptions {
-        duration: Some(Duration::from_secs(120)),
-        interval,
-        watch_pids: vec![pid],
-    };
-    let thresholds = Thresholds::default();
-    let on_tick = |tick: Tick<'_>| {
-        if !quiet {
-            output::live_line(&tick, &thresholds, &[pid]);
-        }
-    };
-    let on_oom = super::record::oom_live;
-    output::runtime()?.block_on(session::record(tracer, &options, on_tick, |_| {}, on_oom))
+    /// Keep a recording here.
+    output: Option<&'a Path>,
 }
 
-/// The report of a demo recording, on stdout (and as JSON to `json`).
-fn final_report(
-    recording: &Recording,
-    facts: &KernelFacts,
-    filter: &Filter,
-    json: Option<&Path>,
-) -> Result<Report, Error> {
-    let gfp = GfpNames::from_enum(facts.gfp_bits.iter().map(|(n, b)| (n.as_str(), *b)));
+impl Run<'_> {
+    /// Records until the process exits (two minutes at most), with the live views.
+    fn record(&self, tracer: Tracer, pid: u32) -> Result<Model, Error> {
+        let options = RunOptions {
+            duration: Some(Duration::from_secs(120)),
+            interval: self.interval,
+            watch_pids: vec![pid],
+        };
+        let header = output::header(self.filter, Thresholds::default(), self.facts);
+        let views = output::LiveViews {
+            quiet: self.quiet,
+            min_stall_ns: None,
+            log_to_stderr: false,
+        };
+        let mut writer = self.output.map(Writer::create).transpose()?;
+        let sink: &mut dyn SampleSink = match writer.as_mut() {
+            Some(writer) => writer,
+            None => &mut memtrace::collect::session::NoSink,
+        };
+        let model = output::run_session(tracer, &options, header, sink, &views)?;
+        if let Some(writer) = &writer {
+            eprintln!(
+                "memtrace demo: recorded {} intervals to {}",
+                writer.intervals(),
+                writer.path().display()
+            );
+        }
+        Ok(model)
+    }
+}
+
+/// The report of a demo run, on stdout (and as JSON to `json`).
+fn final_report(model: &Model, json: Option<&Path>) -> Result<Report, Error> {
     let options = output::ReportOptions {
-        filter,
+        view: View::default(),
         top: 10,
         json,
-        thresholds: Thresholds::default(),
-        gfp: &gfp,
     };
-    output::final_report(recording, &options)
+    output::final_report(model, &options)
 }
 
 /// Attaches the tracer to one process (OOM kills are traced machine-wide anyway).
@@ -196,19 +220,38 @@ fn run_oom(args: &DemoArgs, facts: &KernelFacts) -> Result<(), Error> {
     );
     let (tracer, filter) = start_tracer(facts, pid)?;
     scenario.release()?;
-    let recording = record_pid(tracer, pid, args.quiet, Duration::from_secs(1))?;
+    let both = args.scenario == Scenario::All;
+    let output = args.output.as_deref().map(|p| oom_path(p, both));
+    let run = Run {
+        filter: &filter,
+        facts,
+        quiet: args.quiet,
+        interval: Duration::from_secs(1),
+        output: output.as_deref(),
+    };
+    let model = run.record(tracer, pid)?;
     let counts = scenario.kernel_counts()?;
     drop(scenario);
     eprintln!("memtrace demo: sandbox removed");
-    let json = match (args.json.as_deref(), args.scenario) {
-        (Some(path), Scenario::All) if path != Path::new("-") => {
-            Some(PathBuf::from(format!("{}.oom", path.display())))
+    let json = args.json.as_deref().map(|p| {
+        if p == Path::new("-") {
+            p.to_path_buf()
+        } else {
+            oom_path(p, both)
         }
-        (json, _) => json.map(Path::to_path_buf),
-    };
-    let report = final_report(&recording, facts, &filter, json.as_deref())?;
-    render::write_comparison(&report.oom_kills, &counts, &mut std::io::stdout().lock())
+    });
+    let report = final_report(&model, json.as_deref())?;
+    oom_block::write_comparison(&report.oom_kills, &counts, &mut std::io::stdout().lock())
         .map_err(|e| Error::io("writing the comparison", e))
+}
+
+/// Where the OOM scenario's file goes: FILE.oom when the fault scenario writes FILE.
+fn oom_path(path: &Path, both: bool) -> PathBuf {
+    if both {
+        PathBuf::from(format!("{}.oom", path.display()))
+    } else {
+        path.to_path_buf()
+    }
 }
 
 fn spawn_workload(args: &DemoArgs) -> Result<Child, Error> {

@@ -4,6 +4,7 @@ mod bench;
 mod demo;
 mod output;
 mod record;
+mod report;
 mod workload;
 
 use std::process::ExitCode;
@@ -23,6 +24,8 @@ struct Cli {
 enum Command {
     /// Trace page faults and report per-process latency distributions.
     Record(record::RecordArgs),
+    /// Render the report of a recording made with `record -o`.
+    Report(report::ReportArgs),
     /// Run a built-in workload in a temporary sandbox, trace it, and report.
     Demo(demo::DemoArgs),
     /// Measure memtrace's overhead, throughput, footprint and start-up (prints a table).
@@ -43,6 +46,7 @@ pub fn run() -> Result<ExitCode, Error> {
     };
     match cli.command {
         Command::Record(args) => record::run(args),
+        Command::Report(args) => report::run(args),
         Command::Demo(args) => demo::run(args),
         Command::Bench(args) => bench::run(args),
         Command::Workload(args) => workload::run(args),

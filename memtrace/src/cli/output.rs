@@ -1,20 +1,25 @@
-//! What record and demo print: the live line and the final report, to the right streams.
+//! What record, demo and report share: running a session with its live views, and printing the
+//! final report to the right streams.
 use std::{
-    fs::File,
+    fs::{File, OpenOptions},
     io::{self, BufWriter, Write},
-    path::Path,
+    path::{Path, PathBuf},
 };
 
 use memtrace::{
     Error,
     collect::{
-        filter::{Filter, cgroup_path_of},
-        session::{Recording, Tick},
+        decode::Record,
+        filter::Filter,
+        host::host_facts,
+        kernel::KernelFacts,
+        loader::Tracer,
+        machine::monotonic_ns,
+        session::{self, Callbacks, RunOptions, SampleSink},
     },
-    model::machine::Thresholds,
-    report::{
-        Report, ReportContext, bars, events, gfp::GfpNames, json, live, stalls, table, timeline,
-    },
+    model::{Model, Tick, oom::OomKill},
+    report::{Report, View, bars, events, gfp::GfpNames, json, live, stalls, table, timeline},
+    samples::{Header, machine::Thresholds},
 };
 
 /// A single-threaded runtime: one core drains and aggregates, the other stays with the load.
@@ -25,36 +30,94 @@ pub fn runtime() -> Result<tokio::runtime::Runtime, Error> {
         .map_err(|e| Error::io("starting the event loop", e))
 }
 
-/// Prints the live line on stderr (stdout stays for the report).
-pub fn live_line(tick: &Tick<'_>, thresholds: &Thresholds, focus: &[u32]) {
-    let _ = live::write(tick, thresholds, focus, &mut io::stderr().lock());
+/// The header of a recording of `filter`, with the machine's facts as they are now.
+pub fn header(filter: &Filter, thresholds: Thresholds, facts: &KernelFacts) -> Header {
+    Header {
+        memtrace_version: env!("CARGO_PKG_VERSION").to_string(),
+        traced: filter.describe(),
+        focus_pids: filter.pids().to_vec(),
+        thresholds,
+        host: host_facts(&facts.gfp_bits),
+        ..Header::default()
+    }
 }
 
-/// The per-event log of `--min-stall`, on stdout.
-pub struct EventLog<'a> {
+/// How a session shows itself while it runs.
+pub struct LiveViews {
+    /// No live line.
+    pub quiet: bool,
+    /// `--min-stall`: print every stall, major fault and swap-in at least this long.
+    pub min_stall_ns: Option<u64>,
+    /// The per-event log goes to stderr (stdout carries JSON).
+    pub log_to_stderr: bool,
+}
+
+/// Runs a session with the live line, the event log and the OOM blocks; returns the model.
+pub fn run_session(
+    tracer: Tracer,
+    options: &RunOptions,
+    header: Header,
+    sink: &mut dyn SampleSink,
+    views: &LiveViews,
+) -> Result<Model, Error> {
+    let thresholds = header.thresholds;
+    let focus = header.focus_pids.clone();
+    let gfp = GfpNames::from_enum(header.host.gfp_bits.iter().map(|(n, b)| (n.as_str(), *b)));
+    let mut log = views
+        .min_stall_ns
+        .map(|min_ns| EventLog::new(min_ns, &gfp, views.log_to_stderr));
+    let callbacks = Callbacks {
+        on_tick: |tick: Tick<'_>| {
+            if !views.quiet {
+                let _ = live::write(&tick, &thresholds, &focus, &mut io::stderr().lock());
+            }
+        },
+        on_record: |record: &Record| {
+            if let Some(log) = log.as_mut() {
+                log.write(record);
+            }
+        },
+        on_oom: oom_live,
+    };
+    runtime()?.block_on(session::record(tracer, options, header, sink, callbacks))
+}
+
+/// Prints an OOM kill's block on stderr as it happens (also with --quiet: kills are rare and
+/// they are the news).
+pub fn oom_live(kill: &OomKill) {
+    let _ = memtrace::report::oom::write(kill, &mut io::stderr().lock());
+}
+
+/// The per-event log of `--min-stall`.
+struct EventLog<'a> {
     min_ns: u64,
     gfp: &'a GfpNames,
+    to_stderr: bool,
     header_done: bool,
 }
 
 impl<'a> EventLog<'a> {
-    /// A log of events at least `min` long.
-    pub fn new(min: std::time::Duration, gfp: &'a GfpNames) -> Self {
+    fn new(min_ns: u64, gfp: &'a GfpNames, to_stderr: bool) -> Self {
         Self {
-            min_ns: min.as_nanos() as u64,
+            min_ns,
             gfp,
+            to_stderr,
             header_done: false,
         }
     }
 
     /// Prints `record` if it qualifies.
-    pub fn write(&mut self, record: &memtrace::decode::Record) {
-        let mut out = io::stdout().lock();
+    fn write(&mut self, record: &Record) {
+        let mut out: Box<dyn Write> = if self.to_stderr {
+            Box::new(io::stderr().lock())
+        } else {
+            Box::new(io::stdout().lock())
+        };
         if !self.header_done {
             self.header_done = true;
             let _ = events::write_header(&mut out);
         }
-        let now_mono = memtrace::collect::machine::monotonic_ns();
+        let now_mono = monotonic_ns();
         let now_unix = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos());
@@ -63,72 +126,104 @@ impl<'a> EventLog<'a> {
     }
 }
 
-/// How the final report is rendered.
-pub struct ReportOptions<'a> {
-    pub filter: &'a Filter,
-    pub top: usize,
-    pub json: Option<&'a Path>,
-    pub thresholds: Thresholds,
-    pub gfp: &'a GfpNames,
+/// Checks, before anything is traced, that the JSON can be written where asked.
+pub fn check_json_path(path: Option<&Path>) -> Result<(), Error> {
+    let Some(path) = path.filter(|p| *p != Path::new("-")) else {
+        return Ok(());
+    };
+    let output = |source| Error::Output {
+        path: path.to_path_buf(),
+        source,
+    };
+    if path.is_dir() {
+        return Err(output(io::Error::other("it is a directory")));
+    }
+    OpenOptions::new()
+        .append(true)
+        .create(true)
+        .open(path)
+        .map(drop)
+        .map_err(output)
 }
 
-/// Renders the report: table (and bars for one process) on stdout, or on stderr when the JSON
-/// goes to stdout; JSON to the file named by `--json`.
-pub fn final_report(recording: &Recording, options: &ReportOptions<'_>) -> Result<Report, Error> {
-    let (filter, top, json_path) = (options.filter, options.top, options.json);
-    let memcg_path = |id: u64| cgroup_path_of(id).map(|p| p.display().to_string());
-    let context = ReportContext {
-        traced: filter.describe(),
-        focus: filter.pids(),
-        thresholds: options.thresholds,
-        gfp: options.gfp,
-        memcg_path: &memcg_path,
-    };
-    let report = Report::new(recording, &context);
-    let json_to_stdout = json_path == Some(Path::new("-"));
+/// How the final report is rendered.
+pub struct ReportOptions<'a> {
+    /// Which processes to show.
+    pub view: View,
+    /// Rows of the tables.
+    pub top: usize,
+    /// `--json FILE` (`-`: stdout, the text then goes to stderr).
+    pub json: Option<&'a Path>,
+}
+
+/// Renders the report: tables (and bars for one process) on stdout, or on stderr when the JSON
+/// goes to stdout; the JSON to the file named by `--json`, written whole or not at all.
+pub fn final_report(model: &Model, options: &ReportOptions<'_>) -> Result<Report, Error> {
+    let report = Report::new(model, &options.view);
+    let json_to_stdout = options.json == Some(Path::new("-"));
     let text = || -> io::Result<()> {
         let mut out: Box<dyn Write> = if json_to_stdout {
             Box::new(io::stderr().lock())
         } else {
             Box::new(io::stdout().lock())
         };
-        table::write(&report, top, &mut out)?;
-        if let [pid] = filter.pids()
-            && let Some(process) = report.processes.iter().find(|p| p.pid == *pid)
-        {
-            bars::write_process(process, &mut out)?;
-        }
-        stalls::write(&report, top, &mut out)?;
-        if report
-            .timeline
-            .iter()
-            .any(|r| r.flagged || !r.processes.is_empty())
-        {
-            timeline::write(&report.timeline, &mut out)?;
-        } else {
-            writeln!(
-                out,
-                "\nno reclaim stalls, swap-ins or major faults in any interval"
-            )?;
-        }
+        write_text(&report, options.top, &mut out)?;
         out.flush()
     };
     text().map_err(|e| Error::io("writing the report", e))?;
-    match json_path {
+    match options.json {
         None => {}
-        Some(path) if json_to_stdout => {
-            let _ = path;
-            json::write(&report, &mut io::stdout().lock())
-                .map_err(|e| Error::io("writing JSON to stdout", e))?;
-        }
-        Some(path) => {
-            let file = File::create(path)
-                .map_err(|e| Error::io(format!("creating {}", path.display()), e))?;
-            let mut out = BufWriter::new(file);
+        Some(_) if json_to_stdout => {
+            let mut out = io::stdout().lock();
             json::write(&report, &mut out)
                 .and_then(|()| out.flush())
-                .map_err(|e| Error::io(format!("writing {}", path.display()), e))?;
+                .map_err(|e| Error::io("writing JSON to stdout", e))?;
         }
+        Some(path) => write_json_file(&report, path)?,
     }
     Ok(report)
+}
+
+/// Every text section of the report.
+pub fn write_text(report: &Report, top: usize, out: &mut impl Write) -> io::Result<()> {
+    table::write(report, top, out)?;
+    if let [process] = report.processes.as_slice() {
+        bars::write_process(process, out)?;
+    }
+    stalls::write(report, top, out)?;
+    if report
+        .timeline
+        .iter()
+        .any(|r| r.flagged || !r.processes.is_empty())
+    {
+        timeline::write(&report.timeline, out)
+    } else {
+        writeln!(
+            out,
+            "\nno reclaim stalls, swap-ins or major faults in any interval"
+        )
+    }
+}
+
+/// Writes the JSON beside `path` and renames it into place: a full disk leaves the old file
+/// (or none), never half a document.
+fn write_json_file(report: &Report, path: &Path) -> Result<(), Error> {
+    let output = |source| Error::Output {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut partial = PathBuf::from(path);
+    partial.as_mut_os_string().push(".partial");
+    let result = File::create(&partial).and_then(|file| {
+        let mut out = BufWriter::new(file);
+        json::write(report, &mut out)?;
+        out.into_inner()
+            .map_err(io::IntoInnerError::into_error)?
+            .sync_all()?;
+        std::fs::rename(&partial, path)
+    });
+    if result.is_err() {
+        let _ = std::fs::remove_file(&partial);
+    }
+    result.map_err(output)
 }

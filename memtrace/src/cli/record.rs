@@ -8,10 +8,11 @@ use memtrace::{
         filter::{Filter, check_pid, resolve_cgroup},
         kernel::KernelFacts,
         loader::{FaultEnd, Tracer, TracerConfig},
-        session::{self, RunOptions},
+        session::{NoSink, RunOptions},
     },
-    model::machine::Thresholds,
-    report::gfp::GfpNames,
+    recording::Writer,
+    report::View,
+    samples::machine::Thresholds,
 };
 
 use super::{args, output};
@@ -38,6 +39,10 @@ pub struct RecordArgs {
     /// Write the report as JSON to FILE (`-` for stdout; the table then goes to stderr).
     #[arg(long, value_name = "FILE")]
     json: Option<PathBuf>,
+    /// Also write a recording to FILE, interval by interval: `memtrace report FILE` renders
+    /// every view of this run from it later, even if memtrace is killed.
+    #[arg(short, long = "output", value_name = "FILE")]
+    output: Option<PathBuf>,
     /// Number of processes in the final table.
     #[arg(long, default_value_t = 20)]
     top: usize,
@@ -77,7 +82,10 @@ enum EndHook {
 /// Validates the arguments, loads the tracer, records, and reports.
 pub fn run(args: RecordArgs) -> Result<ExitCode, Error> {
     let filter = filter_of(&args)?;
+    output::check_json_path(args.json.as_deref())?;
     super::require_root()?;
+    // The recording file is created before anything is attached: a bad path stops here.
+    let mut writer = args.output.as_deref().map(Writer::create).transpose()?;
     let facts = KernelFacts::from_running_kernel()?;
     let config = TracerConfig {
         filter: filter.clone(),
@@ -103,8 +111,12 @@ pub fn run(args: RecordArgs) -> Result<ExitCode, Error> {
         watch_pids: filter.pids().to_vec(),
     };
     eprintln!(
-        "memtrace: tracing page faults of {}, and every OOM kill on the machine{}",
+        "memtrace: tracing page faults of {}, and every OOM kill on the machine{}{}",
         filter.describe(),
+        writer
+            .as_ref()
+            .map(|w| format!("; recording to {}", w.path().display()))
+            .unwrap_or_default(),
         if args.duration.is_none() && options.watch_pids.is_empty() {
             "; Ctrl-C to stop"
         } else {
@@ -115,31 +127,39 @@ pub fn run(args: RecordArgs) -> Result<ExitCode, Error> {
         stall_pct: args.stall_threshold,
         psi_pct: args.psi_threshold,
     };
-    let gfp = GfpNames::from_enum(facts.gfp_bits.iter().map(|(n, b)| (n.as_str(), *b)));
-    let mut log = args.min_stall.map(|min| output::EventLog::new(min, &gfp));
-    let recording = output::runtime()?.block_on(session::record(
-        tracer,
-        &options,
-        |tick| {
-            if !args.quiet {
-                output::live_line(&tick, &thresholds, filter.pids());
-            }
-        },
-        |record| {
-            if let Some(log) = log.as_mut() {
-                log.write(record);
-            }
-        },
-        oom_live,
-    ))?;
+    let header = output::header(&filter, thresholds, &facts);
+    let views = output::LiveViews {
+        quiet: args.quiet,
+        min_stall_ns: args.min_stall.map(|d| d.as_nanos() as u64),
+        log_to_stderr: args.json.as_deref() == Some(std::path::Path::new("-")),
+    };
+    let model = match writer.as_mut() {
+        Some(writer) => output::run_session(tracer, &options, header, writer, &views)?,
+        None => output::run_session(tracer, &options, header, &mut NoSink, &views)?,
+    };
     let report_options = output::ReportOptions {
-        filter: &filter,
+        view: View::default(),
         top: args.top,
         json: args.json.as_deref(),
-        thresholds,
-        gfp: &gfp,
     };
-    output::final_report(&recording, &report_options)?;
+    output::final_report(&model, &report_options)?;
+    if let Some(writer) = &writer {
+        if let Some(reason) = writer.failure() {
+            eprintln!(
+                "memtrace: the recording {} stopped after {} intervals: {reason}; it holds them, readable with `memtrace report`",
+                writer.path().display(),
+                writer.intervals()
+            );
+            return Ok(ExitCode::from(1));
+        }
+        eprintln!(
+            "memtrace: recorded {} intervals to {} ({} bytes); replay with `memtrace report {}`",
+            writer.intervals(),
+            writer.path().display(),
+            writer.bytes(),
+            writer.path().display()
+        );
+    }
     Ok(ExitCode::SUCCESS)
 }
 
@@ -157,11 +177,4 @@ fn filter_of(args: &RecordArgs) -> Result<Filter, Error> {
         pids: args.pids.clone(),
         children: args.children,
     })
-}
-
-/// Prints an OOM kill's block on stderr as it happens (also with --quiet: kills are rare and
-/// they are the news).
-pub fn oom_live(kill: &memtrace::oom::OomKill) {
-    let mut err = std::io::stderr().lock();
-    let _ = memtrace::oom::render::write(kill, &mut err);
 }

@@ -5,7 +5,7 @@ use std::{path::PathBuf, process::ExitCode};
 use clap::{Args, Subcommand};
 use memtrace::{
     Error,
-    workload::{self, faults::FaultPlan, oom::HogPlan},
+    lab::workload::{self, faults::FaultPlan, oom::HogPlan},
 };
 
 /// Options of `memtrace workload`.

@@ -64,7 +64,7 @@ impl KernelFacts {
             off_kernfs_node_id: member_offset(btf, "kernfs_node", "id")?,
             gfp_bits: enum_members_with_prefix(btf, "___GFP_"),
             has_count_memcg_events: btf.has_typedef("btf_trace_count_memcg_events"),
-            oom: crate::oom::offsets::resolve(btf)
+            oom: super::offsets::resolve(btf)
                 .map_err(|e| log::warn!("OOM kills will not be traced: {e}"))
                 .ok(),
         })

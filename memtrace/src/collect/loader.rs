@@ -12,34 +12,99 @@ use aya::{
 use memtrace_common::{EVENT_KIND_SLOTS, fault_end, filter_mode, maps, stat};
 
 use super::{filter::Filter, kernel::KernelFacts};
-use crate::error::Error;
+use crate::{
+    error::Error,
+    samples::{HookStatus, KernelCounters},
+};
 
 /// The compiled kernel programs, embedded at build time.
 static EBPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/memtrace"));
 
-/// Reclaim, compaction, swap and kswapd hooks: (program, tracepoint). Each is optional: a
+/// Which part of the picture a hook serves: each part is attached when asked for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Part {
+    /// Fault start and end, renames, in-flight state across context switches.
+    Faults,
+    /// Following the children of traced processes (`--children`).
+    Children,
+    /// Reclaim, compaction, swap and kswapd (not with `--faults-only`).
+    Reclaim,
+    /// OOM kills and their aftermath (needs the OOM offsets from BTF).
+    Oom,
+}
+
+/// Every BTF-tracepoint hook: (program, tracepoint, part). Each is attached on its own: a
 /// kernel without one loses that part of the picture and says so.
-const RECLAIM_HOOKS: [(&str, &str); 14] = [
-    ("direct_reclaim_begin", "mm_vmscan_direct_reclaim_begin"),
-    ("direct_reclaim_end", "mm_vmscan_direct_reclaim_end"),
-    ("memcg_reclaim_begin", "mm_vmscan_memcg_reclaim_begin"),
-    ("memcg_reclaim_end", "mm_vmscan_memcg_reclaim_end"),
+const HOOKS: [(&str, &str, Part); 29] = [
+    ("page_fault_user", "page_fault_user", Part::Faults),
+    ("page_fault_kernel", "page_fault_kernel", Part::Faults),
+    ("sched_switch", "sched_switch", Part::Faults),
+    ("task_rename", "task_rename", Part::Faults),
+    ("count_memcg_events", "count_memcg_events", Part::Faults),
+    ("sched_process_fork", "sched_process_fork", Part::Children),
+    (
+        "direct_reclaim_begin",
+        "mm_vmscan_direct_reclaim_begin",
+        Part::Reclaim,
+    ),
+    (
+        "direct_reclaim_end",
+        "mm_vmscan_direct_reclaim_end",
+        Part::Reclaim,
+    ),
+    (
+        "memcg_reclaim_begin",
+        "mm_vmscan_memcg_reclaim_begin",
+        Part::Reclaim,
+    ),
+    (
+        "memcg_reclaim_end",
+        "mm_vmscan_memcg_reclaim_end",
+        Part::Reclaim,
+    ),
     (
         "softlimit_reclaim_begin",
         "mm_vmscan_memcg_softlimit_reclaim_begin",
+        Part::Reclaim,
     ),
     (
         "softlimit_reclaim_end",
         "mm_vmscan_memcg_softlimit_reclaim_end",
+        Part::Reclaim,
     ),
-    ("node_reclaim_begin", "mm_vmscan_node_reclaim_begin"),
-    ("node_reclaim_end", "mm_vmscan_node_reclaim_end"),
-    ("throttled", "mm_vmscan_throttled"),
-    ("compaction_begin", "mm_compaction_begin"),
-    ("compaction_end", "mm_compaction_end"),
-    ("kswapd_wake", "mm_vmscan_kswapd_wake"),
-    ("kswapd_sleep", "mm_vmscan_kswapd_sleep"),
-    ("wakeup_kswapd", "mm_vmscan_wakeup_kswapd"),
+    (
+        "node_reclaim_begin",
+        "mm_vmscan_node_reclaim_begin",
+        Part::Reclaim,
+    ),
+    (
+        "node_reclaim_end",
+        "mm_vmscan_node_reclaim_end",
+        Part::Reclaim,
+    ),
+    ("throttled", "mm_vmscan_throttled", Part::Reclaim),
+    ("compaction_begin", "mm_compaction_begin", Part::Reclaim),
+    ("compaction_end", "mm_compaction_end", Part::Reclaim),
+    ("kswapd_wake", "mm_vmscan_kswapd_wake", Part::Reclaim),
+    ("kswapd_sleep", "mm_vmscan_kswapd_sleep", Part::Reclaim),
+    ("wakeup_kswapd", "mm_vmscan_wakeup_kswapd", Part::Reclaim),
+    ("oom_mark_victim", "mark_victim", Part::Oom),
+    ("oom_signal_generate", "signal_generate", Part::Oom),
+    (
+        "oom_direct_reclaim",
+        "mm_vmscan_direct_reclaim_begin",
+        Part::Oom,
+    ),
+    (
+        "oom_memcg_reclaim",
+        "mm_vmscan_memcg_reclaim_begin",
+        Part::Oom,
+    ),
+    ("oom_victim_exit", "sched_process_exit", Part::Oom),
+    ("oom_wake_reaper", "wake_reaper", Part::Oom),
+    ("oom_start_reaping", "start_task_reaping", Part::Oom),
+    ("oom_finish_reaping", "finish_task_reaping", Part::Oom),
+    ("oom_skip_reaping", "skip_task_reaping", Part::Oom),
 ];
 
 /// Which hook ends a fault (see `memtrace_common::fault_end`).
@@ -77,17 +142,6 @@ impl Default for TracerConfig {
     }
 }
 
-/// The outcome of attaching one hook.
-#[derive(Clone, Debug, serde::Serialize)]
-pub struct HookStatus {
-    /// Program name in the eBPF object.
-    pub program: &'static str,
-    /// Where it was attached (`tp_btf/...` or `perf/...`).
-    pub hook: String,
-    /// Why it failed, `None` when attached.
-    pub error: Option<String>,
-}
-
 /// Loaded and attached kernel programs. Dropping it detaches everything.
 pub struct Tracer {
     pub(crate) ebpf: Ebpf,
@@ -95,21 +149,6 @@ pub struct Tracer {
     pub hooks: Vec<HookStatus>,
     /// What the fault hooks trace (OOM kills are reported whatever it is, and marked).
     pub filter: Filter,
-}
-
-/// Kernel-side counters, summed over CPUs.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
-pub struct KernelCounters {
-    /// Records that could not be reserved in the ring buffer, by `EventKind` id.
-    pub lost: [u64; EVENT_KIND_SLOTS as usize],
-    /// Fault completions whose start was not seen.
-    pub unmatched_ends: u64,
-    /// Faults whose task was switched out mid-fault.
-    pub parked: u64,
-    /// Parked faults that did not fit in the parking map.
-    pub park_failed: u64,
-    /// Children added to the pid filter.
-    pub children_added: u64,
 }
 
 impl Tracer {
@@ -174,24 +213,25 @@ impl Tracer {
         oom_offsets: bool,
     ) -> Result<(), Error> {
         let btf = kernel_btf()?;
-        self.attach_btf("page_fault_user", "page_fault_user", &btf);
-        self.attach_btf("page_fault_kernel", "page_fault_kernel", &btf);
-        self.attach_btf("sched_switch", "sched_switch", &btf);
-        self.attach_btf("task_rename", "task_rename", &btf);
-        self.attach_btf("count_memcg_events", "count_memcg_events", &btf);
-        if config.filter.follows_children() {
-            self.attach_btf("sched_process_fork", "sched_process_fork", &btf);
-        }
-        if config.reclaim {
-            for (program, tracepoint) in RECLAIM_HOOKS {
-                self.attach_btf(program, tracepoint, &btf);
+        for (program, tracepoint, part) in HOOKS {
+            match part {
+                Part::Children if !config.filter.follows_children() => {}
+                Part::Reclaim if !config.reclaim => {}
+                Part::Oom if !oom_offsets => self.hooks.push(HookStatus {
+                    program: program.into(),
+                    hook: format!("tp_btf/{tracepoint}"),
+                    error: Some("kernel BTF lacks a struct member the OOM hooks read".into()),
+                }),
+                _ => self.attach_btf(program, tracepoint, &btf),
             }
         }
         if fault_end != FaultEnd::MemcgEvent {
             self.attach_perf("fault_done_minor", SoftwareEvent::PageFaultsMin);
             self.attach_perf("fault_done_major", SoftwareEvent::PageFaultsMaj);
         }
-        self.attach_oom(&btf, oom_offsets);
+        if oom_offsets {
+            self.load_task_iterator(&btf);
+        }
         let ok = |name: &str| {
             self.hooks
                 .iter()
@@ -226,7 +266,7 @@ impl Tracer {
             Ok(())
         })();
         self.hooks.push(HookStatus {
-            program,
+            program: program.into(),
             hook,
             error: result.err(),
         });
@@ -255,7 +295,7 @@ impl Tracer {
             Ok(())
         })();
         self.hooks.push(HookStatus {
-            program,
+            program: program.into(),
             hook,
             error: result.err(),
         });

@@ -1,6 +1,8 @@
 //! Samples the machine's own memory counters once per interval: PSI, /proc/meminfo and
 //! /proc/vmstat. A missing file (no PSI) leaves its fields empty rather than failing.
-use crate::{model::machine::MachineSample, workload::parse_vmstat};
+//! The parsers are in `procfs`.
+use super::procfs::{meminfo_kb, parse_vmstat, psi_total, vmstat_sum};
+use crate::samples::machine::MachineSample;
 
 /// Reads every counter now.
 pub fn sample() -> MachineSample {
@@ -22,11 +24,7 @@ pub fn sample() -> MachineSample {
     let counter = |key: &str| parse_vmstat(&vmstat, key).unwrap_or(0);
     sample.pswpin = counter("pswpin");
     sample.pswpout = counter("pswpout");
-    sample.allocstall = vmstat
-        .lines()
-        .filter(|line| line.starts_with("allocstall_"))
-        .filter_map(|line| line.split_whitespace().nth(1)?.parse::<u64>().ok())
-        .sum();
+    sample.allocstall = vmstat_sum(&vmstat, "allocstall_");
     sample
 }
 
@@ -41,40 +39,9 @@ pub fn monotonic_ns() -> u64 {
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
-/// The `total=` of the `some` or `full` line of a PSI file.
-pub fn psi_total(text: &str, line: &str) -> Option<u64> {
-    text.lines()
-        .find(|l| l.starts_with(line))?
-        .split_whitespace()
-        .find_map(|field| field.strip_prefix("total="))?
-        .parse()
-        .ok()
-}
-
-/// A `Key:   123 kB` value of /proc/meminfo.
-pub fn meminfo_kb(text: &str, key: &str) -> Option<u64> {
-    text.lines().find_map(|line| {
-        let (k, rest) = line.split_once(':')?;
-        (k == key)
-            .then(|| rest.split_whitespace().next()?.parse().ok())
-            .flatten()
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn psi_and_meminfo_parse() {
-        let psi = "some avg10=0.00 avg60=0.00 avg300=0.00 total=1234\nfull avg10=0.00 avg60=0.00 avg300=0.00 total=56\n";
-        assert_eq!(psi_total(psi, "some"), Some(1234));
-        assert_eq!(psi_total(psi, "full"), Some(56));
-        assert_eq!(psi_total("", "some"), None);
-        let meminfo = "MemTotal:       24000000 kB\nMemFree:        20000000 kB\nSwapFree:              0 kB\n";
-        assert_eq!(meminfo_kb(meminfo, "MemFree"), Some(20_000_000));
-        assert_eq!(meminfo_kb(meminfo, "Mem"), None);
-    }
 
     #[test]
     fn a_live_sample_has_a_clock_and_memory() {

@@ -1,7 +1,20 @@
+//! The only layer that touches the live machine: loads and attaches the kernel programs, drains
+//! their ring buffers (`decode` checks every record), reads /proc, cgroupfs, BTF and the kernel
+//! log, and turns all of it into samples (`interval`), one per interval (`session`).
 pub mod btf;
+pub mod cgroups;
+pub mod decode;
 pub mod faults;
 pub mod filter;
+pub mod host;
+pub mod interval;
 pub mod kernel;
+pub mod kmsg;
 pub mod loader;
 pub mod machine;
+pub mod offsets;
+pub mod oom;
+pub mod probes;
+pub mod procfs;
 pub mod session;
+pub mod stack;

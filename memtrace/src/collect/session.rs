@@ -1,23 +1,27 @@
-//! One recording: drains the ring buffer into the model when the kernel wakes us (a batch is
-//! waiting) and on every interval tick, until the duration ends, the user interrupts, or every
-//! watched process has exited.
+//! One recording: drains the ring buffers when the kernel wakes us (a batch is waiting) and on
+//! every interval tick, closes one sample per interval, hands it to the sink (a recording file)
+//! and folds it into the model, until the duration ends, the user interrupts, or every watched
+//! process has exited.
 use std::{
-    os::fd::{AsRawFd, FromRawFd, OwnedFd},
-    time::{Duration, Instant},
+    os::fd::{FromRawFd, OwnedFd},
+    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
 
 use aya::maps::{MapData, RingBuf};
 use tokio::{io::Interest, io::unix::AsyncFd, signal::unix::SignalKind, sync::mpsc};
 
 use super::{
-    loader::{HookStatus, KernelCounters, Tracer},
+    cgroups::cgroup_path_of,
+    decode::{Record, decode},
+    interval::IntervalBuilder,
+    loader::Tracer,
     machine,
+    oom::OomCollector,
 };
 use crate::{
-    decode::{Record, decode},
     error::Error,
-    model::{IntervalCounts, Model, machine::MachineInterval},
-    oom::{self, OomCollector, OomKill},
+    model::{Model, Tick, oom::OomKill},
+    samples::{End, Header, IntervalSample, KernelCounters, StopReason},
 };
 
 /// How long to record and how often to report.
@@ -25,63 +29,51 @@ use crate::{
 pub struct RunOptions {
     /// Stop after this long; `None` runs until interrupted.
     pub duration: Option<Duration>,
-    /// Length of one interval of the live view.
+    /// Length of one interval.
     pub interval: Duration,
     /// Stop once all of these processes have exited (empty: never).
     pub watch_pids: Vec<u32>,
 }
 
-/// Why a recording ended.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum StopReason {
-    /// `--duration` elapsed.
-    Duration,
-    /// Ctrl-C or SIGTERM.
-    Interrupted,
-    /// Every traced process exited.
-    TracedExited,
+/// Where the samples go besides the model: a recording file, or nowhere.
+pub trait SampleSink {
+    /// The header, before the first interval.
+    fn header(&mut self, header: &Header);
+    /// One closed interval.
+    fn interval(&mut self, sample: &IntervalSample);
+    /// The end of the recording.
+    fn end(&mut self, end: &End);
 }
 
-/// What one interval tick shows.
-pub struct Tick<'a> {
-    /// Time since the start of the recording.
-    pub elapsed: Duration,
-    /// Length of this interval.
-    pub interval: Duration,
-    /// Counts of this interval.
-    pub counts: IntervalCounts,
-    /// Kernel counters so far (lost records included).
-    pub counters: KernelCounters,
-    /// The machine during this interval.
-    pub machine: MachineInterval,
-    /// The whole model so far.
-    pub model: &'a Model,
+/// A sink that keeps nothing.
+pub struct NoSink;
+
+impl SampleSink for NoSink {
+    fn header(&mut self, _: &Header) {}
+    fn interval(&mut self, _: &IntervalSample) {}
+    fn end(&mut self, _: &End) {}
 }
 
-/// A finished recording.
-pub struct Recording {
-    /// Everything aggregated.
-    pub model: Model,
-    /// Kernel counters at the end.
-    pub counters: KernelCounters,
-    /// Which hooks were attached.
-    pub hooks: Vec<HookStatus>,
-    /// Wall time recorded.
-    pub elapsed: Duration,
-    /// Why it ended.
-    pub stop: StopReason,
+/// What the session calls back while it runs.
+pub struct Callbacks<T, R, O> {
+    /// Once per interval.
+    pub on_tick: T,
+    /// For every decoded record as it is drained (the per-event log).
+    pub on_record: R,
+    /// For every OOM kill, once its victim exited or a second passed.
+    pub on_oom: O,
 }
 
-/// Runs a recording with an attached tracer. `on_tick` is called once per interval, and
-/// `on_record` for every decoded record as it is drained (the per-event log).
+/// Runs a recording with an attached tracer. `header` carries what the caller knows (what is
+/// traced, thresholds, host facts); the session adds the clocks and the machine at the start.
+/// Returns the model of the whole recording.
 pub async fn record(
     mut tracer: Tracer,
     options: &RunOptions,
-    mut on_tick: impl FnMut(Tick<'_>),
-    mut on_record: impl FnMut(&Record),
-    mut on_oom: impl FnMut(&OomKill),
-) -> Result<Recording, Error> {
+    mut header: Header,
+    sink: &mut dyn SampleSink,
+    mut callbacks: Callbacks<impl FnMut(Tick<'_>), impl FnMut(&Record), impl FnMut(&OomKill)>,
+) -> Result<Model, Error> {
     let ring = tracer.take_ring()?;
     // SAFETY: the ring buffer owns its fd, which stays open and unchanged while AsyncFd owns it.
     let mut ring =
@@ -96,54 +88,70 @@ pub async fn record(
     // SAFETY: as above, for the OOM ring buffer's fd.
     let mut oom_ring = unsafe { AsyncFd::register_with_interest(oom_ring, Interest::READABLE) }
         .map_err(|e| Error::io("registering the OOM ring buffer", e.into_parts().1))?;
-    let mut oom = OomCollector::new(tracer.filter.clone());
     let mut exited = watch_exits(&options.watch_pids)?;
-    let mut sigterm = tokio::signal::unix::signal(SignalKind::terminate())
-        .map_err(|e| Error::io("installing the SIGTERM handler", e))?;
-    let mut sigint = tokio::signal::unix::signal(SignalKind::interrupt())
-        .map_err(|e| Error::io("installing the SIGINT handler", e))?;
+    let mut sigterm = signal(SignalKind::terminate())?;
+    let mut sigint = signal(SignalKind::interrupt())?;
+    let mut sighup = signal(SignalKind::hangup())?;
+
+    let first = machine::sample();
+    header.start_mono_ns = first.mono_ns;
+    header.start_unix_ns = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    header.interval_ns = options.interval.as_nanos() as u64;
+    header.machine = first;
+    header.hooks.clone_from(&tracer.hooks);
+    sink.header(&header);
+    let mut oom = OomCollector::new(tracer.filter.clone(), first.mono_ns);
+    let mut builder = IntervalBuilder::new(first.mono_ns);
+    let mut model = Model::new(header);
+    let mut last_counters = KernelCounters::default();
+
     let start = Instant::now();
     let deadline = options.duration.map(|d| tokio::time::Instant::now() + d);
     let mut ticker = tokio::time::interval(options.interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     ticker.tick().await; // the first tick is immediate
     let mut last_tick = Instant::now();
-    let mut model = Model::starting_at(machine::sample());
     let mut remaining = options.watch_pids.len();
 
     let stop = loop {
         tokio::select! {
             guard = ring.readable_mut() => {
                 let mut guard = guard.map_err(|e| Error::io("waiting on the ring buffer", e))?;
-                drain(guard.get_inner_mut(), &mut model, &mut on_record);
+                drain(guard.get_inner_mut(), &mut builder, &mut callbacks.on_record);
                 guard.clear_ready();
             }
             guard = oom_ring.readable_mut() => {
                 let mut guard = guard.map_err(|e| Error::io("waiting on the OOM ring buffer", e))?;
-                oom::collect::drain(guard.get_inner_mut(), &mut tracer, &mut oom, &mut model);
+                oom.drain(guard.get_inner_mut(), &mut tracer, &mut builder);
                 guard.clear_ready();
-                oom::collect::show_ready(&mut model, &mut on_oom, false);
+                oom.show_ready(&mut callbacks.on_oom, false);
             }
             _ = ticker.tick() => {
-                drain(ring.get_mut(), &mut model, &mut on_record);
-                oom::collect::drain(oom_ring.get_mut(), &mut tracer, &mut oom, &mut model);
-                model.oom.apply_kmsg(&oom.poll_kmsg());
-                oom::collect::show_ready(&mut model, &mut on_oom, false);
+                drain(ring.get_mut(), &mut builder, &mut callbacks.on_record);
+                oom.drain(oom_ring.get_mut(), &mut tracer, &mut builder);
+                oom.poll_kmsg(&mut builder);
+                oom.show_ready(&mut callbacks.on_oom, false);
+                let counters = tracer.counters()?;
+                let sample = builder.close(machine::sample(), counters, name_cgroup);
+                sink.interval(&sample);
+                model.apply(&sample);
                 let now = Instant::now();
-                model.close_interval(machine::sample());
-                on_tick(Tick {
+                (callbacks.on_tick)(Tick {
                     elapsed: now - start,
                     interval: now - last_tick,
-                    counts: model.take_interval(),
-                    counters: tracer.counters()?,
-                    machine: model.machine.last().copied().unwrap_or_default(),
+                    sample: &sample,
+                    lost_faults: lost_faults(&counters) - lost_faults(&last_counters),
                     model: &model,
                 });
+                last_counters = counters;
                 last_tick = now;
             }
             _ = sleep_until(deadline) => break StopReason::Duration,
             _ = sigint.recv() => break StopReason::Interrupted,
             _ = sigterm.recv() => break StopReason::Interrupted,
+            _ = sighup.recv() => break StopReason::Interrupted,
             Some(_) = exited.recv(), if remaining > 0 => {
                 remaining -= 1;
                 if remaining == 0 {
@@ -154,36 +162,57 @@ pub async fn record(
     };
     // Everything the kernel produced up to now is in the ring: take it all, and close the last
     // (partial) interval so the timeline covers the whole recording.
-    drain(ring.get_mut(), &mut model, &mut on_record);
+    drain(ring.get_mut(), &mut builder, &mut callbacks.on_record);
     // Minor faults still in per-CPU batches: stop the fault hooks, take what they sent last,
     // then what they never sent.
     let leftovers = tracer.stop_faults()?;
-    drain(ring.get_mut(), &mut model, &mut on_record);
+    drain(ring.get_mut(), &mut builder, &mut callbacks.on_record);
     for batch in &leftovers {
-        model.add_minor_batch(batch);
+        builder.add_minor_batch(batch);
     }
-    oom::collect::drain(oom_ring.get_mut(), &mut tracer, &mut oom, &mut model);
-    model.oom.apply_kmsg(&oom.poll_kmsg());
-    oom::collect::show_ready(&mut model, &mut on_oom, true);
-    model.close_interval(machine::sample());
+    oom.drain(oom_ring.get_mut(), &mut tracer, &mut builder);
+    oom.poll_kmsg(&mut builder);
+    oom.show_ready(&mut callbacks.on_oom, true);
     let counters = tracer.counters()?;
-    Ok(Recording {
-        model,
-        counters,
-        hooks: tracer.hooks.clone(),
-        elapsed: start.elapsed(),
+    let sample = builder.close(machine::sample(), counters, name_cgroup);
+    sink.interval(&sample);
+    model.apply(&sample);
+    let end = End {
         stop,
-    })
+        elapsed_ns: start.elapsed().as_nanos() as u64,
+        counters,
+    };
+    sink.end(&end);
+    model.finish(&end);
+    Ok(model)
 }
 
-/// Decodes every record waiting in the ring into the model.
-fn drain(ring: &mut RingBuf<MapData>, model: &mut Model, on_record: &mut impl FnMut(&Record)) {
+/// The path of a memory cgroup, as the recording keeps it.
+fn name_cgroup(id: u64) -> Option<String> {
+    cgroup_path_of(id).map(|p| p.display().to_string())
+}
+
+/// Faults lost so far (a lost minor-fault batch counts each of its faults).
+fn lost_faults(counters: &KernelCounters) -> u64 {
+    counters.lost[memtrace_common::EventKind::Fault as usize]
+}
+
+fn signal(kind: SignalKind) -> Result<tokio::signal::unix::Signal, Error> {
+    tokio::signal::unix::signal(kind).map_err(|e| Error::io("installing a signal handler", e))
+}
+
+/// Decodes every record waiting in the ring into the interval.
+fn drain(
+    ring: &mut RingBuf<MapData>,
+    builder: &mut IntervalBuilder,
+    on_record: &mut impl FnMut(&Record),
+) {
     while let Some(item) = ring.next() {
         let record = decode(&item);
         if let Ok(record) = &record {
             on_record(record);
         }
-        model.apply(record);
+        builder.add(record);
     }
 }
 
@@ -222,7 +251,5 @@ fn pidfd_open(pid: u32) -> Result<OwnedFd, Error> {
         return Err(Error::io(format!("pidfd_open({pid})"), err));
     }
     // SAFETY: the kernel just handed us this fd.
-    let fd = unsafe { OwnedFd::from_raw_fd(fd as i32) };
-    debug_assert!(fd.as_raw_fd() >= 0);
-    Ok(fd)
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
 }

@@ -1,27 +1,10 @@
-//! The machine's context for an interval, from two samples of /proc: memory pressure (PSI),
+//! The machine's context for an interval, from two machine samples: memory pressure (PSI),
 //! free memory, swap use and rates. Pure arithmetic; the sampling is in `collect::machine`.
 
-/// One reading of the machine's counters.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct MachineSample {
-    /// CLOCK_MONOTONIC time of the reading.
-    pub mono_ns: u64,
-    /// PSI memory `some` and `full` totals (µs); `None` without PSI.
-    pub psi_some_us: Option<u64>,
-    pub psi_full_us: Option<u64>,
-    pub mem_free_kb: u64,
-    pub mem_available_kb: u64,
-    pub swap_total_kb: u64,
-    pub swap_free_kb: u64,
-    /// /proc/vmstat counters.
-    pub pswpin: u64,
-    pub pswpout: u64,
-    /// Sum of allocstall_* (direct reclaim entries).
-    pub allocstall: u64,
-}
+use crate::samples::machine::MachineSample;
 
 /// The machine during one interval.
-#[derive(Clone, Copy, Debug, Default, PartialEq, serde::Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct MachineInterval {
     /// Share of the interval in which some (full: all) tasks stalled on memory, in %.
     pub psi_some_pct: Option<f64>,
@@ -67,31 +50,6 @@ impl MachineInterval {
     }
 }
 
-/// When an interval is flagged as hurting.
-#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize)]
-pub struct Thresholds {
-    /// A process stalled at least this share of the interval, in %.
-    pub stall_pct: f64,
-    /// PSI memory `some` reached this share, in %.
-    pub psi_pct: f64,
-}
-
-impl Default for Thresholds {
-    fn default() -> Self {
-        Self {
-            stall_pct: 10.0,
-            psi_pct: 10.0,
-        }
-    }
-}
-
-impl Thresholds {
-    /// Whether an interval with this worst process share and PSI is flagged.
-    pub fn flags(&self, worst_stall_pct: f64, psi_some_pct: Option<f64>) -> bool {
-        worst_stall_pct >= self.stall_pct || psi_some_pct.is_some_and(|p| p >= self.psi_pct)
-    }
-}
-
 /// `part` as a percentage of `whole`.
 pub fn share_pct(part_ns: u64, whole_ns: u64) -> f64 {
     if whole_ns == 0 {
@@ -104,6 +62,7 @@ pub fn share_pct(part_ns: u64, whole_ns: u64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::samples::machine::{MachineSample, Thresholds};
 
     #[test]
     fn rates_and_psi_shares_over_one_second() {

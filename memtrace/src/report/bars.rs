@@ -1,7 +1,7 @@
 //! Log2 histograms with bars, in the layout BCC's tools made familiar.
 use std::io::{self, Write};
 
-use super::{ClassReport, ProcessReport, class_name};
+use super::{ClassReport, ProcessReport};
 
 /// Width of the widest bar.
 const BAR_WIDTH: u64 = 40;
@@ -15,7 +15,7 @@ pub fn write_process(process: &ProcessReport, out: &mut impl Write) -> io::Resul
         writeln!(
             out,
             "\n{} faults of {} [{}]: {} faults",
-            class_name(class),
+            class.name(),
             process.comm,
             process.pid,
             stats.latency.count

@@ -4,8 +4,8 @@ use std::io::{self, Write};
 
 use memtrace_common::FaultClass;
 
-use super::{class_name, gfp::GfpNames, stalls::stall_name, units};
-use crate::decode::{Record, comm_str};
+use super::{gfp::GfpNames, units};
+use crate::{collect::decode::Record, samples::comm_str};
 
 /// Column headings of the log.
 pub fn write_header(out: &mut impl Write) -> io::Result<()> {
@@ -32,7 +32,7 @@ pub fn write_if_slow(
             wall_of(event.start_ns + event.latency_ns),
             event.tgid,
             comm_str(&event.comm),
-            stall_name(*stall),
+            stall.name(),
             units::duration_ns(event.latency_ns),
             event.nr_reclaimed,
             event.order,
@@ -47,7 +47,7 @@ pub fn write_if_slow(
                 wall_of(event.start_ns + event.latency_ns),
                 event.tgid,
                 comm_str(&event.comm),
-                class_name(*class),
+                class.name(),
                 units::duration_ns(event.latency_ns),
                 event.swapin_pages,
                 "-"

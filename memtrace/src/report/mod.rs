@@ -1,62 +1,49 @@
-//! The report model and its renderers. `Report` is built once from a recording; every output
-//! (terminal table, log2 bars, JSON) is a function of it that writes to `&mut impl Write`.
+//! The report and its renderers. `Report` is built from a model (of a live run or of a
+//! recording); every output (terminal table, bars, stalls, timeline, OOM blocks, JSON) is a
+//! function that writes to `&mut impl Write` and does no other I/O.
 pub mod bars;
 pub mod events;
 pub mod gfp;
 pub mod json;
 pub mod live;
+pub mod oom;
 pub mod stalls;
 pub mod table;
 pub mod timeline;
 pub mod units;
 
 use memtrace_common::{EventKind, FaultClass};
+use serde::{Deserialize, Serialize};
 
 use crate::{
-    collect::{
-        loader::{HookStatus, KernelCounters},
-        session::{Recording, StopReason},
-    },
-    model::{LatencyStats, LatencySummary, Log2Bucket, ProcessFaults, machine::Thresholds},
-    oom::OomKill,
+    model::{LatencyStats, LatencySummary, Log2Bucket, Model, ProcessFaults, oom::OomKill},
+    samples::{HookStatus, KernelCounters, StopReason, host::Tunables, machine::Thresholds},
 };
 use gfp::GfpNames;
 use stalls::{KswapdReport, StallsReport, SwapReport};
 use timeline::TimelineRow;
 
-/// What a report needs besides the recording.
-pub struct ReportContext<'a> {
-    /// What was traced, in words.
-    pub traced: String,
-    /// Pids the timeline focuses on (empty: the most stalled of each interval).
-    pub focus: &'a [u32],
-    /// When a timeline interval is flagged.
-    pub thresholds: Thresholds,
-    /// gfp flag names of the running kernel.
-    pub gfp: &'a GfpNames,
-    /// Resolves a memory cgroup's inode to its path.
-    pub memcg_path: &'a dyn Fn(u64) -> Option<String>,
+/// Which part of a recording a report shows.
+#[derive(Clone, Debug, Default)]
+pub struct View {
+    /// Only these processes (and the timeline focused on them); `None`: the recording's own
+    /// focus (its `--pid` list, or every process).
+    pub pids: Option<Vec<u32>>,
 }
 
 /// Version tag of the JSON document (see docs/json-schema.md).
 pub const SCHEMA: &str = "memtrace.report/1";
 
-/// Short, stable names of the fault classes, as used in JSON and tables.
-pub fn class_name(class: FaultClass) -> &'static str {
-    match class {
-        FaultClass::Minor => "minor",
-        FaultClass::MajorFile => "major_file",
-        FaultClass::MajorSwap => "swap_in",
-    }
-}
-
 /// Everything a recording found, ready to render.
-#[derive(Clone, Debug, serde::Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Report {
-    pub schema: &'static str,
-    pub memtrace_version: &'static str,
-    /// `uname -r`.
+    pub schema: String,
+    /// The memtrace that recorded it.
+    pub memtrace_version: String,
+    /// `uname -r` of the recorded machine.
     pub kernel: String,
+    /// The vm tunables when recording started.
+    pub tunables: Tunables,
     /// What was traced, in words.
     pub traced: String,
     pub duration_s: f64,
@@ -88,7 +75,7 @@ pub struct Report {
 }
 
 /// Lost records by kind.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LostReport {
     pub faults: u64,
     pub stalls: u64,
@@ -100,7 +87,7 @@ pub struct LostReport {
 }
 
 /// Kernel-side diagnostics that explain gaps.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Diagnostics {
     /// Fault completions whose start was not seen (faults already in flight at start-up).
     pub unmatched_ends: u64,
@@ -115,7 +102,7 @@ pub struct Diagnostics {
 }
 
 /// One process.
-#[derive(Clone, Debug, serde::Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct ProcessReport {
     pub pid: u32,
     pub comm: String,
@@ -130,7 +117,7 @@ pub struct ProcessReport {
 }
 
 /// The three fault classes.
-#[derive(Clone, Debug, Default, serde::Serialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct ClassesReport {
     pub minor: ClassReport,
     pub major_file: ClassReport,
@@ -158,7 +145,7 @@ impl ClassesReport {
 }
 
 /// One class of one process: summary and log2 distribution.
-#[derive(Clone, Debug, Default, serde::Serialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct ClassReport {
     #[serde(flatten)]
     pub latency: LatencySummary,
@@ -175,37 +162,40 @@ impl ClassReport {
 }
 
 impl Report {
-    /// Builds the report of a recording.
-    pub fn new(recording: &Recording, context: &ReportContext<'_>) -> Self {
-        let model = &recording.model;
-        let mut processes: Vec<&ProcessFaults> = model.processes().collect();
+    /// Builds the report of a model (a live run's or a recording's).
+    pub fn new(model: &Model, view: &View) -> Self {
+        let header = &model.header;
+        let focus: &[u32] = view.pids.as_deref().unwrap_or(&header.focus_pids);
+        let mut processes: Vec<&ProcessFaults> = model
+            .processes()
+            .filter(|p| view.pids.as_ref().is_none_or(|pids| pids.contains(&p.pid)))
+            .collect();
         let busy = |p: &ProcessFaults| p.total_ns() + p.stall_ns();
         processes.sort_by(|a, b| busy(b).cmp(&busy(a)).then(a.pid.cmp(&b.pid)));
         let total = merge_all(&processes);
+        let gfp = GfpNames::from_enum(header.host.gfp_bits.iter().map(|(n, b)| (n.as_str(), *b)));
         Self {
-            schema: SCHEMA,
-            memtrace_version: env!("CARGO_PKG_VERSION"),
-            kernel: kernel_release(),
-            traced: context.traced.clone(),
-            duration_s: recording.elapsed.as_secs_f64(),
-            stop_reason: recording.stop,
+            schema: SCHEMA.to_string(),
+            memtrace_version: header.memtrace_version.clone(),
+            kernel: header.host.kernel_release.clone(),
+            tunables: header.host.tunables.clone(),
+            traced: header.traced.clone(),
+            duration_s: model.elapsed_ns() as f64 / 1e9,
+            stop_reason: model.stop_reason(),
             faults: model.records,
-            lost: lost(&recording.counters),
-            malformed: model.decode_errors,
+            lost: lost(&model.counters),
+            malformed: model.malformed,
             kernel_counters: Diagnostics {
                 oom_marks_without_kill: model.oom.marks_without_kill,
-                ..diagnostics(&recording.counters)
+                ..diagnostics(&model.counters)
             },
-            hooks: recording.hooks.clone(),
+            hooks: header.hooks.clone(),
             total: ClassesReport::from_stats([0, 1, 2].map(|i| total[i].as_ref())),
-            processes: processes
-                .iter()
-                .map(|p| process_report(p, context.gfp))
-                .collect(),
-            swap: SwapReport::new(&model.swap, context.memcg_path),
+            processes: processes.iter().map(|p| process_report(p, &gfp)).collect(),
+            swap: SwapReport::new(&model.swap, |id| model.cgroup_path(id)),
             kswapd: stalls::kswapd_reports(&model.kswapd),
-            thresholds: context.thresholds,
-            timeline: timeline::rows(model, &context.thresholds, context.focus),
+            thresholds: header.thresholds,
+            timeline: timeline::rows(model, &header.thresholds, focus),
             oom_kills: model.oom.kills.clone(),
         }
     }
@@ -260,10 +250,4 @@ fn diagnostics(counters: &KernelCounters) -> Diagnostics {
         children_added: counters.children_added,
         oom_marks_without_kill: 0,
     }
-}
-
-fn kernel_release() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/osrelease")
-        .map(|s| s.trim().to_string())
-        .unwrap_or_default()
 }

@@ -10,20 +10,8 @@ use crate::model::{
     swap::{Kswapd, SwapTraffic},
 };
 
-/// Stable names of stall kinds, as used in JSON and tables.
-pub fn stall_name(kind: StallKind) -> &'static str {
-    match kind {
-        StallKind::DirectReclaim => "direct_reclaim",
-        StallKind::MemcgReclaim => "memcg_reclaim",
-        StallKind::MemcgSoftLimit => "memcg_softlimit",
-        StallKind::NodeReclaim => "node_reclaim",
-        StallKind::Throttle => "throttle",
-        StallKind::Compaction => "compaction",
-    }
-}
-
 /// One allocation shape that stalled.
-#[derive(Clone, Debug, serde::Serialize)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct AllocationReport {
     pub order: i32,
     pub gfp_flags: u32,
@@ -33,7 +21,7 @@ pub struct AllocationReport {
 }
 
 /// Stalls of one kind in one process.
-#[derive(Clone, Debug, Default, serde::Serialize)]
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct StallReport {
     #[serde(flatten)]
     pub latency: LatencySummary,
@@ -68,7 +56,7 @@ impl StallReport {
 }
 
 /// Every stall kind of one process (all present, `count` 0 when none).
-#[derive(Clone, Debug, Default, serde::Serialize)]
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct StallsReport {
     pub direct_reclaim: StallReport,
     pub memcg_reclaim: StallReport,
@@ -106,7 +94,7 @@ impl StallsReport {
 }
 
 /// Pages moved by one task or for one memory cgroup.
-#[derive(Clone, Debug, serde::Serialize)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct SwapShare {
     /// The task doing the I/O (the reclaimer, for swap-outs).
     pub pid: Option<u32>,
@@ -119,7 +107,7 @@ pub struct SwapShare {
 }
 
 /// Swap traffic of the whole recording (machine-wide, whatever the filter).
-#[derive(Clone, Debug, Default, serde::Serialize)]
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct SwapReport {
     pub out_pages: u64,
     pub in_pages: u64,
@@ -154,7 +142,14 @@ impl SwapReport {
                 in_pages: c.in_pages,
             })
             .collect();
-        let key = |s: &SwapShare| std::cmp::Reverse(s.out_pages + s.in_pages);
+        // Busiest first; ties by pid or inode, so that every rendering orders them alike.
+        let key = |s: &SwapShare| {
+            (
+                std::cmp::Reverse(s.out_pages + s.in_pages),
+                s.pid,
+                s.memcg_id,
+            )
+        };
         by_task.sort_by_key(key);
         by_memcg.sort_by_key(key);
         Self {
@@ -167,7 +162,7 @@ impl SwapReport {
 }
 
 /// Who woke kswapd.
-#[derive(Clone, Debug, serde::Serialize)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct Waker {
     pub pid: u32,
     pub comm: String,
@@ -176,7 +171,7 @@ pub struct Waker {
 }
 
 /// kswapd of one node.
-#[derive(Clone, Debug, serde::Serialize)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct KswapdReport {
     pub nid: u32,
     pub runs: u64,
@@ -200,7 +195,13 @@ pub fn kswapd_reports(kswapd: &Kswapd) -> Vec<KswapdReport> {
                     count,
                 })
                 .collect();
-            woken_by.sort_by(|a, b| b.count.cmp(&a.count).then(a.pid.cmp(&b.pid)));
+            woken_by.sort_by(|a, b| {
+                b.count
+                    .cmp(&a.count)
+                    .then(a.pid.cmp(&b.pid))
+                    .then(a.order.cmp(&b.order))
+                    .then(a.comm.cmp(&b.comm))
+            });
             KswapdReport {
                 nid: n.nid,
                 runs: n.runs,
@@ -245,7 +246,7 @@ pub fn write(report: &Report, top: usize, out: &mut impl Write) -> io::Result<()
                     "{:>7} {:<16} {:<15} {:>7} {:>8} {:>8} {:>8} {:>8} {:>9}  {alloc}",
                     p.pid,
                     p.comm,
-                    stall_name(kind),
+                    kind.name(),
                     s.latency.count,
                     d(s.latency.total_ns),
                     d(s.latency.p50_ns),

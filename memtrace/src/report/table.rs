@@ -2,7 +2,8 @@
 //! that spent most time in faults first.
 use std::io::{self, Write};
 
-use super::{ClassReport, Report, class_name, units};
+use super::{ClassReport, Report, units};
+use crate::samples::StopReason;
 
 /// Column headings of the table.
 const HEADER: [&str; 11] = [
@@ -43,7 +44,7 @@ pub fn write(report: &Report, top: usize, out: &mut impl Write) -> io::Result<()
                 (String::new(), "")
             };
             first = false;
-            write_row(out, &pid, comm, class_name(class), stats)?;
+            write_row(out, &pid, comm, class.name(), stats)?;
         }
     }
     let hidden = report.processes.len().saturating_sub(top);
@@ -56,7 +57,7 @@ pub fn write(report: &Report, top: usize, out: &mut impl Write) -> io::Result<()
     if report.processes.len() > 1 {
         for (class, stats) in report.total.iter() {
             if stats.latency.count > 0 {
-                write_row(out, "all", "", class_name(class), stats)?;
+                write_row(out, "all", "", class.name(), stats)?;
             }
         }
     }
@@ -77,7 +78,7 @@ fn write_oom(report: &Report, out: &mut impl Write) -> io::Result<()> {
         report.oom_kills.len()
     )?;
     for kill in &report.oom_kills {
-        crate::oom::render::write(kill, out)?;
+        super::oom::write(kill, out)?;
     }
     writeln!(out)
 }
@@ -105,6 +106,30 @@ fn write_row(
     )
 }
 
+/// The vm tunables of the recorded machine, on one line (those the kernel has).
+fn write_tunables(report: &Report, out: &mut impl Write) -> io::Result<()> {
+    let t = &report.tunables;
+    let numbers = [
+        ("swappiness", t.swappiness),
+        ("min_free_kbytes", t.min_free_kbytes),
+        ("watermark_scale_factor", t.watermark_scale_factor),
+        ("zone_reclaim_mode", t.zone_reclaim_mode),
+        ("overcommit_memory", t.overcommit_memory),
+    ];
+    let mut parts: Vec<String> = numbers
+        .iter()
+        .filter_map(|(name, value)| value.map(|v| format!("{name} {v}")))
+        .collect();
+    if let Some(enabled) = &t.thp_enabled {
+        let defrag = t.thp_defrag.as_deref().unwrap_or("?");
+        parts.push(format!("THP {enabled} (defrag {defrag})"));
+    }
+    if parts.is_empty() {
+        return Ok(());
+    }
+    writeln!(out, "kernel {}, vm: {}", report.kernel, parts.join(", "))
+}
+
 /// What was traced, for how long, and whether anything was lost.
 pub fn write_header(report: &Report, out: &mut impl Write) -> io::Result<()> {
     writeln!(
@@ -113,14 +138,16 @@ pub fn write_header(report: &Report, out: &mut impl Write) -> io::Result<()> {
         report.traced,
         report.duration_s,
         match report.stop_reason {
-            super::StopReason::Duration => "duration reached",
-            super::StopReason::Interrupted => "interrupted",
-            super::StopReason::TracedExited => "traced processes exited",
+            StopReason::Duration => "duration reached",
+            StopReason::Interrupted => "interrupted",
+            StopReason::TracedExited => "traced processes exited",
+            StopReason::Unfinished => "the recording has no end",
         },
         report.faults,
         report.lost.total,
         report.malformed
     )?;
+    write_tunables(report, out)?;
     for hook in report.hooks.iter().filter(|h| h.error.is_some()) {
         writeln!(
             out,

@@ -6,17 +6,20 @@ use std::{
 };
 
 use super::units;
-use crate::model::{
-    Model,
-    machine::{MachineInterval, Thresholds, share_pct},
-    timeline::{Interval, StallCategory},
+use crate::{
+    model::{
+        Model,
+        machine::{MachineInterval, share_pct},
+        timeline::{Interval, StallCategory},
+    },
+    samples::machine::Thresholds,
 };
 
 /// How many processes a row lists when none is singled out.
 const TOP_PER_ROW: usize = 3;
 
 /// One process in one interval.
-#[derive(Clone, Debug, serde::Serialize)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct ProcessShare {
     pub pid: u32,
     pub comm: String,
@@ -28,7 +31,7 @@ pub struct ProcessShare {
 }
 
 /// One interval.
-#[derive(Clone, Debug, serde::Serialize)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct TimelineRow {
     /// Start, in seconds since the recording started.
     pub start_s: f64,
@@ -43,9 +46,10 @@ pub struct TimelineRow {
 
 /// The rows of a model. With `focus` pids, each row lists those; otherwise the most stalled.
 pub fn rows(model: &Model, thresholds: &Thresholds, focus: &[u32]) -> Vec<TimelineRow> {
-    let closed = model.timeline.closed();
-    let origin = closed.first().map_or(0, |i| i.start_ns);
-    closed
+    let origin = model.header.start_mono_ns;
+    model
+        .timeline
+        .intervals()
         .iter()
         .zip(&model.machine)
         .map(|(interval, machine)| row(model, interval, machine, origin, thresholds, focus))
@@ -54,14 +58,13 @@ pub fn rows(model: &Model, thresholds: &Thresholds, focus: &[u32]) -> Vec<Timeli
 
 /// The row of the last closed interval, for the live line.
 pub fn last_row(model: &Model, thresholds: &Thresholds, focus: &[u32]) -> Option<TimelineRow> {
-    let closed = model.timeline.closed();
-    let origin = closed.first()?.start_ns;
-    let index = closed.len() - 1;
+    let intervals = model.timeline.intervals();
+    let index = intervals.len().checked_sub(1)?;
     Some(row(
         model,
-        &closed[index],
+        &intervals[index],
         model.machine.get(index)?,
-        origin,
+        model.header.start_mono_ns,
         thresholds,
         focus,
     ))
@@ -105,7 +108,7 @@ fn row(
         len_ms: len / 1_000_000,
         flagged: thresholds.flags(worst, machine.psi_some_pct),
         machine: *machine,
-        kswapd_busy_pct: share_pct(interval.kswapd_busy_ns.values().sum(), len),
+        kswapd_busy_pct: share_pct(interval.kswapd_awake_ns.values().sum(), len),
         processes,
     }
 }
@@ -166,7 +169,7 @@ pub fn write(rows: &[TimelineRow], out: &mut impl Write) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::machine::MachineSample;
+    use crate::samples::{Header, IntervalSample, StallTime, machine::MachineSample};
 
     #[test]
     fn rows_flag_the_stalled_interval_and_not_the_quiet_one() {
@@ -176,20 +179,31 @@ mod tests {
             psi_full_us: Some(0),
             ..Default::default()
         };
-        let mut model = Model::starting_at(start);
-        model.close_interval(MachineSample {
-            mono_ns: 1_000_001_000,
-            ..start
+        let mut model = Model::new(Header {
+            start_mono_ns: 1_000,
+            machine: start,
+            ..Header::default()
         });
+        let interval = |index: u64, end_ns: u64, psi: u64| IntervalSample {
+            index,
+            start_ns: 1_000 + index * 1_000_000_000,
+            end_ns,
+            machine: MachineSample {
+                mono_ns: end_ns,
+                psi_some_us: Some(psi),
+                ..start
+            },
+            ..IntervalSample::default()
+        };
+        model.apply(&interval(0, 1_000_001_000, 0));
         // 400 ms of memcg reclaim in the second interval.
-        model
-            .timeline
-            .add_stall(42, StallCategory::MemcgReclaim, 1_100_000_000, 400_000_000);
-        model.close_interval(MachineSample {
-            mono_ns: 2_000_001_000,
-            psi_some_us: Some(300_000),
-            ..start
+        let mut second = interval(1, 2_000_001_000, 300_000);
+        second.stall_time.push(StallTime {
+            interval: 1,
+            pid: 42,
+            ns: vec![(StallCategory::MemcgReclaim, 400_000_000)],
         });
+        model.apply(&second);
         let rows = rows(&model, &Thresholds::default(), &[]);
         assert_eq!(rows.len(), 2);
         assert!(!rows[0].flagged);
@@ -197,6 +211,7 @@ mod tests {
         assert_eq!(rows[1].processes[0].pid, 42);
         assert!((rows[1].processes[0].stalled_pct - 40.0).abs() < 0.01);
         assert_eq!(rows[1].machine.psi_some_pct, Some(30.0));
+        assert_eq!(rows[1].start_s, 1.0);
         let mut text = Vec::new();
         write(&rows, &mut text).expect("render");
         let text = String::from_utf8(text).expect("utf-8");

@@ -40,6 +40,17 @@ pub fn bytes(n: u64) -> String {
     format!("{n}B")
 }
 
+/// Sizes in the OOM block's longer form: `12.0 MiB`, `340 KiB`, `17 B`.
+pub fn size(bytes: u64) -> String {
+    const UNITS: [(u64, &str); 3] = [(1 << 30, "GiB"), (1 << 20, "MiB"), (1 << 10, "KiB")];
+    for (scale, unit) in UNITS {
+        if bytes >= scale {
+            return format!("{:.1} {unit}", bytes as f64 / scale as f64);
+        }
+    }
+    format!("{bytes} B")
+}
+
 /// A rate per second, as `count` does.
 pub fn rate(n: u64, seconds: f64) -> String {
     if seconds <= 0.0 {

@@ -8,8 +8,8 @@ use std::{
 };
 
 use memtrace::{
-    sandbox::{MemcgLimits, Sandbox},
-    workload::oom::HogProgress,
+    lab::sandbox::{MemcgLimits, Sandbox},
+    lab::workload::oom::HogProgress,
 };
 use memtrace_tests::{memtrace_bin, vmstat};
 use serde_json::Value;

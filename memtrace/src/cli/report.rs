@@ -1,0 +1,62 @@
+//! `memtrace report FILE`: every view of a recorded run, rebuilt from its samples.
+use std::{path::PathBuf, process::ExitCode, time::Duration};
+
+use clap::Args;
+use memtrace::{Error, recording::read_model, report::View};
+
+use super::{args, output};
+
+/// Options of `memtrace report`.
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// The recording (`memtrace record -o FILE`).
+    #[arg(value_name = "FILE")]
+    recording: PathBuf,
+    /// Write the report as JSON to FILE (`-` for stdout; the table then goes to stderr).
+    #[arg(long, value_name = "FILE")]
+    json: Option<PathBuf>,
+    /// Show only this process (repeat for more); the timeline then follows them.
+    #[arg(short, long = "pid", value_name = "PID")]
+    pids: Vec<u32>,
+    /// Number of processes in the tables.
+    #[arg(long, default_value_t = 20)]
+    top: usize,
+    /// Only the intervals that start at or after this time into the recording (30s, 2m).
+    #[arg(long, value_parser = args::offset)]
+    from: Option<Duration>,
+    /// Only the intervals that start before this time into the recording.
+    #[arg(long, value_parser = args::offset)]
+    to: Option<Duration>,
+}
+
+/// Reads the recording, says how it ends if it ends early, and renders the report.
+pub fn run(args: ReportArgs) -> Result<ExitCode, Error> {
+    let from_ns = args.from.map_or(0, |d| d.as_nanos() as u64);
+    let to_ns = args.to.map_or(u64::MAX, |d| d.as_nanos() as u64);
+    if from_ns >= to_ns {
+        return Err(Error::InvalidArgument {
+            what: "time window",
+            value: format!("--from {:?} --to {:?}", args.from, args.to),
+            reason: "--from must come before --to".into(),
+        });
+    }
+    output::check_json_path(args.json.as_deref())?;
+    let (model, intervals, problem) = read_model(&args.recording, |start_ns| {
+        (from_ns..to_ns).contains(&start_ns)
+    })?;
+    if let Some(problem) = &problem {
+        eprintln!(
+            "memtrace: {}: {problem}; the report covers the {intervals} complete intervals before it",
+            args.recording.display()
+        );
+    }
+    let options = output::ReportOptions {
+        view: View {
+            pids: (!args.pids.is_empty()).then(|| args.pids.clone()),
+        },
+        top: args.top,
+        json: args.json.as_deref(),
+    };
+    output::final_report(&model, &options)?;
+    Ok(ExitCode::SUCCESS)
+}

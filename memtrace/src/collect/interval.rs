@@ -1,0 +1,382 @@
+//! Turns decoded records into one [`IntervalSample`] per interval: per-process distributions,
+//! stalled time split at the interval boundaries, kswapd's awake time, swap traffic, OOM kills.
+//! It keeps what must outlive an interval (the boundaries so far, kswapd's state, the cgroups
+//! already named) and nothing per process.
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use memtrace_common::{
+    FAULT_CLASSES, FaultClass, FaultEvent, KswapdEvent, STALL_KINDS, StallEvent, StallKind,
+    SwapEvent, batch::MinorBatch, kswapd_op, swap_dir,
+};
+
+use super::decode::{DecodeError, Record};
+use crate::samples::{
+    Allocation, CgroupName, ClassSample, IntervalSample, KernelCounters, KswapdSample, KswapdWaker,
+    LatencyStats, ProcessSample, STALL_CATEGORIES, StallCategory, StallSample, StallTime,
+    SwapByMemcg, SwapByTask, comm_str, machine::MachineSample, oom::OomInterval,
+};
+
+/// Stalled time of one process in one interval, by category (`StallCategory as usize`).
+type CategoryNs = [u64; STALL_CATEGORIES];
+
+/// Stalls of one kind of one process in the interval.
+#[derive(Default)]
+struct StallAccum {
+    latency: LatencyStats,
+    pages: u64,
+    allocations: BTreeMap<(i32, u32), u64>,
+}
+
+/// One process in the interval.
+#[derive(Default)]
+struct ProcessAccum {
+    comm: String,
+    named: bool,
+    classes: [Option<LatencyStats>; FAULT_CLASSES],
+    swapin_pages: u64,
+    stalls: [Option<StallAccum>; STALL_KINDS],
+}
+
+impl ProcessAccum {
+    /// Names the process after its main thread, or the first thread seen. The name is compared
+    /// before it is copied: this runs for every full record.
+    fn name(&mut self, tgid: u32, tid: u32, comm: &[u8]) {
+        let name = &comm[..comm.iter().position(|&b| b == 0).unwrap_or(comm.len())];
+        if tid == tgid && (!self.named || self.comm.as_bytes() != name) {
+            self.comm = comm_str(comm);
+            self.named = true;
+        } else if self.comm.is_empty() {
+            self.comm = comm_str(comm);
+        }
+    }
+
+    fn into_sample(self, pid: u32) -> ProcessSample {
+        ProcessSample {
+            pid,
+            comm: self.comm,
+            named: self.named,
+            faults: FaultClass::ALL
+                .iter()
+                .zip(self.classes)
+                .filter_map(|(class, stats)| {
+                    stats.map(|latency| ClassSample {
+                        class: *class as u32,
+                        latency,
+                    })
+                })
+                .collect(),
+            swapin_pages: self.swapin_pages,
+            stalls: StallKind::ALL
+                .iter()
+                .zip(self.stalls)
+                .filter_map(|(kind, stats)| {
+                    stats.map(|s| StallSample {
+                        kind: *kind as u32,
+                        latency: s.latency,
+                        pages: s.pages,
+                        allocations: s
+                            .allocations
+                            .into_iter()
+                            .map(|((order, gfp_flags), count)| Allocation {
+                                order,
+                                gfp_flags,
+                                count,
+                            })
+                            .collect(),
+                    })
+                })
+                .collect(),
+        }
+    }
+}
+
+/// kswapd of one node: whether it is awake (kept across intervals) and this interval's work.
+#[derive(Default)]
+struct KswapdAccum {
+    awake_since_ns: Option<u64>,
+    wakes: u64,
+    awake_ns: BTreeMap<u64, u64>,
+    woken_by: BTreeMap<(u32, String, i32), u64>,
+}
+
+/// Builds the samples of one recording.
+pub struct IntervalBuilder {
+    index: u64,
+    /// Start of every interval so far; the last one is the open interval's.
+    boundaries: Vec<u64>,
+    processes: HashMap<u32, ProcessAccum>,
+    stall_time: HashMap<(u64, u32), CategoryNs>,
+    kswapd: BTreeMap<u32, KswapdAccum>,
+    swap_by_task: HashMap<u32, SwapByTask>,
+    swap_by_memcg: HashMap<u64, SwapByMemcg>,
+    named_memcgs: HashSet<u64>,
+    /// OOM kills and their aftermath, filled by the session.
+    pub oom: OomInterval,
+    fault_records: u64,
+    malformed: u64,
+    first_malformed: Option<String>,
+}
+
+impl IntervalBuilder {
+    /// A recording whose first interval starts at `start_ns` (CLOCK_MONOTONIC).
+    pub fn new(start_ns: u64) -> Self {
+        Self {
+            index: 0,
+            boundaries: vec![start_ns],
+            processes: HashMap::new(),
+            stall_time: HashMap::new(),
+            kswapd: BTreeMap::new(),
+            swap_by_task: HashMap::new(),
+            swap_by_memcg: HashMap::new(),
+            named_memcgs: HashSet::new(),
+            oom: OomInterval::default(),
+            fault_records: 0,
+            malformed: 0,
+            first_malformed: None,
+        }
+    }
+
+    /// Adds one decoded record, or counts one that did not decode.
+    pub fn add(&mut self, record: Result<Record, DecodeError>) {
+        match record {
+            Ok(Record::Fault { event, class }) => self.add_fault(&event, class),
+            Ok(Record::Stall { event, stall }) => self.add_stall(&event, stall),
+            Ok(Record::Swap(event)) => self.add_swap(&event),
+            Ok(Record::Kswapd(event)) => self.add_kswapd(&event),
+            Ok(Record::MinorBatch(batch)) => self.add_minor_batch(&batch),
+            Ok(Record::Comm(event)) => {
+                let process = self.processes.entry(event.tgid).or_default();
+                process.comm = comm_str(&event.comm);
+                process.named = true;
+            }
+            Err(error) => self.count_malformed(&error),
+        }
+    }
+
+    /// Counts a record that did not decode (of either ring buffer).
+    pub fn count_malformed(&mut self, error: &DecodeError) {
+        self.malformed += 1;
+        if self.first_malformed.is_none() {
+            self.first_malformed = Some(error.to_string());
+        }
+    }
+
+    fn add_fault(&mut self, event: &FaultEvent, class: FaultClass) {
+        self.fault_records += 1;
+        let process = self.processes.entry(event.tgid).or_default();
+        process.name(event.tgid, event.tid, &event.comm);
+        process.classes[class as usize]
+            .get_or_insert_with(LatencyStats::new)
+            .record(event.latency_ns);
+        process.swapin_pages += u64::from(event.swapin_pages);
+        if let Some(category) = StallCategory::of_fault(class) {
+            self.add_stalled(event.tgid, category, event.start_ns, event.latency_ns);
+        }
+    }
+
+    /// Minor faults from a batch; their process was named by its first, full record.
+    pub fn add_minor_batch(&mut self, batch: &MinorBatch) {
+        let count = (batch.count as usize).min(batch.entries.len());
+        for &entry in &batch.entries[..count] {
+            let (tgid, latency_ns) = MinorBatch::unpack(entry);
+            self.fault_records += 1;
+            self.processes.entry(tgid).or_default().classes[FaultClass::Minor as usize]
+                .get_or_insert_with(LatencyStats::new)
+                .record(u64::from(latency_ns));
+        }
+    }
+
+    fn add_stall(&mut self, event: &StallEvent, kind: StallKind) {
+        let process = self.processes.entry(event.tgid).or_default();
+        process.name(event.tgid, event.tid, &event.comm);
+        let stats = process.stalls[kind as usize].get_or_insert_with(StallAccum::default);
+        stats.latency.record(event.latency_ns);
+        if kind != StallKind::Compaction {
+            stats.pages += event.nr_reclaimed;
+        }
+        *stats
+            .allocations
+            .entry((event.order, event.gfp_flags))
+            .or_default() += 1;
+        let category = StallCategory::of_stall(kind);
+        self.add_stalled(event.tgid, category, event.start_ns, event.latency_ns);
+    }
+
+    fn add_stalled(&mut self, pid: u32, category: StallCategory, start_ns: u64, len_ns: u64) {
+        for (index, ns) in split(&self.boundaries, start_ns, len_ns) {
+            self.stall_time.entry((index, pid)).or_default()[category as usize] += ns;
+        }
+    }
+
+    fn add_swap(&mut self, event: &SwapEvent) {
+        let pages = u64::from(event.pages);
+        let (out_pages, in_pages) = if event.dir == swap_dir::OUT {
+            (pages, 0)
+        } else {
+            (0, pages)
+        };
+        let task = self
+            .swap_by_task
+            .entry(event.tgid)
+            .or_insert_with(|| SwapByTask {
+                pid: event.tgid,
+                comm: comm_str(&event.comm),
+                ..SwapByTask::default()
+            });
+        task.out_pages += out_pages;
+        task.in_pages += in_pages;
+        let memcg = self
+            .swap_by_memcg
+            .entry(event.memcg_id)
+            .or_insert_with(|| SwapByMemcg {
+                memcg_id: event.memcg_id,
+                ..SwapByMemcg::default()
+            });
+        memcg.out_pages += out_pages;
+        memcg.in_pages += in_pages;
+    }
+
+    fn add_kswapd(&mut self, event: &KswapdEvent) {
+        let node = self.kswapd.entry(event.nid).or_default();
+        match event.op {
+            kswapd_op::WAKE => {
+                node.wakes += 1;
+                node.awake_since_ns.get_or_insert(event.ts_ns);
+            }
+            kswapd_op::SLEEP => {
+                if let Some(since) = node.awake_since_ns.take() {
+                    let len = event.ts_ns.saturating_sub(since);
+                    for (index, ns) in split(&self.boundaries, since, len) {
+                        *node.awake_ns.entry(index).or_default() += ns;
+                    }
+                }
+            }
+            _ => {
+                *node
+                    .woken_by
+                    .entry((event.tgid, comm_str(&event.comm), event.order))
+                    .or_default() += 1;
+            }
+        }
+    }
+
+    /// Closes the interval at `machine.mono_ns` and starts the next one. `name_cgroup` finds the
+    /// path of a memory cgroup seen for the first time.
+    pub fn close(
+        &mut self,
+        machine: MachineSample,
+        counters: KernelCounters,
+        mut name_cgroup: impl FnMut(u64) -> Option<String>,
+    ) -> IntervalSample {
+        let end_ns = machine.mono_ns;
+        let start_ns = self.boundaries.last().copied().unwrap_or(end_ns);
+        // kswapd still awake: its time so far belongs to this interval.
+        for node in self.kswapd.values_mut() {
+            if let Some(since) = node.awake_since_ns
+                && end_ns > since
+            {
+                for (index, ns) in split(&self.boundaries, since, end_ns - since) {
+                    *node.awake_ns.entry(index).or_default() += ns;
+                }
+                node.awake_since_ns = Some(end_ns);
+            }
+        }
+        let mut processes: Vec<ProcessSample> = self
+            .processes
+            .drain()
+            .map(|(pid, p)| p.into_sample(pid))
+            .collect();
+        processes.sort_by_key(|p| p.pid);
+        let mut stall_time: Vec<StallTime> = self
+            .stall_time
+            .drain()
+            .map(|((interval, pid), ns)| StallTime {
+                interval,
+                pid,
+                ns: StallCategory::ALL
+                    .iter()
+                    .filter(|c| ns[**c as usize] > 0)
+                    .map(|&c| (c, ns[c as usize]))
+                    .collect(),
+            })
+            .collect();
+        stall_time.sort_by_key(|s| (s.interval, s.pid));
+        let kswapd = self.take_kswapd();
+        let mut swap_by_task: Vec<SwapByTask> = self.swap_by_task.drain().map(|(_, t)| t).collect();
+        swap_by_task.sort_by_key(|t| t.pid);
+        let mut swap_by_memcg: Vec<SwapByMemcg> =
+            self.swap_by_memcg.drain().map(|(_, m)| m).collect();
+        swap_by_memcg.sort_by_key(|m| m.memcg_id);
+        let cgroups = swap_by_memcg
+            .iter()
+            .filter(|m| m.memcg_id != 0 && self.named_memcgs.insert(m.memcg_id))
+            .map(|m| CgroupName {
+                id: m.memcg_id,
+                path: name_cgroup(m.memcg_id),
+            })
+            .collect();
+        let sample = IntervalSample {
+            index: self.index,
+            start_ns,
+            end_ns,
+            machine,
+            processes,
+            stall_time,
+            kswapd,
+            swap_by_task,
+            swap_by_memcg,
+            cgroups,
+            oom: std::mem::take(&mut self.oom),
+            fault_records: std::mem::take(&mut self.fault_records),
+            malformed: std::mem::take(&mut self.malformed),
+            first_malformed: self.first_malformed.take(),
+            counters,
+        };
+        self.index += 1;
+        self.boundaries.push(end_ns.max(start_ns));
+        sample
+    }
+
+    fn take_kswapd(&mut self) -> Vec<KswapdSample> {
+        self.kswapd
+            .iter_mut()
+            .filter(|(_, n)| n.wakes > 0 || !n.awake_ns.is_empty() || !n.woken_by.is_empty())
+            .map(|(&nid, node)| KswapdSample {
+                nid,
+                wakes: std::mem::take(&mut node.wakes),
+                awake_ns: std::mem::take(&mut node.awake_ns).into_iter().collect(),
+                woken_by: std::mem::take(&mut node.woken_by)
+                    .into_iter()
+                    .map(|((pid, comm, order), count)| KswapdWaker {
+                        pid,
+                        comm,
+                        order,
+                        count,
+                    })
+                    .collect(),
+            })
+            .collect()
+    }
+}
+
+/// Splits `[start_ns, start_ns + len_ns)` over the intervals that `boundaries` start: (index,
+/// overlap) for each one it touches. The part before the first interval is dropped; the open
+/// (last) interval takes everything after its start.
+fn split(boundaries: &[u64], start_ns: u64, len_ns: u64) -> Vec<(u64, u64)> {
+    let end_ns = start_ns.saturating_add(len_ns);
+    let mut parts = Vec::new();
+    for (i, &lo) in boundaries.iter().enumerate().rev() {
+        let hi = boundaries.get(i + 1).copied().unwrap_or(u64::MAX);
+        let overlap = end_ns.min(hi).saturating_sub(start_ns.max(lo));
+        if overlap > 0 {
+            parts.push((i as u64, overlap));
+        }
+        if lo <= start_ns {
+            break;
+        }
+    }
+    parts
+}
+
+#[cfg(test)]
+mod tests;

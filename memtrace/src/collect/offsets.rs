@@ -1,0 +1,82 @@
+//! The struct members the OOM programs read, resolved from the running kernel's BTF.
+use memtrace_common::oom::OomOffsets;
+
+use super::{
+    btf::{Btf, kind},
+    kernel::{enum_value, find_member, member_offset},
+};
+use crate::error::Error;
+
+/// Every offset of [`OomOffsets`]; members a kernel may lack (NUMA, cgroup v1) become
+/// `u32::MAX`, which the programs treat as absent.
+pub fn resolve(btf: &Btf) -> Result<OomOffsets, Error> {
+    let m = |s: &str, f: &str| member_offset(btf, s, f);
+    let optional = |s: &str, f: &str| member_offset(btf, s, f).unwrap_or(u32::MAX);
+    let oom_event = enum_value(btf, "memcg_memory_event", "MEMCG_OOM")?;
+    // memsw (v1) and swap (v2) share a union: either name gives the same counter.
+    let swap = m("mem_cgroup", "memsw").or_else(|_| m("mem_cgroup", "swap"))?;
+    Ok(OomOffsets {
+        task_pid: m("task_struct", "pid")?,
+        task_comm: m("task_struct", "comm")?,
+        task_mm: m("task_struct", "mm")?,
+        task_signal: m("task_struct", "signal")?,
+        task_real_cred: m("task_struct", "real_cred")?,
+        task_flags: m("task_struct", "flags")?,
+        task_mems_allowed: optional("task_struct", "mems_allowed"),
+        task_mempolicy: optional("task_struct", "mempolicy"),
+        mempolicy_mode: optional("mempolicy", "mode"),
+        mempolicy_nodes: optional("mempolicy", "nodes"),
+        signal_oom_score_adj: m("signal_struct", "oom_score_adj")?,
+        cred_uid: m("cred", "uid")?,
+        mm_total_vm: m("mm_struct", "total_vm")?,
+        mm_rss_count: m("mm_struct", "rss_stat")? + m("percpu_counter", "count")?,
+        mm_rss_stride: rss_counter_size(btf)?,
+        mm_pgtables_bytes: m("mm_struct", "pgtables_bytes")?,
+        mm_flags: m("mm_struct", "flags")?,
+        css_parent: m("cgroup_subsys_state", "parent")?,
+        memcg_css: m("mem_cgroup", "css")?,
+        memcg_memory: m("mem_cgroup", "memory")?,
+        memcg_swap: swap,
+        counter_usage: m("page_counter", "usage")?,
+        counter_max: m("page_counter", "max")?,
+        memcg_oom_events: m("mem_cgroup", "memory_events_local")? + oom_event * 8,
+        memcg_oom_lock: optional("mem_cgroup", "oom_lock"),
+        memcg_swappiness: m("mem_cgroup", "swappiness")?,
+    })
+}
+
+/// `sizeof(struct percpu_counter)`, after checking that `mm->rss_stat` is an array of them:
+/// the programs read `rss_stat[i].count` the way `get_mm_counter()` does.
+fn rss_counter_size(btf: &Btf) -> Result<u32, Error> {
+    let unexpected = |reason: &str| Error::Btf {
+        what: "struct mm_struct.rss_stat".into(),
+        reason: reason.into(),
+    };
+    let rss_stat = btf
+        .find(kind::STRUCT, "mm_struct")
+        .into_iter()
+        .find_map(|id| find_member(btf, id, "rss_stat", 0))
+        .map(|(_, type_id)| btf.resolve(type_id));
+    let element = rss_stat
+        .and_then(|array| btf.array_element(array))
+        .map(|elem| btf.resolve(elem))
+        .ok_or_else(|| unexpected("not an array"))?;
+    if btf.kind(element) != kind::STRUCT || btf.name(element) != "percpu_counter" {
+        return Err(unexpected("not an array of struct percpu_counter"));
+    }
+    Ok(btf.size(element))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Needs only a readable /sys/kernel/btf/vmlinux, like memtrace itself.
+    #[test]
+    fn resolves_on_the_running_kernel() {
+        let btf = Btf::from_file(crate::collect::kernel::VMLINUX_BTF).expect("btf");
+        let offsets = resolve(&btf).expect("offsets");
+        assert!(offsets.task_pid > 0 && offsets.mm_rss_stride >= 8);
+        assert_ne!(offsets.memcg_swap, offsets.memcg_memory);
+    }
+}

@@ -1,0 +1,202 @@
+//! `memtrace bench`: what memtrace costs the traced machine, measured rather than asserted.
+//!
+//! Every figure comes from child processes: the workloads are `memtrace workload bench ...`
+//! (timed from inside), and memtrace is the `memtrace record` binary run as users run it, started
+//! before and stopped with SIGINT after each measurement. Pure arithmetic (`stats`, `targets`)
+//! and rendering (`table`, `host`) are apart and unit-tested.
+mod child;
+mod footprint;
+pub mod host;
+mod interrupt;
+mod load;
+mod overhead;
+mod procfs;
+mod recorded;
+mod startup;
+pub mod stats;
+mod swap;
+pub mod table;
+pub mod targets;
+mod throughput;
+mod tracefs;
+mod tracers;
+
+use std::{
+    io::{self, Write},
+    path::Path,
+    time::Duration,
+};
+
+use self::{
+    footprint::FootprintPlan, overhead::OverheadPlan, swap::SwapPlan, table::Row,
+    throughput::ThroughputPlan, tracers::Tracer,
+};
+use crate::{Error, lab::workload::bench::ChurnPlan};
+
+/// How much of everything to measure.
+#[derive(Clone, Debug)]
+pub struct Plan {
+    /// The short form (for CI).
+    pub quick: bool,
+    pub overhead: OverheadPlan,
+    pub swap: SwapPlan,
+    pub throughput: ThroughputPlan,
+    pub footprint: FootprintPlan,
+    /// Launches timed for start-up.
+    pub startup_runs: usize,
+}
+
+impl Plan {
+    /// The full benchmark: a few minutes.
+    pub fn full() -> Self {
+        Self {
+            quick: false,
+            overhead: OverheadPlan {
+                // This VM's run-to-run noise is mostly per run (which CPU, what the host does):
+                // many short pairs beat a few long ones.
+                pairs: 15,
+                churn: churn(64, 10, None),
+            },
+            swap: SwapPlan {
+                pairs: 5,
+                limit_mib: 64,
+                swap_mib: 160,
+            },
+            throughput: ThroughputPlan {
+                loads: vec![1, 2],
+                churn: zero_page_churn(Duration::from_secs(5)),
+            },
+            footprint: FootprintPlan {
+                counts: vec![1, 1_000, 10_000],
+                pages: 16,
+            },
+            startup_runs: 5,
+        }
+    }
+
+    /// The short form: under a minute.
+    pub fn quick() -> Self {
+        Self {
+            quick: true,
+            overhead: OverheadPlan {
+                pairs: 3,
+                churn: churn(64, 10, None),
+            },
+            swap: SwapPlan {
+                pairs: 2,
+                ..Self::full().swap
+            },
+            throughput: ThroughputPlan {
+                loads: vec![2],
+                churn: zero_page_churn(Duration::from_secs(2)),
+            },
+            footprint: Self::full().footprint,
+            startup_runs: 5,
+        }
+    }
+}
+
+fn churn(mib: usize, iterations: u64, duration: Option<Duration>) -> ChurnPlan {
+    ChurnPlan {
+        mib,
+        iterations,
+        duration,
+        read: false,
+    }
+}
+
+/// Read faults map the shared zero page: the cheapest fault, so the highest event rate two
+/// cores can offer.
+fn zero_page_churn(duration: Duration) -> ChurnPlan {
+    ChurnPlan {
+        read: true,
+        ..churn(64, 0, Some(duration))
+    }
+}
+
+/// Runs every benchmark and returns the table's rows. A benchmark that cannot run here
+/// becomes a row saying why; the others still run.
+pub fn run(plan: &Plan) -> Result<Vec<Row>, Error> {
+    let exe = load::memtrace_binary()?;
+    interrupt::install();
+    let mut rows = Vec::new();
+    section(&mut rows, "fault overhead", || run_overhead(&exe, plan));
+    section(&mut rows, "swap storm", || swap::run(&exe, &plan.swap));
+    section(&mut rows, "throughput", || {
+        throughput::run(&exe, &plan.throughput)
+    });
+    section(&mut rows, "footprint", || {
+        footprint::run(&exe, &plan.footprint)
+    });
+    section(&mut rows, "start-up", || {
+        startup::run(&exe, plan.startup_runs)
+    });
+    interrupt::check()?;
+    Ok(rows)
+}
+
+fn section(rows: &mut Vec<Row>, name: &str, f: impl FnOnce() -> Result<Vec<Row>, Error>) {
+    if interrupt::check().is_err() {
+        return;
+    }
+    eprintln!("memtrace bench: {name}");
+    match f() {
+        Ok(more) => rows.extend(more),
+        Err(e) => {
+            eprintln!("memtrace bench: {name} failed: {e}");
+            rows.push(Row::unavailable(name, "—", "—", &e.to_string()));
+        }
+    }
+}
+
+/// The overhead conditions: untraced, memtrace as run by default, with the fault hooks only
+/// (what the reclaim hooks add), with the other end hook, then bpftrace and perf stat where
+/// they can run. tracefs (for bpftrace) is mounted for this section only, if at all.
+fn run_overhead(exe: &Path, plan: &Plan) -> Result<Vec<Row>, Error> {
+    let mut tracefs = None;
+    let bpftrace = tracers::bpftrace(!plan.quick).and_then(|binary| {
+        tracefs = Some(tracefs::Tracefs::ensure().map_err(|e| e.to_string())?);
+        Ok(Tracer::Bpftrace { binary })
+    });
+    let perf = tracers::perf().map(|binary| Tracer::PerfStat { binary });
+    let conditions = vec![
+        Ok(None),
+        Ok(Some(tracers::MEMTRACE)),
+        Ok(Some(Tracer::Memtrace {
+            fault_end: "auto",
+            faults_only: true,
+        })),
+        Ok(Some(Tracer::Memtrace {
+            fault_end: "perf",
+            faults_only: false,
+        })),
+        bpftrace
+            .map(Some)
+            .map_err(|reason| (tracers::BPFTRACE_LABEL.to_string(), reason)),
+        perf.map(Some)
+            .map_err(|reason| (tracers::PERF_STAT_LABEL.to_string(), reason)),
+    ];
+    let rows = overhead::run(exe, &plan.overhead, conditions);
+    drop(tracefs);
+    rows
+}
+
+/// How to read the table, printed below it.
+pub fn write_notes(plan: &Plan, out: &mut impl Write) -> io::Result<()> {
+    writeln!(out)?;
+    writeln!(
+        out,
+        "Overhead rows: median time per fault traced vs untraced (medians of the runs), then \
+         the median of the per-pair ratios; spread is the lowest and highest pair ratio. Runs \
+         alternate traced/untraced (each untraced run right after its traced one); tracers run \
+         system-wide; nothing is pinned. MB = 10^6 bytes."
+    )?;
+    if plan.quick {
+        writeln!(
+            out,
+            "--quick: fewer pairs and iterations, one throughput load, no bpftrace install; \
+             use `cargo xtask bench` for figures to publish."
+        )?;
+    }
+    Ok(())
+}

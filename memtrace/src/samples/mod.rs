@@ -1,0 +1,293 @@
+//! Samples: plain data, and exactly what a recording keeps. `collect` makes them from the live
+//! machine (a header at the start, one [`IntervalSample`] per interval, an [`End`]); the model
+//! is a fold of them, so a recording replayed later gives every view the live run gave.
+//! Nothing here reads the machine or computes a view.
+pub mod hist;
+pub mod host;
+pub mod machine;
+pub mod oom;
+
+use memtrace_common::{FaultClass, StallKind};
+use serde::{Deserialize, Serialize};
+
+pub use hist::{LatencyStats, LatencySummary, Log2Bucket, SIGNIFICANT_DIGITS};
+use host::HostFacts;
+use machine::{MachineSample, Thresholds};
+use oom::OomInterval;
+
+/// What a recording knows before its first interval.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Header {
+    /// The memtrace that recorded it.
+    pub memtrace_version: String,
+    /// Wall clock at the start (ns since the Unix epoch), and CLOCK_MONOTONIC at that moment:
+    /// every other time in the recording is CLOCK_MONOTONIC, the kernel programs' clock.
+    pub start_unix_ns: u64,
+    pub start_mono_ns: u64,
+    /// Length of one interval, as asked.
+    pub interval_ns: u64,
+    /// What was traced, in words.
+    pub traced: String,
+    /// The traced pids (empty: not a pid filter); the timeline focuses on them.
+    pub focus_pids: Vec<u32>,
+    /// When a timeline interval is flagged.
+    pub thresholds: Thresholds,
+    /// Every hook, attached or not.
+    pub hooks: Vec<HookStatus>,
+    /// The machine's counters at the start: the first interval's rates are taken from here.
+    pub machine: MachineSample,
+    /// Facts about the machine, as they were when recording started.
+    pub host: HostFacts,
+}
+
+/// The outcome of attaching one hook.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HookStatus {
+    /// Program name in the eBPF object.
+    pub program: String,
+    /// Where it was attached (`tp_btf/...`, `perf/...`, `iter/...`).
+    pub hook: String,
+    /// Why it failed, `None` when attached.
+    pub error: Option<String>,
+}
+
+/// Kernel-side counters, summed over CPUs, since the start of the recording.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KernelCounters {
+    /// Records that could not be reserved in the ring buffer, by `EventKind` id.
+    pub lost: [u64; memtrace_common::EVENT_KIND_SLOTS as usize],
+    /// Fault completions whose start was not seen.
+    pub unmatched_ends: u64,
+    /// Faults whose task was switched out mid-fault.
+    pub parked: u64,
+    /// Parked faults that did not fit in the parking map.
+    pub park_failed: u64,
+    /// Children added to the pid filter.
+    pub children_added: u64,
+}
+
+/// Why a recording ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StopReason {
+    /// `--duration` elapsed.
+    Duration,
+    /// Ctrl-C or SIGTERM.
+    Interrupted,
+    /// Every traced process exited.
+    TracedExited,
+    /// The recording has no end: its recorder was killed, or the file was cut short.
+    Unfinished,
+}
+
+/// The last frame of a recording that finished.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct End {
+    pub stop: StopReason,
+    /// Wall time from the start of tracing to the end.
+    pub elapsed_ns: u64,
+    /// Kernel counters at the end.
+    pub counters: KernelCounters,
+}
+
+/// Everything that happened in one interval.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct IntervalSample {
+    /// 0 for the first interval.
+    pub index: u64,
+    /// CLOCK_MONOTONIC bounds.
+    pub start_ns: u64,
+    pub end_ns: u64,
+    /// The machine's counters read at `end_ns`.
+    pub machine: MachineSample,
+    /// Faults and stalls of each process that had any in this interval.
+    pub processes: Vec<ProcessSample>,
+    /// Stalled time by process, split at interval boundaries. A stall is sent when it ends,
+    /// so parts of it may belong to earlier intervals: `interval` says which.
+    pub stall_time: Vec<StallTime>,
+    /// kswapd per node.
+    pub kswapd: Vec<KswapdSample>,
+    /// Swap traffic by the task doing the I/O, and by the memory cgroup owning the pages.
+    pub swap_by_task: Vec<SwapByTask>,
+    pub swap_by_memcg: Vec<SwapByMemcg>,
+    /// Memory cgroups first named in this interval: their inode and path.
+    pub cgroups: Vec<CgroupName>,
+    /// OOM kills and what followed them.
+    pub oom: OomInterval,
+    /// Fault records received (batch entries included).
+    pub fault_records: u64,
+    /// Records that did not decode, and the first one's reason.
+    pub malformed: u64,
+    pub first_malformed: Option<String>,
+    /// Kernel-side counters at `end_ns`.
+    pub counters: KernelCounters,
+}
+
+/// One process in one interval.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ProcessSample {
+    /// Thread group id.
+    pub pid: u32,
+    /// The best name seen in the interval (empty: none); `named` when the main thread or an
+    /// exec gave it, which overrides earlier names.
+    pub comm: String,
+    pub named: bool,
+    /// Faults per class.
+    pub faults: Vec<ClassSample>,
+    /// Pages read back from swap during its faults.
+    pub swapin_pages: u64,
+    /// Reclaim and compaction stalls per kind.
+    pub stalls: Vec<StallSample>,
+}
+
+/// Faults of one class.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ClassSample {
+    /// A `FaultClass` id.
+    pub class: u32,
+    pub latency: LatencyStats,
+}
+
+/// Stalls of one kind.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct StallSample {
+    /// A `StallKind` id.
+    pub kind: u32,
+    pub latency: LatencyStats,
+    /// Pages reclaimed during these stalls.
+    pub pages: u64,
+    /// Which allocations stalled.
+    pub allocations: Vec<Allocation>,
+}
+
+/// Stalls caused by allocations of one order and gfp mask.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Allocation {
+    pub order: i32,
+    pub gfp_flags: u32,
+    pub count: u64,
+}
+
+/// Stalled time of one process within one interval, by timeline category.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StallTime {
+    /// The interval the time belongs to (this one or an earlier one).
+    pub interval: u64,
+    pub pid: u32,
+    /// (category, ns), categories with time only.
+    pub ns: Vec<(StallCategory, u64)>,
+}
+
+/// The kinds of stall the timeline shows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StallCategory {
+    DirectReclaim,
+    MemcgReclaim,
+    NodeReclaim,
+    Compaction,
+    Throttle,
+    SwapIn,
+    MajorFault,
+}
+
+/// Number of [`StallCategory`] values.
+pub const STALL_CATEGORIES: usize = 7;
+
+impl StallCategory {
+    /// Every category, in display order (also the index order of per-category arrays).
+    pub const ALL: [Self; STALL_CATEGORIES] = [
+        Self::DirectReclaim,
+        Self::MemcgReclaim,
+        Self::NodeReclaim,
+        Self::Compaction,
+        Self::Throttle,
+        Self::SwapIn,
+        Self::MajorFault,
+    ];
+
+    /// The category of a reclaim or compaction stall (soft-limit reclaim is memcg reclaim).
+    pub fn of_stall(kind: StallKind) -> Self {
+        match kind {
+            StallKind::DirectReclaim => Self::DirectReclaim,
+            StallKind::MemcgReclaim | StallKind::MemcgSoftLimit => Self::MemcgReclaim,
+            StallKind::NodeReclaim => Self::NodeReclaim,
+            StallKind::Throttle => Self::Throttle,
+            StallKind::Compaction => Self::Compaction,
+        }
+    }
+
+    /// The category of a fault, if it counts as a stall (minor faults do not).
+    pub fn of_fault(class: FaultClass) -> Option<Self> {
+        match class {
+            FaultClass::Minor => None,
+            FaultClass::MajorFile => Some(Self::MajorFault),
+            FaultClass::MajorSwap => Some(Self::SwapIn),
+        }
+    }
+
+    /// Short name for tables.
+    pub fn short(self) -> &'static str {
+        match self {
+            Self::DirectReclaim => "direct",
+            Self::MemcgReclaim => "memcg",
+            Self::NodeReclaim => "node",
+            Self::Compaction => "compact",
+            Self::Throttle => "throttle",
+            Self::SwapIn => "swapin",
+            Self::MajorFault => "majflt",
+        }
+    }
+}
+
+/// kswapd of one node in one interval.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct KswapdSample {
+    pub nid: u32,
+    /// Times it started working.
+    pub wakes: u64,
+    /// Time it was awake (wake to sleep), split at interval boundaries: (interval, ns).
+    pub awake_ns: Vec<(u64, u64)>,
+    /// Who woke it.
+    pub woken_by: Vec<KswapdWaker>,
+}
+
+/// Allocations of one task, at one order, that woke kswapd.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KswapdWaker {
+    pub pid: u32,
+    pub comm: String,
+    pub order: i32,
+    pub count: u64,
+}
+
+/// Pages moved by one task.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SwapByTask {
+    pub pid: u32,
+    pub comm: String,
+    pub out_pages: u64,
+    pub in_pages: u64,
+}
+
+/// Pages moved for one memory cgroup.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SwapByMemcg {
+    /// Inode of the cgroup's directory (0: unknown).
+    pub memcg_id: u64,
+    pub out_pages: u64,
+    pub in_pages: u64,
+}
+
+/// A memory cgroup's path, as it was when first seen.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CgroupName {
+    pub id: u64,
+    pub path: Option<String>,
+}
+
+/// The `comm` bytes of a record as text, up to the first NUL.
+pub fn comm_str(comm: &[u8]) -> String {
+    let end = comm.iter().position(|&b| b == 0).unwrap_or(comm.len());
+    String::from_utf8_lossy(&comm[..end]).into_owned()
+}
