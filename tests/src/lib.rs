@@ -13,7 +13,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use serde_json::Value;
+use memtrace::report::Report;
 
 /// The memtrace binary under test (`cargo xtask test` sets `MEMTRACE_BIN`).
 pub fn memtrace_bin() -> PathBuf {
@@ -155,7 +155,7 @@ impl Recorder {
     }
 
     /// Waits for memtrace to end (by itself or after `interrupt`) and returns its JSON report.
-    pub fn finish(mut self) -> Value {
+    pub fn finish(mut self) -> Report {
         let deadline = Instant::now() + Duration::from_secs(180);
         let status = loop {
             if let Some(status) = self.child.try_wait().expect("wait for memtrace") {
@@ -171,7 +171,8 @@ impl Recorder {
             self.stderr_seen
         );
         let text = std::fs::read_to_string(&self.json).expect("read the JSON report");
-        serde_json::from_str(&text).expect("the JSON report parses")
+        serde_json::from_str::<Report>(&text)
+            .unwrap_or_else(|e| panic!("the JSON report does not parse as a Report: {e}"))
     }
 }
 
@@ -206,21 +207,6 @@ pub fn assert_within(what: &str, got: u64, want: u64, percent: f64) {
         diff <= want as f64 * percent / 100.0,
         "{what}: memtrace counted {got}, the kernel {want} (more than {percent} % apart)"
     );
-}
-
-/// A `u64` field of a JSON report, by path.
-pub fn field(value: &Value, path: &[&str]) -> u64 {
-    let mut v = value;
-    for key in path {
-        v = &v[*key];
-    }
-    v.as_u64()
-        .unwrap_or_else(|| panic!("no number at {path:?} in {value}"))
-}
-
-/// The processes of a JSON report.
-pub fn processes(report: &Value) -> &Vec<Value> {
-    report["processes"].as_array().expect("processes array")
 }
 
 /// What memtrace or a test could leave behind: swap devices, sandbox cgroups, pinned BPF

@@ -5,7 +5,7 @@ use memtrace::{
     lab::sandbox::{MemcgLimits, Sandbox},
     lab::workload::faults::FaultOutcome,
 };
-use memtrace_tests::{Recorder, Workload, assert_within, field, processes, require_root};
+use memtrace_tests::{Recorder, Workload, assert_within, require_root};
 
 const MIB: u64 = 1 << 20;
 
@@ -32,16 +32,9 @@ fn only_the_cgroup_is_traced(cgroup: &Path, add: &dyn Fn(u32)) {
     let outcome: FaultOutcome = inside.finish();
     let _: FaultOutcome = outside.finish();
     let report = recorder.finish();
-    let pids: Vec<u64> = processes(&report)
-        .iter()
-        .map(|p| field(p, &["pid"]))
-        .collect();
-    assert_eq!(
-        pids,
-        vec![u64::from(inside_pid)],
-        "exactly the cgroup's process"
-    );
-    let minor = field(&processes(&report)[0], &["classes", "minor", "count"]);
+    let pids: Vec<u32> = report.processes.iter().map(|p| p.pid).collect();
+    assert_eq!(pids, vec![inside_pid], "exactly the cgroup's process");
+    let minor = report.processes[0].classes.minor.latency.count;
     assert_within("minor faults", minor, outcome.total.minflt, 2.0);
 }
 

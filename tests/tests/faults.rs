@@ -2,8 +2,9 @@
 use memtrace::{
     lab::sandbox::{MemcgLimits, Sandbox},
     lab::workload::faults::FaultOutcome,
+    samples::StopReason,
 };
-use memtrace_tests::{Recorder, Workload, assert_within, field, processes, require_root, vmstat};
+use memtrace_tests::{Recorder, Workload, assert_within, require_root, vmstat};
 
 const MIB: u64 = 1 << 20;
 
@@ -38,18 +39,14 @@ fn pid_mode_matches_the_kernel(fault_end: &str) {
     let pswpin = vmstat("pswpin") - pswpin_before;
     let report = recorder.finish();
 
-    assert_eq!(report["stop_reason"], "traced_exited");
-    let procs = processes(&report);
-    let pids: Vec<u64> = procs.iter().map(|p| field(p, &["pid"])).collect();
-    assert_eq!(
-        pids,
-        vec![u64::from(outcome.pid)],
-        "only the traced process appears"
-    );
+    assert_eq!(report.stop_reason, StopReason::TracedExited);
+    let procs = &report.processes;
+    let pids: Vec<u32> = procs.iter().map(|p| p.pid).collect();
+    assert_eq!(pids, vec![outcome.pid], "only the traced process appears");
     let p = &procs[0];
-    let minor = field(p, &["classes", "minor", "count"]);
-    let file = field(p, &["classes", "major_file", "count"]);
-    let swap = field(p, &["classes", "swap_in", "count"]);
+    let minor = p.classes.minor.latency.count;
+    let file = p.classes.major_file.latency.count;
+    let swap = p.classes.swap_in.latency.count;
     eprintln!(
         "memtrace: minor {minor} file {file} swap-in {swap}; kernel: minflt {} majflt {} pswpin {pswpin}",
         outcome.total.minflt, outcome.total.majflt
@@ -68,15 +65,16 @@ fn pid_mode_matches_the_kernel(fault_end: &str) {
     assert_within("minor faults", minor, outcome.total.minflt, 2.0);
     assert_within("major faults", file + swap, outcome.total.majflt, 2.0);
     assert_within("swap-ins", swap, pswpin, 2.0);
-    let p50 = |class: &str| field(p, &["classes", class, "p50_ns"]);
-    assert!(
-        p50("swap_in") > p50("minor"),
-        "swap-in p50 {} <= minor p50 {}",
-        p50("swap_in"),
-        p50("minor")
+    let (swap_p50, minor_p50) = (
+        p.classes.swap_in.latency.p50_ns,
+        p.classes.minor.latency.p50_ns,
     );
-    assert_eq!(field(&report, &["lost", "total"]), 0, "lost records");
-    assert_eq!(field(&report, &["lost", "faults"]), 0, "lost fault records");
+    assert!(
+        swap_p50 > minor_p50,
+        "swap-in p50 {swap_p50} <= minor p50 {minor_p50}"
+    );
+    assert_eq!(report.lost.total, 0, "lost records");
+    assert_eq!(report.lost.faults, 0, "lost fault records");
     drop(sandbox);
 }
 
@@ -117,16 +115,14 @@ fn children_are_followed() {
         .write_all(b"go\n")
         .expect("release sh");
     let report = recorder.finish();
-    let child = processes(&report)
+    let child = report
+        .processes
         .iter()
-        .find(|p| p["comm"] == "mt-workload")
-        .unwrap_or_else(|| panic!("the child is not in the report: {report}"));
+        .find(|p| p.comm == "mt-workload")
+        .unwrap_or_else(|| panic!("the child is not in the report: {report:?}"));
     // 16 MiB touched once: 4096 pages.
-    assert!(
-        field(child, &["classes", "minor", "count"]) >= 4096,
-        "{child}"
-    );
-    assert!(field(&report, &["kernel_counters", "children_added"]) >= 1);
+    assert!(child.classes.minor.latency.count >= 4096, "{child:?}");
+    assert!(report.kernel_counters.children_added >= 1);
 }
 
 struct KillOnDrop<'a>(&'a mut std::process::Child);

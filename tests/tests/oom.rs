@@ -3,10 +3,11 @@
 #[path = "oom/support.rs"]
 mod support;
 
-use std::{os::unix::process::ExitStatusExt, process::Command, time::Duration};
+use std::{os::unix::process::ExitStatusExt, path::Path, process::Command, time::Duration};
 
-use memtrace_tests::{Recorder, field, machine_state, memtrace_bin, require_root};
-use support::{Hog, KernelCounts, LIMIT_PAGES, MIB, kills, sandbox};
+use memtrace::model::oom::domain::Constraint;
+use memtrace_tests::{Recorder, machine_state, memtrace_bin, require_root};
+use support::{Hog, KernelCounts, LIMIT_PAGES, MIB, sandbox};
 
 #[test]
 fn a_hog_in_a_memcg_is_killed_and_reported() {
@@ -23,55 +24,58 @@ fn a_hog_in_a_memcg_is_killed_and_reported() {
     let report = recorder.finish();
     counts.assert_match(&report, &sandbox);
 
-    assert_eq!(kills(&report).len(), 1, "exactly one OOM report: {report}");
-    let kill = &kills(&report)[0];
-    assert_eq!(field(kill, &["victim", "pid"]), u64::from(hog.pid));
     assert_eq!(
-        field(kill, &["trigger", "pid"]),
-        u64::from(hog.pid),
+        report.oom_kills.len(),
+        1,
+        "exactly one OOM report: {report:?}"
+    );
+    let kill = &report.oom_kills[0];
+    assert_eq!(kill.victim.pid, hog.pid);
+    assert_eq!(
+        kill.trigger.pid, hog.pid,
         "a lone hog triggers its own kill"
     );
-    assert_eq!(kill["trigger"]["is_victim"], true);
-    assert_eq!(kill["traced_victim"], true);
-    let domain = &kill["domain"];
-    assert_eq!(domain["constraint"], "memcg");
+    assert!(kill.trigger.is_victim, "the trigger is the victim");
+    assert_eq!(kill.traced_victim, Some(true));
+    let domain = &kill.domain;
+    assert_eq!(domain.constraint, Constraint::Memcg);
     assert_eq!(
-        domain["cgroup"],
-        sandbox.memcg.path().to_str().expect("utf-8")
+        domain.cgroup.as_deref().and_then(Path::to_str),
+        Some(sandbox.memcg.path().to_str().expect("utf-8"))
     );
-    assert_eq!(field(domain, &["limit_bytes"]), 48 * MIB);
-    assert_eq!(field(domain, &["totalpages"]), LIMIT_PAGES);
-    assert_eq!(domain["disagreeing"], serde_json::json!([]), "{domain}");
+    assert_eq!(domain.limit_bytes, Some(48 * MIB));
+    assert_eq!(domain.totalpages, LIMIT_PAGES);
+    assert!(domain.disagreeing.is_empty(), "{domain:?}");
 
     // The badness is the kernel's formula on the kernel's own counters, in the memcg's domain.
-    let inputs = &kill["badness"]["inputs"];
-    let n = |key: &str| inputs[key].as_i64().expect("a number");
-    let points = kill["badness"]["points"].as_i64().expect("points");
-    let formula = n("rss_file_pages")
-        + n("rss_anon_pages")
-        + n("rss_shmem_pages")
-        + n("swap_entries")
-        + n("pgtables_bytes") / 4096
-        + n("oom_score_adj") * (LIMIT_PAGES as i64 / 1000);
+    let inputs = &kill.badness.inputs;
+    let points = kill.badness.points;
+    let pgtables_bytes = i64::try_from(inputs.pgtables_bytes).expect("a number");
+    let formula = inputs.rss_file_pages
+        + inputs.rss_anon_pages
+        + inputs.rss_shmem_pages
+        + inputs.swap_entries
+        + pgtables_bytes / 4096
+        + i64::from(inputs.oom_score_adj) * (LIMIT_PAGES as i64 / 1000);
     assert_eq!(points, formula);
     // The hog fills the memcg with anonymous memory; its file pages (the shared memtrace
     // binary and libc, charged to whoever read them first) come on top in the kernel's count.
-    let charged = points - n("rss_file_pages");
+    let charged = points - inputs.rss_file_pages;
     eprintln!(
         "badness: {points} points ({} of them file pages) against a limit of {LIMIT_PAGES} pages",
-        n("rss_file_pages")
+        inputs.rss_file_pages
     );
     let off = (charged - LIMIT_PAGES as i64).abs() as f64 / LIMIT_PAGES as f64;
     assert!(
         off < 0.05,
         "{charged} charged points vs {LIMIT_PAGES} pages"
     );
-    if let Some(log) = kill["kernel_log"].as_object() {
-        assert_eq!(log["constraint"], "CONSTRAINT_MEMCG");
-        assert_eq!(log["agrees"], true);
+    if let Some(log) = &kill.kernel_log {
+        assert_eq!(log.line.constraint, "CONSTRAINT_MEMCG");
+        assert!(log.agrees, "the kernel log agrees: {log:?}");
     }
     assert!(
-        kill["aftermath"]["exit_ms"].as_f64().is_some(),
+        kill.aftermath.exit_ms.is_some(),
         "the victim's exit was seen"
     );
     drop(sandbox);
@@ -104,45 +108,33 @@ fn the_kernels_choice_among_two_hogs_is_ranked_first() {
     // sets MMF_OOM_SKIP before its last batch of pages is freed, and the grower's retried
     // charge can OOM in that window with the grower as the only candidate left. memtrace
     // must then report both, as the kernel's counters (checked above) count both.
-    let kills = kills(&report);
+    let kills = &report.oom_kills;
     if grower_survived {
-        assert_eq!(kills.len(), 1, "{report}");
+        assert_eq!(kills.len(), 1, "{report:?}");
     } else {
         eprintln!("the kernel killed the grower too, prematurely (a known kernel race)");
-        assert_eq!(kills.len(), 2, "{report}");
-        assert_eq!(field(&kills[1], &["victim", "pid"]), u64::from(grower.pid));
+        assert_eq!(kills.len(), 2, "{report:?}");
+        assert_eq!(kills[1].victim.pid, grower.pid);
     }
     let kill = &kills[0];
-    assert_eq!(
-        field(kill, &["victim", "pid"]),
-        u64::from(sleeper.pid),
-        "the kernel chose the sleeper"
-    );
-    assert_eq!(
-        field(kill, &["trigger", "pid"]),
-        u64::from(grower.pid),
-        "the grower triggered it"
-    );
-    assert_eq!(kill["trigger"]["is_victim"], false);
-    let list = kill["candidates"]["list"].as_array().expect("candidates");
-    let pids: Vec<u64> = list.iter().map(|c| field(c, &["pid"])).collect();
-    assert_eq!(
-        pids,
-        vec![u64::from(sleeper.pid), u64::from(grower.pid)],
-        "{list:?}"
-    );
-    let points: Vec<i64> = list
-        .iter()
-        .map(|c| c["points"].as_i64().expect("points"))
-        .collect();
+    assert_eq!(kill.victim.pid, sleeper.pid, "the kernel chose the sleeper");
+    assert_eq!(kill.trigger.pid, grower.pid, "the grower triggered it");
+    assert!(!kill.trigger.is_victim, "the trigger is not the victim");
+    let list = &kill.candidates.list;
+    let pids: Vec<u32> = list.iter().map(|c| c.pid).collect();
+    assert_eq!(pids, vec![sleeper.pid, grower.pid], "{list:?}");
+    let points: Vec<i64> = list.iter().map(|c| c.points).collect();
     eprintln!("candidates: {pids:?} with points {points:?}");
     assert!(
         points[0] > points[1],
         "the victim has the higher points: {points:?}"
     );
-    assert_eq!(list[0]["victim"], true);
-    assert_eq!(field(&list[0], &["oom_score_adj"]), 500);
-    assert_eq!(kill["badness"]["points"].as_i64(), Some(points[0]));
+    assert!(
+        list[0].victim,
+        "the first candidate is the victim: {list:?}"
+    );
+    assert_eq!(list[0].oom_score_adj, 500);
+    assert_eq!(kill.badness.points, points[0]);
 }
 
 #[test]
@@ -167,19 +159,14 @@ fn a_kill_outside_the_traced_process_is_still_reported() {
     let report = recorder.finish();
     counts.assert_match(&report, &sandbox);
 
-    assert_eq!(kills(&report).len(), 1, "{report}");
-    let kill = &kills(&report)[0];
-    assert_eq!(field(kill, &["victim", "pid"]), u64::from(hog.pid));
-    assert_eq!(kill["traced_victim"], false);
-    assert_eq!(kill["domain"]["constraint"], "memcg");
-    let traced: Vec<u64> = report["processes"]
-        .as_array()
-        .expect("processes")
-        .iter()
-        .map(|p| field(p, &["pid"]))
-        .collect();
+    assert_eq!(report.oom_kills.len(), 1, "{report:?}");
+    let kill = &report.oom_kills[0];
+    assert_eq!(kill.victim.pid, hog.pid);
+    assert_eq!(kill.traced_victim, Some(false));
+    assert_eq!(kill.domain.constraint, Constraint::Memcg);
+    let traced: Vec<u32> = report.processes.iter().map(|p| p.pid).collect();
     assert!(
-        !traced.contains(&u64::from(hog.pid)),
+        !traced.contains(&hog.pid),
         "the hog's faults are not traced"
     );
 }

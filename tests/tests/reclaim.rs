@@ -5,20 +5,20 @@ use std::{fs::File, path::PathBuf};
 use memtrace::{
     lab::sandbox::{MemcgLimits, Sandbox},
     lab::workload::faults::FaultOutcome,
+    report::{Report, stalls::SwapShare, timeline::TimelineRow},
 };
-use memtrace_tests::{Recorder, Workload, assert_within, field, processes, require_root, vmstat};
-use serde_json::Value;
+use memtrace_tests::{Recorder, Workload, assert_within, require_root, vmstat};
 
 const MIB: u64 = 1 << 20;
 
 /// The swap share of the sandbox's memory cgroup in a report.
-fn memcg_swap<'a>(report: &'a Value, path: &str) -> &'a Value {
-    report["swap"]["by_memcg"]
-        .as_array()
-        .expect("by_memcg")
+fn memcg_swap<'a>(report: &'a Report, path: &str) -> &'a SwapShare {
+    report
+        .swap
+        .by_memcg
         .iter()
-        .find(|m| m["memcg_path"] == path)
-        .unwrap_or_else(|| panic!("no swap traffic for {path} in {}", report["swap"]))
+        .find(|m| m.memcg_path.as_deref() == Some(path))
+        .unwrap_or_else(|| panic!("no swap traffic for {path} in {:?}", report.swap))
 }
 
 #[test]
@@ -54,32 +54,33 @@ fn a_memcg_swap_storm_matches_the_kernel_and_is_flagged_when_it_starts() {
     let share = memcg_swap(&report, path);
     eprintln!(
         "memtrace: out {} in {}; kernel: pswpout {pswpout} pswpin {pswpin}",
-        share["out_pages"], share["in_pages"]
+        share.out_pages, share.in_pages
     );
     assert!(
         pswpout >= 10_000,
         "the storm swapped out only {pswpout} pages"
     );
-    assert_within("swap-outs", field(share, &["out_pages"]), pswpout, 2.0);
-    assert_within("swap-ins", field(share, &["in_pages"]), pswpin, 2.0);
+    assert_within("swap-outs", share.out_pages, pswpout, 2.0);
+    assert_within("swap-ins", share.in_pages, pswpin, 2.0);
 
-    let me = processes(&report)
+    let me = report
+        .processes
         .iter()
-        .find(|p| p["pid"] == workload_pid(&pid))
+        .find(|p| p.pid == workload_pid(&pid))
         .expect("the workload");
-    let memcg = &me["stalls"]["memcg_reclaim"];
+    let memcg = &me.stalls.memcg_reclaim;
     assert!(
-        field(memcg, &["count"]) > 0,
-        "no memcg reclaim stalls: {}",
-        me["stalls"]
+        memcg.latency.count > 0,
+        "no memcg reclaim stalls: {:?}",
+        me.stalls
     );
     assert!(
-        field(memcg, &["p50_ns"]) > 0 && field(memcg, &["pages_reclaimed"]) > 0,
-        "{memcg}"
+        memcg.latency.p50_ns > 0 && memcg.pages_reclaimed > 0,
+        "{memcg:?}"
     );
 
-    let rows = report["timeline"].as_array().expect("timeline");
-    let quiet: Vec<&Value> = rows
+    let rows = &report.timeline;
+    let quiet: Vec<&TimelineRow> = rows
         .iter()
         // Intervals over by 1.9 s: the workload is still in its 2 s pause.
         .filter(|r| end_s(r) <= 1.9)
@@ -89,24 +90,24 @@ fn a_memcg_swap_storm_matches_the_kernel_and_is_flagged_when_it_starts() {
         "expected quiet intervals before the storm: {rows:#?}"
     );
     assert!(
-        quiet.iter().all(|r| r["flagged"] == false),
+        quiet.iter().all(|r| !r.flagged),
         "a quiet interval was flagged: {quiet:#?}"
     );
     let storm = rows
         .iter()
         // Intervals that end after the 2 s pause: the storm.
-        .filter(|r| end_s(r) > 2.0 && r["flagged"] == true)
+        .filter(|r| end_s(r) > 2.0 && r.flagged)
         .count();
     assert!(storm >= 1, "no storm interval flagged: {rows:#?}");
     drop(sandbox);
 }
 
 /// When a timeline row ends, in seconds since the recording started.
-fn end_s(row: &Value) -> f64 {
-    row["start_s"].as_f64().unwrap_or(0.0) + row["len_ms"].as_f64().unwrap_or(0.0) / 1000.0
+fn end_s(row: &TimelineRow) -> f64 {
+    row.start_s + row.len_ms as f64 / 1000.0
 }
 
-fn workload_pid(pid: &str) -> u64 {
+fn workload_pid(pid: &str) -> u32 {
     pid.parse().expect("pid")
 }
 
@@ -175,16 +176,17 @@ fn global_direct_reclaim_stalls_equal_allocstall() {
     let report = recorder.finish();
     drop(pressure);
 
-    let counted: u64 = processes(&report)
+    let counted: u64 = report
+        .processes
         .iter()
-        .map(|p| field(p, &["stalls", "direct_reclaim", "count"]))
+        .map(|p| p.stalls.direct_reclaim.latency.count)
         .sum();
     eprintln!("memtrace: {counted} direct-reclaim stalls; kernel: allocstall delta {stalls}");
     assert!(
         stalls > 0,
         "the recipe caused no direct reclaim on this machine"
     );
-    assert_eq!(field(&report, &["lost", "total"]), 0);
+    assert_eq!(report.lost.total, 0);
     assert_eq!(
         counted, stalls,
         "direct-reclaim stalls vs /proc/vmstat allocstall_*"

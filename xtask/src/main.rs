@@ -3,6 +3,7 @@
 mod bench;
 mod build;
 mod demo;
+mod fuzz;
 mod run;
 mod setup;
 mod tally;
@@ -41,6 +42,8 @@ enum Command {
     Bench(bench::Args),
     /// Build memtrace and run it with the given arguments.
     Run(run::Args),
+    /// Fuzz the recording and record decoders (libFuzzer, nightly).
+    Fuzz(fuzz::Args),
 }
 
 fn main() -> ExitCode {
@@ -52,6 +55,7 @@ fn main() -> ExitCode {
         Command::Demo(args) => demo::main(args),
         Command::Bench(args) => bench::main(args),
         Command::Run(args) => run::main(args),
+        Command::Fuzz(args) => fuzz::main(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -70,7 +70,10 @@ fn checks(args: &Args, tally: &mut Tally) -> Result<()> {
     kernel_tests(&args.test_args, tally)
 }
 
-/// Formatting, lints and the tests that need no kernel.
+/// Seconds each fuzz target runs in the suite (`cargo xtask fuzz` runs longer).
+const FUZZ_SECONDS: u32 = 15;
+
+/// Formatting, lints, the tests that need no kernel, and a short fuzz of the decoders.
 fn unit_checks(tally: &mut Tally) -> Result<()> {
     step("fmt");
     run(cargo().args(["fmt", "--all", "--", "--check"]))?;
@@ -98,7 +101,10 @@ fn unit_checks(tally: &mut Tally) -> Result<()> {
             "xtask",
         ]),
         tally,
-    )
+    )?;
+    crate::fuzz::main(&crate::fuzz::Args {
+        seconds: FUZZ_SECONDS,
+    })
 }
 
 /// Why the kernel tests can't run on this machine; empty when they can.

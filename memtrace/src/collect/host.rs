@@ -1,4 +1,4 @@
-//! Reads the machine facts a recording keeps: kernel release, host name, the vm tunables, and
+//! Reads the machine facts a recording keeps: kernel release, the vm tunables, and
 //! RAM, swap and NUMA totals (also read again at each OOM kill, when they matter).
 use super::{
     cgroups::MemoryHierarchy,
@@ -59,7 +59,6 @@ pub fn tunables() -> Tunables {
 pub fn host_facts(gfp_bits: &[(String, u32)]) -> HostFacts {
     HostFacts {
         kernel_release: read("/proc/sys/kernel/osrelease").trim().to_string(),
-        hostname: read("/proc/sys/kernel/hostname").trim().to_string(),
         gfp_bits: gfp_bits.to_vec(),
         tunables: tunables(),
         memory: host_memory(),

@@ -54,8 +54,8 @@ impl std::fmt::Display for ReadProblem {
 }
 
 /// A recording opened for reading, positioned after its header.
-pub struct Reader {
-    input: BufReader<File>,
+pub struct Reader<R = BufReader<File>> {
+    input: R,
     path: PathBuf,
     /// The recording's header.
     pub header: Header,
@@ -69,18 +69,27 @@ impl Reader {
     /// Opens a recording and reads its header. A file that is missing, empty, not a recording,
     /// of a newer format, or whose header is unreadable is an error.
     pub fn open(path: &Path) -> Result<Self, Error> {
+        let file = File::open(path).map_err(|e| Error::Recording {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        })?;
+        Reader::new(BufReader::new(file), path)
+    }
+}
+
+impl<R: Read> Reader<R> {
+    /// Reads a recording's start and header from `input`; `path` names it in errors.
+    pub fn new(mut input: R, path: &Path) -> Result<Self, Error> {
         let fail = |reason: String| Error::Recording {
             path: path.to_path_buf(),
             reason,
         };
-        let file = File::open(path).map_err(|e| fail(e.to_string()))?;
-        let mut input = BufReader::new(file);
         let mut start = [0u8; FILE_HEADER_LEN];
         let got = read_full(&mut input, &mut start).map_err(|e| fail(e.to_string()))?;
         if got == 0 {
             return Err(fail("the file is empty".into()));
         }
-        if got < FILE_HEADER_LEN || &start[..8] != MAGIC {
+        if got < FILE_HEADER_LEN || &start[..8] != MAGIC || start[12..] != [0; 4] {
             return Err(fail("not a memtrace recording".into()));
         }
         let version = u32::from_le_bytes([start[8], start[9], start[10], start[11]]);

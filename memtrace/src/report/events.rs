@@ -74,9 +74,10 @@ pub fn wall_label(mono_ns: u64, now_mono_ns: u64, now_unix_ns: u128) -> String {
 
 #[cfg(test)]
 mod tests {
-    use memtrace_common::{EventKind, StallEvent, StallKind};
+    use memtrace_common::{EventKind, FaultEvent, StallEvent, StallKind, SwapEvent, swap_dir};
 
     use super::*;
+    use crate::report::fixture::{self, render};
 
     fn stall(latency_ns: u64) -> Record {
         let mut comm = [0u8; 16];
@@ -124,5 +125,162 @@ mod tests {
         let label = wall_label(1_500_000_000, 2_000_000_000, 1_700_000_000_000_000_000);
         assert_eq!(label.len(), 12, "{label}");
         assert!(label.ends_with(".500"), "{label}");
+    }
+
+    fn fault(class: FaultClass, latency_ns: u64, swapin_pages: u32) -> Record {
+        let mut comm = [0u8; 16];
+        comm[..8].copy_from_slice(b"postgres");
+        Record::Fault {
+            event: FaultEvent {
+                kind: EventKind::Fault as u32,
+                class: class as u32,
+                tgid: 100,
+                tid: 101,
+                start_ns: 7_000_000,
+                latency_ns,
+                flags: 0,
+                swapin_pages,
+                comm,
+            },
+            class,
+        }
+    }
+
+    /// A stall of `latency_ns` for an order-2 `GFP_KERNEL` allocation.
+    fn kernel_stall(latency_ns: u64) -> Record {
+        match stall(latency_ns) {
+            Record::Stall { mut event, stall } => {
+                event.order = 2;
+                event.gfp_flags = fixture::GFP_KERNEL;
+                event.start_ns = 1_000;
+                Record::Stall { event, stall }
+            }
+            other => other,
+        }
+    }
+
+    fn gfp() -> GfpNames {
+        let bits = fixture::gfp_bits();
+        GfpNames::from_enum(bits.iter().map(|(n, b)| (n.as_str(), *b)))
+    }
+
+    /// The log as `cli::output` writes it: the header, then the records that qualify.
+    fn log(records: &[Record], min_ns: u64) -> String {
+        let gfp = gfp();
+        render(|out| {
+            write_header(out)?;
+            for record in records {
+                write_if_slow(record, min_ns, &gfp, |ns| format!("mono{ns}"), out)?;
+            }
+            Ok(())
+        })
+    }
+
+    #[test]
+    fn stall_rows_have_order_and_decoded_gfp_under_their_headings() {
+        let text = log(&[kernel_stall(2_000_000)], 2_000_000);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 2, "{text}");
+        let (header, row) = (lines[0], lines[1]);
+        assert_eq!(
+            header.split_whitespace().collect::<Vec<_>>(),
+            [
+                "TIME", "PID", "COMM", "KIND", "LATENCY", "PAGES", "ORDER", "GFP"
+            ]
+        );
+        // The row ends at the stall's end (start + latency), as the label says.
+        assert_eq!(
+            row.split_whitespace().collect::<Vec<_>>(),
+            [
+                "mono2001000",
+                "4242",
+                "stress",
+                "memcg_reclaim",
+                "2.00ms",
+                "32",
+                "2",
+                "GFP_KERNEL"
+            ]
+        );
+        // Left-aligned columns start under their heading, right-aligned ones end under it.
+        let starts = |line: &str, word: &str| line.find(word).expect(word);
+        let ends = |line: &str, word: &str| starts(line, word) + word.len();
+        assert_eq!(starts(header, "COMM"), starts(row, "stress"));
+        assert_eq!(starts(header, "KIND"), starts(row, "memcg_reclaim"));
+        assert_eq!(starts(header, "GFP"), starts(row, "GFP_KERNEL"));
+        assert_eq!(ends(header, "PID"), ends(row, "4242"));
+        assert_eq!(ends(header, "LATENCY"), ends(row, "2.00ms"));
+        assert_eq!(
+            ends(header, "ORDER"),
+            row.find("  GFP_KERNEL").expect("gfp")
+        );
+    }
+
+    #[test]
+    fn slow_major_faults_and_swap_ins_are_logged_minor_faults_never() {
+        let text = log(
+            &[
+                fault(FaultClass::Minor, 900_000_000, 0),
+                fault(FaultClass::MajorSwap, 5_000_000, 8),
+                fault(FaultClass::MajorFile, 4_999_999, 0),
+                fault(FaultClass::MajorFile, 12_000_000, 0),
+            ],
+            5_000_000,
+        );
+        let rows: Vec<Vec<&str>> = text
+            .lines()
+            .skip(1)
+            .map(|l| l.split_whitespace().collect())
+            .collect();
+        assert_eq!(
+            rows,
+            [
+                [
+                    "mono12000000",
+                    "100",
+                    "postgres",
+                    "swap_in",
+                    "5.00ms",
+                    "8",
+                    "-",
+                    "-"
+                ],
+                [
+                    "mono19000000",
+                    "100",
+                    "postgres",
+                    "major_file",
+                    "12.0ms",
+                    "0",
+                    "-",
+                    "-"
+                ],
+            ],
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn other_records_are_not_logged() {
+        let swap = Record::Swap(SwapEvent {
+            kind: EventKind::Swap as u32,
+            dir: swap_dir::OUT,
+            tgid: 90,
+            pages: 32,
+            memcg_id: 501,
+            ts_ns: 1,
+            comm: [0; 16],
+        });
+        let mut out = Vec::new();
+        write_if_slow(&swap, 0, &gfp(), |_| "t".into(), &mut out).expect("write");
+        write_if_slow(
+            &fault(FaultClass::Minor, 1, 0),
+            0,
+            &gfp(),
+            |_| "t".into(),
+            &mut out,
+        )
+        .expect("write");
+        assert!(out.is_empty(), "{}", String::from_utf8_lossy(&out));
     }
 }

@@ -105,8 +105,9 @@ pub fn write(
             units::count(m.pswpout_per_s as u64)
         )?;
     }
-    if let Some(psi) = m.psi_some_pct.filter(|p| *p >= 0.5) {
-        write!(out, " PSI {psi:.0}%")?;
+    // Shown when it rounds to at least 1 %.
+    if let Some(psi) = m.psi_some_pct.filter(|p| p.round() >= 1.0) {
+        write!(out, " PSI {}%", psi.round() as u64)?;
     }
     let oom_kills = tick.model.oom.kills.len();
     if oom_kills > 0 {
@@ -145,4 +146,142 @@ pub fn write(
         }
     }
     writeln!(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::{
+        report::fixture::{self, MS, render},
+        samples::{ClassSample, ProcessSample},
+    };
+
+    fn line(tick: &Tick<'_>, focus: &[u32]) -> String {
+        render(|out| write(tick, &Thresholds::default(), focus, out))
+    }
+
+    #[test]
+    fn a_hurting_interval_is_flagged_with_its_most_stalled_process() {
+        let model = fixture::model();
+        let second = fixture::second_interval();
+        let text = line(&fixture::tick(&model, &second, 3), &[]);
+        assert_eq!(
+            text,
+            "00:00:02 faults/s      4 (minor 1, file 2, swap-in 1) faults lost 3 \
+             stalls 4 (230ms) swap in/out 50/1.50k per s PSI 30% oom-kills 1 \
+             | postgres[100] 3 cron[300] 1 \
+             !! postgres[100] stalled 23% (direct 3% memcg 20%)\n"
+        );
+    }
+
+    #[test]
+    fn a_quiet_interval_has_no_flag_swap_psi_or_oom() {
+        let first = fixture::first_interval();
+        let model = fixture::model_of(std::slice::from_ref(&first), None);
+        let text = line(&fixture::tick(&model, &first, 0), &[]);
+        assert_eq!(
+            text,
+            "00:00:01 faults/s      7 (minor 7, file 0, swap-in 0) faults lost 0 \
+             stalls 1 (2.00ms) | postgres[100] 4 redis[200] 3\n"
+        );
+    }
+
+    #[test]
+    fn short_intervals_stamp_milliseconds_and_scale_the_rates() {
+        let first = fixture::first_interval();
+        let model = fixture::model_of(std::slice::from_ref(&first), None);
+        let mut tick = fixture::tick(&model, &first, 2);
+        tick.elapsed = Duration::from_millis(1_250);
+        tick.interval = Duration::from_millis(250);
+        let text = line(&tick, &[]);
+        // 7 faults in a quarter of a second.
+        assert!(
+            text.starts_with(
+                "00:00:01.250 faults/s     28 (minor 28, file 0, swap-in 0) faults lost 2 "
+            ),
+            "{text}"
+        );
+        assert!(
+            text.ends_with("| postgres[100] 16 redis[200] 12\n"),
+            "{text}"
+        );
+        tick.elapsed = Duration::from_millis(3_661_250);
+        tick.interval = Duration::from_secs(1);
+        let text = line(&tick, &[]);
+        assert!(text.starts_with("01:01:01 faults/s      7 "), "{text}");
+        tick.interval = Duration::from_millis(999);
+        assert!(line(&tick, &[]).starts_with("01:01:01.250 "));
+    }
+
+    #[test]
+    fn a_focus_without_stalls_keeps_the_psi_flag_but_names_nobody() {
+        let model = fixture::model();
+        let second = fixture::second_interval();
+        let text = line(&fixture::tick(&model, &second, 0), &[200]);
+        assert!(text.ends_with("cron[300] 1 !!\n"), "{text}");
+        assert!(!text.contains("stalled"), "{text}");
+    }
+
+    #[test]
+    fn below_the_thresholds_no_flag() {
+        let model = fixture::model();
+        let second = fixture::second_interval();
+        let thresholds = Thresholds {
+            stall_pct: 50.0,
+            psi_pct: 50.0,
+        };
+        let text = render(|out| write(&fixture::tick(&model, &second, 0), &thresholds, &[], out));
+        assert!(!text.contains("!!"), "{text}");
+        assert!(text.contains(" PSI 30% "), "{text}");
+    }
+
+    #[test]
+    fn malformed_records_are_counted() {
+        let mut second = fixture::second_interval();
+        second.malformed = 2;
+        let model = fixture::model_of(&[fixture::first_interval(), second.clone()], None);
+        let text = line(&fixture::tick(&model, &second, 0), &[]);
+        assert!(text.contains(" oom-kills 1 malformed 2 |"), "{text}");
+    }
+
+    #[test]
+    fn counts_of_an_interval() {
+        let counts = IntervalCounts::of(&fixture::second_interval());
+        assert_eq!(
+            counts,
+            IntervalCounts {
+                faults: [1, 2, 1],
+                per_pid: vec![(100, 3), (300, 1)],
+                stalls: 4,
+                stall_ns: 230 * MS,
+            }
+        );
+        assert_eq!(counts.total(), 4);
+    }
+
+    #[test]
+    fn counts_tie_by_pid_and_leave_out_processes_without_faults() {
+        let process = |pid, n: usize| ProcessSample {
+            pid,
+            faults: vec![ClassSample {
+                class: FaultClass::Minor as u32,
+                latency: fixture::stats(&vec![1_000; n]),
+            }],
+            ..ProcessSample::default()
+        };
+        let mut stalled = fixture::first_interval().processes[1].clone();
+        stalled.faults.clear();
+        let sample = IntervalSample {
+            processes: vec![process(7, 2), stalled, process(5, 2), process(9, 3)],
+            ..IntervalSample::default()
+        };
+        let counts = IntervalCounts::of(&sample);
+        assert_eq!(counts.per_pid, [(9, 3), (5, 2), (7, 2)]);
+        assert_eq!(
+            (counts.total(), counts.stalls, counts.stall_ns),
+            (7, 1, 2 * MS)
+        );
+    }
 }

@@ -3,6 +3,8 @@
 //! function that writes to `&mut impl Write` and does no other I/O.
 pub mod bars;
 pub mod events;
+#[cfg(test)]
+pub(crate) mod fixture;
 pub mod gfp;
 pub mod json;
 pub mod live;

@@ -311,3 +311,187 @@ pub fn write(report: &Report, top: usize, out: &mut impl Write) -> io::Result<()
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::{
+        View,
+        fixture::{self, render},
+    };
+
+    fn section(report: &Report, top: usize) -> String {
+        render(|out| write(report, top, out))
+    }
+
+    /// The words of the line that has `needle`, or none.
+    fn words_with<'a>(text: &'a str, needle: &str) -> Vec<&'a str> {
+        text.lines()
+            .find(|l| l.contains(needle))
+            .map(|l| l.split_whitespace().collect())
+            .unwrap_or_default()
+    }
+
+    #[test]
+    fn stall_rows_show_each_kind_with_its_commonest_allocation() {
+        let text = section(&fixture::report(), 10);
+        assert!(
+            text.starts_with("\nreclaim and compaction stalls:\n"),
+            "{text}"
+        );
+        assert_eq!(
+            words_with(&text, "RECLAIMED"),
+            [
+                "PID",
+                "COMM",
+                "KIND",
+                "COUNT",
+                "TOTAL",
+                "P50",
+                "P99",
+                "MAX",
+                "RECLAIMED",
+                "ALLOCATION"
+            ]
+        );
+        assert_eq!(
+            words_with(&text, "direct_reclaim"),
+            [
+                "100",
+                "postgres",
+                "direct_reclaim",
+                "1",
+                "30.0ms",
+                "30.0ms",
+                "30.0ms",
+                "30.0ms",
+                "10",
+                "order",
+                "2",
+                "GFP_KERNEL"
+            ],
+            "{text}"
+        );
+        // Three stalls of 40, 60 and 100 ms; order 2 stalled twice, order 0 once.
+        assert_eq!(
+            words_with(&text, "memcg_reclaim"),
+            [
+                "100",
+                "postgres",
+                "memcg_reclaim",
+                "3",
+                "200ms",
+                "60.0ms",
+                "100ms",
+                "100ms",
+                "64",
+                "order",
+                "2",
+                "GFP_HIGHUSER_MOVABLE"
+            ],
+            "{text}"
+        );
+        assert_eq!(
+            words_with(&text, " redis "),
+            [
+                "200",
+                "redis",
+                "compaction",
+                "1",
+                "2.00ms",
+                "2.00ms",
+                "2.00ms",
+                "2.00ms",
+                "0",
+                "order",
+                "9",
+                "GFP_HIGHUSER_MOVABLE|__GFP_COMP"
+            ],
+            "{text}"
+        );
+        // Most stalled first; kinds in display order; no row for a process without stalls.
+        let at = |needle: &str| text.find(needle).unwrap_or(usize::MAX);
+        assert!(at("direct_reclaim") < at("memcg_reclaim"), "{text}");
+        assert!(at("memcg_reclaim") < at("redis"), "{text}");
+        assert!(!text.contains("cron"), "{text}");
+        assert!(!text.contains("throttle"), "{text}");
+    }
+
+    #[test]
+    fn top_keeps_the_most_stalled_processes() {
+        let text = section(&fixture::report(), 1);
+        assert!(text.contains(" memcg_reclaim "), "{text}");
+        assert!(!text.contains(" redis "), "{text}");
+    }
+
+    #[test]
+    fn swap_names_the_swappers_and_the_memcgs_paths() {
+        let text = section(&fixture::report(), 10);
+        let swap = text
+            .split_once("\nswap: ")
+            .map(|(_, rest)| rest)
+            .unwrap_or_else(|| panic!("no swap section in:\n{text}"));
+        let lines: Vec<&str> = swap.lines().take(5).collect();
+        assert_eq!(
+            lines,
+            [
+                "1500 pages out, 60 pages in (machine-wide)",
+                "  swapped out by kswapd0[90]: 1200 pages",
+                "  swapped out by postgres[100]: 300 pages",
+                "  pages of /db.slice: 1400 out, 50 in",
+                "  pages of memcg id 999: 100 out, 10 in",
+            ],
+            "{text}"
+        );
+        // redis only read pages back: it swapped nothing out.
+        assert!(!text.contains("redis[200]: "), "{text}");
+    }
+
+    #[test]
+    fn kswapd_line_names_its_wakers_busiest_first() {
+        let text = section(&fixture::report(), 10);
+        assert!(
+            text.ends_with(
+                "\nkswapd0: 4 runs, busy 200ms; woken by postgres[100] order 0 x5, redis[200] order 3 x2\n"
+            ),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn quiet_background_is_a_dash_and_no_stalls_no_table() {
+        let mut first = fixture::first_interval();
+        for p in &mut first.processes {
+            p.stalls.clear();
+        }
+        let model = fixture::model_of(&[first], None);
+        let text = section(&Report::new(&model, &View::default()), 10);
+        assert_eq!(text, "kswapd0: 1 runs, busy 50.0ms; woken by -\n");
+    }
+
+    #[test]
+    fn nothing_happened_nothing_written() {
+        let mut first = fixture::first_interval();
+        for p in &mut first.processes {
+            p.stalls.clear();
+        }
+        first.kswapd.clear();
+        let model = fixture::model_of(&[first], None);
+        assert_eq!(section(&Report::new(&model, &View::default()), 10), "");
+    }
+
+    #[test]
+    fn swap_shares_and_wakers_are_busiest_first() {
+        let report = fixture::report();
+        let by_memcg: Vec<Option<u64>> = report.swap.by_memcg.iter().map(|s| s.memcg_id).collect();
+        assert_eq!(by_memcg, [Some(501), Some(999)]);
+        let by_task: Vec<Option<u32>> = report.swap.by_task.iter().map(|s| s.pid).collect();
+        assert_eq!(by_task, [Some(90), Some(100), Some(200)]);
+        let wakers: Vec<(u32, u64)> = report.kswapd[0]
+            .woken_by
+            .iter()
+            .map(|w| (w.pid, w.count))
+            .collect();
+        assert_eq!(wakers, [(100, 5), (200, 2)]);
+    }
+}

@@ -14,7 +14,9 @@ const HEADER: [&str; 11] = [
 pub fn write(report: &Report, top: usize, out: &mut impl Write) -> io::Result<()> {
     write_header(report, out)?;
     write_oom(report, out)?;
-    if report.processes.is_empty() {
+    // Processes that only stalled have no row here (the stalls section shows them).
+    let faulted: Vec<_> = report.processes.iter().filter(|p| p.faults > 0).collect();
+    if faulted.is_empty() {
         return writeln!(out, "no faults recorded");
     }
     writeln!(
@@ -32,7 +34,7 @@ pub fn write(report: &Report, top: usize, out: &mut impl Write) -> io::Result<()
         HEADER[9],
         HEADER[10]
     )?;
-    for process in report.processes.iter().take(top) {
+    for process in faulted.iter().take(top) {
         let mut first = true;
         for (class, stats) in process.classes.iter() {
             if stats.latency.count == 0 {
@@ -47,14 +49,14 @@ pub fn write(report: &Report, top: usize, out: &mut impl Write) -> io::Result<()
             write_row(out, &pid, comm, class.name(), stats)?;
         }
     }
-    let hidden = report.processes.len().saturating_sub(top);
+    let hidden = faulted.len().saturating_sub(top);
     if hidden > 0 {
         writeln!(
             out,
             "... and {hidden} more processes (see --top, or --json for all)"
         )?;
     }
-    if report.processes.len() > 1 {
+    if faulted.len() > 1 {
         for (class, stats) in report.total.iter() {
             if stats.latency.count > 0 {
                 write_row(out, "all", "", class.name(), stats)?;
@@ -171,4 +173,266 @@ pub fn write_header(report: &Report, out: &mut impl Write) -> io::Result<()> {
         )?;
     }
     writeln!(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use memtrace_common::StallKind;
+
+    use super::*;
+    use crate::{
+        report::{
+            View,
+            fixture::{self, render, words_of},
+        },
+        samples::ProcessSample,
+    };
+
+    fn table(report: &Report, top: usize) -> String {
+        render(|out| write(report, top, out))
+    }
+
+    /// The words of every line, blank lines left out.
+    fn rows(text: &str) -> Vec<Vec<&str>> {
+        text.lines()
+            .map(|l| l.split_whitespace().collect::<Vec<_>>())
+            .filter(|w| !w.is_empty())
+            .collect()
+    }
+
+    /// The rows of the table proper: from the column headings to the end.
+    fn table_rows(text: &str) -> Vec<Vec<&str>> {
+        let rows = rows(text);
+        let start = rows
+            .iter()
+            .position(|w| w[..] == HEADER[..])
+            .unwrap_or_else(|| panic!("no column headings in:\n{text}"));
+        rows[start + 1..].to_vec()
+    }
+
+    #[test]
+    fn header_says_what_was_traced_and_warns_of_losses_and_failed_hooks() {
+        let text = render(|out| write_header(&fixture::report(), out));
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(
+            lines,
+            [
+                "traced every process for 2.00 s (duration reached): 11 faults, 4 lost, 0 malformed",
+                "kernel 6.8.0-test, vm: swappiness 60, min_free_kbytes 67584, THP madvise (defrag defer)",
+                "warning: tp_btf/mm_vmscan_wakeup_kswapd not attached: no such tracepoint",
+                "warning: 4 records were lost because the ring buffer was full; raise --ring-size",
+                "warning: 1 sleeping faults did not fit in the parking map; their latency is missing",
+                "",
+            ]
+        );
+        assert!(
+            !text.contains("page_fault_user"),
+            "attached hooks are not listed:\n{text}"
+        );
+    }
+
+    #[test]
+    fn no_lost_line_when_nothing_was_lost() {
+        let mut second = fixture::second_interval();
+        second.counters = Default::default();
+        second.malformed = 2;
+        second.first_malformed = Some("record of 3 bytes is too short for a kind".into());
+        let model = fixture::model_of(&[fixture::first_interval(), second], None);
+        let mut report = Report::new(&model, &View::default());
+        report.tunables = Default::default();
+        let text = render(|out| write_header(&report, out));
+        assert_eq!(
+            text.lines().next(),
+            Some(
+                "traced every process for 2.00 s (the recording has no end): 11 faults, 0 lost, 2 malformed"
+            ),
+            "{text}"
+        );
+        assert!(!text.contains("records were lost"), "{text}");
+        assert!(!text.contains("parking map"), "{text}");
+        assert!(
+            !text.contains("vm:"),
+            "no tunables, no tunables line:\n{text}"
+        );
+    }
+
+    #[test]
+    fn rows_carry_each_class_numbers_busiest_process_first() {
+        let text = table(&fixture::report(), 10);
+        let expected: Vec<Vec<&str>> = vec![
+            vec![
+                "100", "postgres", "minor", "4", "5.00µs", "1.25µs", "1.00µs", "2.00µs", "2.00µs",
+                "2.00µs", "2.00µs",
+            ],
+            vec![
+                "major_file",
+                "2",
+                "6.00ms",
+                "3.00ms",
+                "3.00ms",
+                "3.00ms",
+                "3.00ms",
+                "3.00ms",
+                "3.00ms",
+            ],
+            vec![
+                "swap_in", "1", "250µs", "250µs", "250µs", "250µs", "250µs", "250µs", "250µs",
+            ],
+            vec![
+                "200", "redis", "minor", "3", "3.00µs", "1.00µs", "1.00µs", "1.00µs", "1.00µs",
+                "1.00µs", "1.00µs",
+            ],
+            vec![
+                "300", "cron", "minor", "1", "700ns", "700ns", "700ns", "700ns", "700ns", "700ns",
+                "700ns",
+            ],
+            // 8 minor faults of 8.7 µs in all: the mean is 1087 ns.
+            vec![
+                "all", "minor", "8", "8.70µs", "1.09µs", "1.00µs", "2.00µs", "2.00µs", "2.00µs",
+                "2.00µs",
+            ],
+            vec![
+                "all",
+                "major_file",
+                "2",
+                "6.00ms",
+                "3.00ms",
+                "3.00ms",
+                "3.00ms",
+                "3.00ms",
+                "3.00ms",
+                "3.00ms",
+            ],
+            vec![
+                "all", "swap_in", "1", "250µs", "250µs", "250µs", "250µs", "250µs", "250µs",
+                "250µs",
+            ],
+        ];
+        assert_eq!(table_rows(&text), expected, "{text}");
+        // A process's second class leaves PID and COMM blank.
+        let major = text
+            .lines()
+            .find(|l| l.contains("major_file"))
+            .unwrap_or_default();
+        assert!(major.starts_with(&" ".repeat(25)), "{major:?}");
+        assert!(!text.contains("more processes"), "{text}");
+    }
+
+    #[test]
+    fn top_cuts_the_table_and_says_how_many_are_hidden() {
+        let report = fixture::report();
+        let text = table(&report, 2);
+        assert!(
+            text.contains("\n... and 1 more processes (see --top, or --json for all)\n"),
+            "{text}"
+        );
+        assert!(words_of(&text, "300").is_empty(), "cron is cut:\n{text}");
+        // The totals still count every process, the hidden one included.
+        assert_eq!(words_of(&text, "all")[..3], ["all", "minor", "8"], "{text}");
+        let text = table(&report, 1);
+        assert!(text.contains("... and 2 more processes"), "{text}");
+        assert!(words_of(&text, "200").is_empty(), "{text}");
+        assert_eq!(
+            words_of(&text, "100")[..4],
+            ["100", "postgres", "minor", "4"]
+        );
+    }
+
+    #[test]
+    fn a_process_that_only_stalled_takes_no_row_and_no_top_slot() {
+        let mut second = fixture::second_interval();
+        second.processes.push(ProcessSample {
+            pid: 400,
+            comm: "kworker".into(),
+            named: true,
+            stalls: vec![fixture::stall(
+                StallKind::DirectReclaim,
+                &[900_000_000],
+                0,
+                &[],
+            )],
+            ..ProcessSample::default()
+        });
+        let model = fixture::model_of(&[fixture::first_interval(), second], None);
+        let report = Report::new(&model, &View::default());
+        assert_eq!(report.processes[0].pid, 400, "the most stalled ranks first");
+        let text = table(&report, 2);
+        assert!(words_of(&text, "400").is_empty(), "{text}");
+        assert!(
+            !words_of(&text, "200").is_empty(),
+            "redis keeps its slot:\n{text}"
+        );
+        assert!(text.contains("... and 1 more processes"), "{text}");
+        let only_stalls = Report::new(
+            &model,
+            &View {
+                pids: Some(vec![400]),
+            },
+        );
+        assert!(table(&only_stalls, 5).ends_with("no faults recorded\n"));
+    }
+
+    #[test]
+    fn one_process_has_no_totals() {
+        let view = View {
+            pids: Some(vec![200]),
+        };
+        let report = Report::new(&fixture::model(), &view);
+        let text = table(&report, 10);
+        assert_eq!(
+            table_rows(&text),
+            [[
+                "200", "redis", "minor", "3", "3.00µs", "1.00µs", "1.00µs", "1.00µs", "1.00µs",
+                "1.00µs", "1.00µs"
+            ]],
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn an_empty_recording_says_so() {
+        let report = Report::new(&fixture::model_of(&[], None), &View::default());
+        let text = table(&report, 10);
+        assert!(
+            text.starts_with(
+                "traced every process for 0.00 s (the recording has no end): 0 faults, 0 lost, 0 malformed\n"
+            ),
+            "{text}"
+        );
+        assert!(text.ends_with("\nno faults recorded\n"), "{text}");
+        assert!(!text.contains("PID"), "{text}");
+        assert!(!text.contains("OOM"), "{text}");
+    }
+
+    #[test]
+    fn oom_kills_come_before_the_table_and_lost_oom_records_are_said() {
+        let mut end = fixture::end();
+        end.counters.lost[memtrace_common::EventKind::OomKill as usize] = 1;
+        end.counters.lost[memtrace_common::EventKind::OomAftermath as usize] = 1;
+        let model = fixture::model_of(&fixture::intervals(), Some(&end));
+        let text = table(&Report::new(&model, &View::default()), 10);
+        assert!(text.contains(", 6 lost, "), "{text}");
+        let position = |needle: &str| {
+            text.find(needle)
+                .unwrap_or_else(|| panic!("no {needle:?} in:\n{text}"))
+        };
+        let warning = position("\nwarning: 2 OOM records were lost\n");
+        let count = position("\n1 OOM kill(s) on the machine during the recording:\n");
+        let block = position(
+            "\n== OOM kill at +4.00s in memcg /sys/fs/cgroup/memory/box [traced process] ==\n",
+        );
+        let table = position("\n    PID COMM ");
+        assert!(warning < count && count < block && block < table, "{text}");
+    }
+
+    #[test]
+    fn no_oom_no_oom_lines() {
+        let model = fixture::model_of(&[fixture::first_interval()], Some(&fixture::end()));
+        let text = table(&Report::new(&model, &View::default()), 10);
+        assert!(!text.contains("OOM"), "{text}");
+        assert_eq!(
+            words_of(&text, "100")[..4],
+            ["100", "postgres", "minor", "4"]
+        );
+    }
 }

@@ -7,9 +7,8 @@ use serde::{Deserialize, Serialize};
 /// The machine, read once when recording starts.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HostFacts {
-    /// `uname -r` and the host name.
+    /// `uname -r`.
     pub kernel_release: String,
-    pub hostname: String,
     /// The kernel's gfp bit enumerators (`___GFP_IO_BIT`, ...) and their values.
     pub gfp_bits: Vec<(String, u32)>,
     /// The vm tunables that decide when and how memory is reclaimed.

@@ -2,6 +2,7 @@
 //! and the kernel's OOM counters to hold memtrace's reports against.
 use std::{
     io::{BufRead, BufReader, Write},
+    path::Path,
     process::{Child, Command, ExitStatus, Stdio},
     sync::mpsc,
     time::{Duration, Instant},
@@ -10,9 +11,9 @@ use std::{
 use memtrace::{
     lab::sandbox::{MemcgLimits, Sandbox},
     lab::workload::oom::HogProgress,
+    report::Report,
 };
 use memtrace_tests::{memtrace_bin, vmstat};
-use serde_json::Value;
 
 pub const MIB: u64 = 1 << 20;
 pub const LIMIT_PAGES: u64 = 48 * MIB / 4096;
@@ -111,15 +112,12 @@ pub fn sandbox() -> Sandbox {
     Sandbox::create(&limits, None).expect("sandbox")
 }
 
-pub fn kills(report: &Value) -> &Vec<Value> {
-    report["oom_kills"].as_array().expect("oom_kills array")
-}
-
-fn kills_in(report: &Value, sandbox: &Sandbox) -> u64 {
+fn kills_in(report: &Report, sandbox: &Sandbox) -> u64 {
     let path = sandbox.memcg.path().to_str().expect("utf-8 path");
-    kills(report)
+    report
+        .oom_kills
         .iter()
-        .filter(|k| k["domain"]["cgroup"] == path)
+        .filter(|k| k.domain.cgroup.as_deref().and_then(Path::to_str) == Some(path))
         .count() as u64
 }
 
@@ -138,7 +136,7 @@ impl KernelCounts {
     }
 
     /// memory.oom_control's and /proc/vmstat's oom_kill went up by exactly what memtrace saw.
-    pub fn assert_match(&self, report: &Value, sandbox: &Sandbox) {
+    pub fn assert_match(&self, report: &Report, sandbox: &Sandbox) {
         let now = Self::read(sandbox);
         let (memcg, machine) = (now.memcg - self.memcg, now.machine - self.machine);
         eprintln!("kernel: {memcg} kill(s) in the memcg, {machine} on the machine");
@@ -147,6 +145,10 @@ impl KernelCounts {
             memcg,
             "memory.oom_control oom_kill"
         );
-        assert_eq!(kills(report).len() as u64, machine, "/proc/vmstat oom_kill");
+        assert_eq!(
+            report.oom_kills.len() as u64,
+            machine,
+            "/proc/vmstat oom_kill"
+        );
     }
 }

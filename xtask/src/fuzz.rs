@@ -1,0 +1,41 @@
+//! `cargo xtask fuzz`: runs the decoders' fuzz targets (memtrace/fuzz) with libFuzzer for a
+//! while each, installing cargo-fuzz first if it is missing. A crash fails the run and leaves
+//! the input under memtrace/fuzz/artifacts.
+
+use anyhow::{Context as _, Result};
+
+use crate::util::{cmd, find_program, run, step, workspace_root};
+
+/// The fuzz targets (memtrace/fuzz/fuzz_targets).
+const TARGETS: [&str; 2] = ["recording", "records"];
+
+/// Options of the `fuzz` subcommand.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Seconds per target.
+    #[arg(long, default_value_t = 60)]
+    pub(crate) seconds: u32,
+}
+
+/// Runs every target for `seconds`.
+pub fn main(args: &Args) -> Result<()> {
+    ensure_cargo_fuzz()?;
+    for target in TARGETS {
+        step(&format!("fuzz {target} for {} s", args.seconds));
+        run(cmd("cargo")
+            .args(["+nightly", "fuzz", "run", target, "--"])
+            .arg(format!("-max_total_time={}", args.seconds))
+            // The decoders need no kernel programs: skip building them under the sanitizer.
+            .env("AYA_BUILD_SKIP", "1")
+            .current_dir(workspace_root().join("memtrace")))?;
+    }
+    Ok(())
+}
+
+fn ensure_cargo_fuzz() -> Result<()> {
+    if find_program("cargo-fuzz").is_some() {
+        return Ok(());
+    }
+    step("installing cargo-fuzz");
+    run(cmd("cargo").args(["install", "cargo-fuzz", "--locked"])).context("installing cargo-fuzz")
+}
