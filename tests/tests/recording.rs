@@ -76,7 +76,7 @@ fn a_recording_replays_to_the_live_report() {
     sandbox.memcg.add_pid(workload.pid).expect("into the memcg");
     let (recording, live_json) = (scratch.file("run.mtr"), scratch.file("live.json"));
     let pid = workload.pid.to_string();
-    let mut recorder = Command::new(memtrace_bin())
+    let recorder = Command::new(memtrace_bin())
         .args(["record", "--quiet", "--interval", "200ms", "--pid", &pid])
         .arg("-o")
         .arg(&recording)
