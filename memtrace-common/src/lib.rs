@@ -2,93 +2,52 @@
 //! stable ids, flags, map and global names. Nothing else lives here.
 #![no_std]
 
+mod ids;
+
 /// Size of `comm` (`TASK_COMM_LEN`).
 pub const COMM_LEN: usize = 16;
 
-/// Stable ids of the records that cross the ring buffer. Retired ids are never reused.
-#[repr(u32)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum EventKind {
-    /// A completed page fault ([`FaultEvent`]).
-    Fault = 1,
-    /// The OOM killer chose and killed a victim ([`oom::OomKillEvent`]).
-    OomKill = 2,
-    /// What happened to an OOM victim afterwards: exit, reaper ([`oom::OomAftermathEvent`]).
-    OomAftermath = 3,
-    /// Minor faults batched per CPU ([`batch::MinorBatch`]).
-    MinorBatch = 4,
-    /// A process's main thread was renamed, by exec or prctl ([`batch::CommEvent`]).
-    Comm = 5,
-    /// A completed reclaim or compaction stall of a task ([`StallEvent`]).
-    Stall = 10,
-    /// Pages written to or read from swap ([`SwapEvent`]).
-    Swap = 11,
-    /// kswapd woke, slept, or was woken by an allocation ([`KswapdEvent`]).
-    Kswapd = 12,
+ids! {
+    /// Stable ids of the records that cross the ring buffer. Retired ids are never reused.
+    pub enum EventKind {
+        /// A completed page fault ([`FaultEvent`]).
+        Fault = 1 => "fault",
+        /// The OOM killer chose and killed a victim ([`oom::OomKillEvent`]).
+        OomKill = 2 => "oom_kill",
+        /// What happened to an OOM victim afterwards: exit, reaper ([`oom::OomAftermathEvent`]).
+        OomAftermath = 3 => "oom_aftermath",
+        /// Minor faults batched per CPU ([`batch::MinorBatch`]).
+        MinorBatch = 4 => "minor_batch",
+        /// A process's main thread was renamed, by exec or prctl ([`batch::CommEvent`]).
+        Comm = 5 => "comm",
+        /// A completed reclaim or compaction stall of a task ([`StallEvent`]).
+        Stall = 10 => "stall",
+        /// Pages written to or read from swap ([`SwapEvent`]).
+        Swap = 11 => "swap",
+        /// kswapd woke, slept, or was woken by an allocation ([`KswapdEvent`]).
+        Kswapd = 12 => "kswapd",
+    }
 }
 
 /// Number of slots in the per-kind lost-event counters (index = `EventKind as u32`).
 pub const EVENT_KIND_SLOTS: u32 = 16;
 
-impl TryFrom<u32> for EventKind {
-    type Error = u32;
-
-    fn try_from(value: u32) -> Result<Self, Self::Error> {
-        match value {
-            1 => Ok(Self::Fault),
-            2 => Ok(Self::OomKill),
-            3 => Ok(Self::OomAftermath),
-            4 => Ok(Self::MinorBatch),
-            5 => Ok(Self::Comm),
-            10 => Ok(Self::Stall),
-            11 => Ok(Self::Swap),
-            12 => Ok(Self::Kswapd),
-            other => Err(other),
-        }
+ids! {
+    /// How a completed fault was resolved (the kernel's accounting).
+    pub enum FaultClass {
+        /// Resolved without I/O.
+        Minor = 0 => "minor",
+        /// Needed I/O that was not a swap-in: a page-cache miss (or a retried fault).
+        MajorFile = 1 => "major_file",
+        /// Brought a page back from swap.
+        MajorSwap = 2 => "swap_in",
     }
-}
-
-/// How a completed fault was resolved.
-#[repr(u32)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum FaultClass {
-    /// Resolved without I/O.
-    Minor = 0,
-    /// Needed I/O that was not a swap-in: a page-cache miss (or a retried fault).
-    MajorFile = 1,
-    /// Brought a page back from swap.
-    MajorSwap = 2,
 }
 
 /// Number of [`FaultClass`] values.
 pub const FAULT_CLASSES: usize = 3;
 
-impl FaultClass {
-    /// Every class, in id order.
-    pub const ALL: [Self; FAULT_CLASSES] = [Self::Minor, Self::MajorFile, Self::MajorSwap];
-
-    /// The stable name used in tables, JSON, recordings and metrics.
-    pub const fn name(self) -> &'static str {
-        match self {
-            Self::Minor => "minor",
-            Self::MajorFile => "major_file",
-            Self::MajorSwap => "swap_in",
-        }
-    }
-}
-
-impl TryFrom<u32> for FaultClass {
-    type Error = u32;
-
-    fn try_from(value: u32) -> Result<Self, Self::Error> {
-        match value {
-            0 => Ok(Self::Minor),
-            1 => Ok(Self::MajorFile),
-            2 => Ok(Self::MajorSwap),
-            other => Err(other),
-        }
-    }
-}
+const _: () = assert!(FaultClass::ALL.len() == FAULT_CLASSES);
 
 /// Bits of [`FaultEvent::flags`] and of the in-flight fault state.
 pub mod fault_flags {
@@ -200,58 +159,28 @@ pub const MAX_FILTER_PIDS: u32 = 16_384;
 /// Capacity of the map that parks in-flight faults of switched-out tasks.
 pub const MAX_PARKED_FAULTS: u32 = 65_536;
 
-/// What a task stalled in. Ids are stable.
-#[repr(u32)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum StallKind {
-    /// Global direct reclaim (`mm_vmscan_direct_reclaim_begin/end`).
-    DirectReclaim = 0,
-    /// Reclaim because a memory cgroup hit its limit (`mm_vmscan_memcg_reclaim_begin/end`).
-    MemcgReclaim = 1,
-    /// Memory cgroup soft-limit reclaim.
-    MemcgSoftLimit = 2,
-    /// Node reclaim (`mm_vmscan_node_reclaim_begin/end`).
-    NodeReclaim = 3,
-    /// Reclaim throttling; the kernel reports the delay (`mm_vmscan_throttled`).
-    Throttle = 4,
-    /// Direct compaction (`mm_compaction_begin/end` in an allocating task).
-    Compaction = 5,
+ids! {
+    /// What a task stalled in. Ids are stable.
+    pub enum StallKind {
+        /// Global direct reclaim (`mm_vmscan_direct_reclaim_begin/end`).
+        DirectReclaim = 0 => "direct_reclaim",
+        /// Reclaim because a memory cgroup hit its limit (`mm_vmscan_memcg_reclaim_begin/end`).
+        MemcgReclaim = 1 => "memcg_reclaim",
+        /// Memory cgroup soft-limit reclaim.
+        MemcgSoftLimit = 2 => "memcg_softlimit",
+        /// Node reclaim (`mm_vmscan_node_reclaim_begin/end`).
+        NodeReclaim = 3 => "node_reclaim",
+        /// Reclaim throttling; the kernel reports the delay (`mm_vmscan_throttled`).
+        Throttle = 4 => "throttle",
+        /// Direct compaction (`mm_compaction_begin/end` in an allocating task).
+        Compaction = 5 => "compaction",
+    }
 }
 
 /// Number of [`StallKind`] values.
 pub const STALL_KINDS: usize = 6;
 
-impl StallKind {
-    /// Every kind, in id order.
-    pub const ALL: [Self; STALL_KINDS] = [
-        Self::DirectReclaim,
-        Self::MemcgReclaim,
-        Self::MemcgSoftLimit,
-        Self::NodeReclaim,
-        Self::Throttle,
-        Self::Compaction,
-    ];
-
-    /// The stable name used in tables, JSON, recordings and metrics.
-    pub const fn name(self) -> &'static str {
-        match self {
-            Self::DirectReclaim => "direct_reclaim",
-            Self::MemcgReclaim => "memcg_reclaim",
-            Self::MemcgSoftLimit => "memcg_softlimit",
-            Self::NodeReclaim => "node_reclaim",
-            Self::Throttle => "throttle",
-            Self::Compaction => "compaction",
-        }
-    }
-}
-
-impl TryFrom<u32> for StallKind {
-    type Error = u32;
-
-    fn try_from(value: u32) -> Result<Self, Self::Error> {
-        Self::ALL.get(value as usize).copied().ok_or(value)
-    }
-}
+const _: () = assert!(StallKind::ALL.len() == STALL_KINDS);
 
 /// One completed stall, 72 bytes.
 #[repr(C)]
@@ -279,12 +208,14 @@ pub struct StallEvent {
     pub comm: [u8; COMM_LEN],
 }
 
-/// Direction of a [`SwapEvent`].
-pub mod swap_dir {
-    /// Pages written to swap (`PSWPOUT`).
-    pub const OUT: u32 = 0;
-    /// Pages read from swap (`PSWPIN`).
-    pub const IN: u32 = 1;
+ids! {
+    /// Direction of a [`SwapEvent`].
+    pub enum SwapDir {
+        /// Pages written to swap (`PSWPOUT`).
+        Out = 0 => "out",
+        /// Pages read from swap (`PSWPIN`).
+        In = 1 => "in",
+    }
 }
 
 /// Pages written to or read from swap, as counted by `memcg:count_memcg_events`, 48 bytes.
@@ -293,7 +224,7 @@ pub mod swap_dir {
 pub struct SwapEvent {
     /// Always `EventKind::Swap as u32`.
     pub kind: u32,
-    /// A `swap_dir` value.
+    /// A [`SwapDir`] id.
     pub dir: u32,
     /// The task doing the I/O: the reclaimer (kswapd or a direct reclaimer) for swap-outs,
     /// the faulting task for swap-ins.
@@ -305,14 +236,16 @@ pub struct SwapEvent {
     pub comm: [u8; COMM_LEN],
 }
 
-/// What a [`KswapdEvent`] reports.
-pub mod kswapd_op {
-    /// kswapd of `nid` started working (`mm_vmscan_kswapd_wake`).
-    pub const WAKE: u32 = 0;
-    /// kswapd of `nid` went to sleep (`mm_vmscan_kswapd_sleep`).
-    pub const SLEEP: u32 = 1;
-    /// An allocating task woke kswapd (`mm_vmscan_wakeup_kswapd`).
-    pub const WOKEN_BY: u32 = 2;
+ids! {
+    /// What a [`KswapdEvent`] reports.
+    pub enum KswapdOp {
+        /// kswapd of `nid` started working (`mm_vmscan_kswapd_wake`).
+        Wake = 0 => "wake",
+        /// kswapd of `nid` went to sleep (`mm_vmscan_kswapd_sleep`).
+        Sleep = 1 => "sleep",
+        /// An allocating task woke kswapd (`mm_vmscan_wakeup_kswapd`).
+        WokenBy = 2 => "woken_by",
+    }
 }
 
 /// kswapd activity, 48 bytes.
@@ -321,7 +254,7 @@ pub mod kswapd_op {
 pub struct KswapdEvent {
     /// Always `EventKind::Kswapd as u32`.
     pub kind: u32,
-    /// A `kswapd_op` value.
+    /// A [`KswapdOp`] id.
     pub op: u32,
     pub nid: u32,
     pub order: i32,

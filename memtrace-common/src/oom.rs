@@ -21,14 +21,16 @@ pub mod oom_flags {
     pub const HAS_MEMPOLICY: u32 = 1 << 4;
 }
 
-/// The trigger's most recent reclaim before the kill, the value of `OomKillEvent::reclaim_kind`.
-pub mod oom_reclaim {
-    /// No reclaim of the trigger was seen.
-    pub const NONE: u32 = 0;
-    /// Global direct reclaim: the page allocator's slow path.
-    pub const DIRECT: u32 = 1;
-    /// Memory-cgroup reclaim: a charge over a memcg limit.
-    pub const MEMCG: u32 = 2;
+crate::ids! {
+    /// The trigger's most recent reclaim before the kill, the value of `OomKillEvent::reclaim_kind`.
+    pub enum OomReclaim {
+        /// No reclaim of the trigger was seen.
+        None = 0 => "none",
+        /// Global direct reclaim: the page allocator's slow path.
+        Direct = 1 => "direct",
+        /// Memory-cgroup reclaim: a charge over a memcg limit.
+        Memcg = 2 => "memcg",
+    }
 }
 
 /// One level of the victim's memory-cgroup chain, read at the kill, 56 bytes.
@@ -88,7 +90,7 @@ pub struct OomKillEvent {
     pub trigger_memcg_id: u64,
     /// Id of the trigger's kernel stack in `OOM_STACKS`; negative: the helper's error.
     pub trigger_stack_id: i64,
-    /// An `oom_reclaim` value, and when that reclaim started.
+    /// An [`OomReclaim`] id, and when that reclaim started.
     pub reclaim_kind: u32,
     /// Valid entries of `memcg`.
     pub memcg_levels: u32,
@@ -104,18 +106,20 @@ pub struct OomKillEvent {
     pub memcg: [MemcgLevel; OOM_MEMCG_LEVELS],
 }
 
-/// What an [`OomAftermathEvent`] reports.
-pub mod oom_aftermath {
-    /// The victim's last thread exited (`sched:sched_process_exit`, group dead).
-    pub const EXIT: u32 = 0;
-    /// The OOM reaper was woken for the victim (`oom:wake_reaper`).
-    pub const WAKE_REAPER: u32 = 1;
-    /// The reaper started unmapping the victim's memory (`oom:start_task_reaping`).
-    pub const START_REAPING: u32 = 2;
-    /// The reaper finished (`oom:finish_task_reaping`).
-    pub const FINISH_REAPING: u32 = 3;
-    /// The reaper gave up or found nothing to do (`oom:skip_task_reaping`).
-    pub const SKIP_REAPING: u32 = 4;
+crate::ids! {
+    /// What an [`OomAftermathEvent`] reports.
+    pub enum AftermathOp {
+        /// The victim's last thread exited (`sched:sched_process_exit`, group dead).
+        Exit = 0 => "exit",
+        /// The OOM reaper was woken for the victim (`oom:wake_reaper`).
+        WakeReaper = 1 => "wake_reaper",
+        /// The reaper started unmapping the victim's memory (`oom:start_task_reaping`).
+        StartReaping = 2 => "start_reaping",
+        /// The reaper finished (`oom:finish_task_reaping`).
+        FinishReaping = 3 => "finish_reaping",
+        /// The reaper gave up or found nothing to do (`oom:skip_task_reaping`).
+        SkipReaping = 4 => "skip_reaping",
+    }
 }
 
 /// A step after an OOM kill, 24 bytes.
@@ -125,7 +129,7 @@ pub mod oom_aftermath {
 pub struct OomAftermathEvent {
     /// Always `EventKind::OomAftermath as u32`.
     pub kind: u32,
-    /// An `oom_aftermath` value.
+    /// An [`AftermathOp`] id.
     pub op: u32,
     /// The task concerned (reaper tracepoints carry the victim's pid), and its process for exits.
     pub pid: u32,

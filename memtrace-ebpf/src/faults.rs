@@ -19,11 +19,11 @@ use aya_ebpf::{
     programs::{BtfTracePointContext, PerfEventContext},
 };
 use memtrace_common::{
-    COMM_LEN, EventKind, FaultClass, FaultEvent, InFlightFault, MAX_PARKED_FAULTS,
+    COMM_LEN, EventKind, FaultClass, FaultEvent, InFlightFault, MAX_PARKED_FAULTS, SwapDir,
     batch::{
         CommEvent, MINOR_BATCH_LEN, MINOR_BATCH_MAX_AGE_NS, MinorBatch, MinorBatchSlot, SEEN_SLOTS,
     },
-    fault_end, fault_flags, stat, swap_dir,
+    fault_end, fault_flags, stat,
 };
 
 use crate::{
@@ -132,11 +132,11 @@ pub fn count_memcg_events(ctx: BtfTracePointContext) -> i32 {
         return 0;
     }
     if item == global(&VM_PSWPOUT) {
-        crate::swap::swap_traffic(ctx.arg(0), swap_dir::OUT, ctx.arg(2));
+        crate::swap::swap_traffic(ctx.arg(0), SwapDir::Out as u32, ctx.arg(2));
         return 0;
     }
     if item == global(&VM_PSWPIN) {
-        crate::swap::swap_traffic(ctx.arg(0), swap_dir::IN, ctx.arg(2));
+        crate::swap::swap_traffic(ctx.arg(0), SwapDir::In as u32, ctx.arg(2));
     }
     let bit = if item == global(&VM_PGMAJFAULT) {
         fault_flags::MAJOR_SEEN

@@ -5,7 +5,7 @@ use aya_ebpf::{
     macros::btf_tracepoint,
     programs::BtfTracePointContext,
 };
-use memtrace_common::{EventKind, KswapdEvent, SwapEvent, kswapd_op};
+use memtrace_common::{EventKind, KswapdEvent, KswapdOp, SwapEvent};
 
 use crate::{
     kernel::{OFF_CGROUP_KN, OFF_CSS_CGROUP, OFF_KERNFS_NODE_ID, OFF_MEMCG_CSS, global, read_at},
@@ -70,20 +70,20 @@ fn kswapd_event(op: u32, nid: i32, order: i32, gfp_flags: u32) {
 /// `vmscan:mm_vmscan_kswapd_wake(nid, zid, order)`, in kswapd.
 #[btf_tracepoint(function = "mm_vmscan_kswapd_wake")]
 pub fn kswapd_wake(ctx: BtfTracePointContext) -> i32 {
-    kswapd_event(kswapd_op::WAKE, ctx.arg(0), ctx.arg(2), 0);
+    kswapd_event(KswapdOp::Wake as u32, ctx.arg(0), ctx.arg(2), 0);
     0
 }
 
 /// `vmscan:mm_vmscan_kswapd_sleep(nid)`, in kswapd.
 #[btf_tracepoint(function = "mm_vmscan_kswapd_sleep")]
 pub fn kswapd_sleep(ctx: BtfTracePointContext) -> i32 {
-    kswapd_event(kswapd_op::SLEEP, ctx.arg(0), -1, 0);
+    kswapd_event(KswapdOp::Sleep as u32, ctx.arg(0), -1, 0);
     0
 }
 
 /// `vmscan:mm_vmscan_wakeup_kswapd(nid, zid, order, gfp_flags)`, in the allocating task.
 #[btf_tracepoint(function = "mm_vmscan_wakeup_kswapd")]
 pub fn wakeup_kswapd(ctx: BtfTracePointContext) -> i32 {
-    kswapd_event(kswapd_op::WOKEN_BY, ctx.arg(0), ctx.arg(2), ctx.arg(3));
+    kswapd_event(KswapdOp::WokenBy as u32, ctx.arg(0), ctx.arg(2), ctx.arg(3));
     0
 }

@@ -8,7 +8,7 @@ use aya_ebpf::{
 };
 use memtrace_common::{
     EventKind,
-    oom::{OomAftermathEvent, oom_aftermath},
+    oom::{AftermathOp, OomAftermathEvent},
 };
 
 use super::{OOM_EVENTS, OOM_VICTIMS};
@@ -44,7 +44,7 @@ pub fn oom_victim_exit(ctx: BtfTracePointContext) -> i32 {
     let group_dead: u64 = ctx.arg(1);
     if group_dead & 0xff != 0 {
         let _ = OOM_VICTIMS.remove(&tgid);
-        aftermath(oom_aftermath::EXIT, pid_tgid as u32, tgid);
+        aftermath(AftermathOp::Exit as u32, pid_tgid as u32, tgid);
     }
     0
 }
@@ -61,19 +61,23 @@ macro_rules! reaper_hook {
     };
 }
 
-reaper_hook!(oom_wake_reaper, "wake_reaper", oom_aftermath::WAKE_REAPER);
+reaper_hook!(
+    oom_wake_reaper,
+    "wake_reaper",
+    AftermathOp::WakeReaper as u32
+);
 reaper_hook!(
     oom_start_reaping,
     "start_task_reaping",
-    oom_aftermath::START_REAPING
+    AftermathOp::StartReaping as u32
 );
 reaper_hook!(
     oom_finish_reaping,
     "finish_task_reaping",
-    oom_aftermath::FINISH_REAPING
+    AftermathOp::FinishReaping as u32
 );
 reaper_hook!(
     oom_skip_reaping,
     "skip_task_reaping",
-    oom_aftermath::SKIP_REAPING
+    AftermathOp::SkipReaping as u32
 );

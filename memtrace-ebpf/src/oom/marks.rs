@@ -5,7 +5,7 @@ use aya_ebpf::{
     macros::btf_tracepoint,
     programs::BtfTracePointContext,
 };
-use memtrace_common::oom::oom_reclaim;
+use memtrace_common::oom::OomReclaim;
 
 use super::{OOM_RECLAIM, OOM_SIGKILL};
 use crate::kernel::{OFF_TASK_TGID, global, read_at};
@@ -44,7 +44,7 @@ fn mark_reclaim(kind: u32) {
 /// global (or cpuset/mempolicy) OOM in the same task.
 #[btf_tracepoint(function = "mm_vmscan_direct_reclaim_begin")]
 pub fn oom_direct_reclaim(_ctx: BtfTracePointContext) -> i32 {
-    mark_reclaim(oom_reclaim::DIRECT);
+    mark_reclaim(OomReclaim::Direct as u32);
     0
 }
 
@@ -52,6 +52,6 @@ pub fn oom_direct_reclaim(_ctx: BtfTracePointContext) -> i32 {
 /// OOM in the same task.
 #[btf_tracepoint(function = "mm_vmscan_memcg_reclaim_begin")]
 pub fn oom_memcg_reclaim(_ctx: BtfTracePointContext) -> i32 {
-    mark_reclaim(oom_reclaim::MEMCG);
+    mark_reclaim(OomReclaim::Memcg as u32);
     0
 }

@@ -8,7 +8,7 @@ use memtrace::{
     Error,
     lab::bench::{self, Plan, host::Host, table},
     lab::sandbox::sweep_stale,
-    lab::workload::bench::{ChurnPlan, churn, spawn_tree},
+    lab::workload::bench::{ChurnPlan, active, churn, spawn_tree},
 };
 
 use super::args;
@@ -73,6 +73,17 @@ pub enum BenchWorkload {
         #[arg(long, default_value_t = 16)]
         pages: usize,
     },
+    /// Keep this many children alive, each touching a few fresh pages once a second.
+    Active {
+        #[arg(long)]
+        processes: u64,
+        /// Pages each child touches per second.
+        #[arg(long, default_value_t = 16)]
+        pages: usize,
+        /// How long they live.
+        #[arg(long, value_parser = args::duration)]
+        duration: Duration,
+    },
 }
 
 /// Runs one benchmark workload and prints its outcome as one JSON line.
@@ -91,6 +102,15 @@ pub fn run_workload(workload: BenchWorkload) -> Result<ExitCode, Error> {
                 read,
             };
             let outcome = churn(&plan).map_err(|e| Error::io("fault loop", e))?;
+            serde_json::to_string(&outcome)
+        }
+        BenchWorkload::Active {
+            processes,
+            pages,
+            duration,
+        } => {
+            let outcome =
+                active(processes, pages, duration).map_err(|e| Error::io("active processes", e))?;
             serde_json::to_string(&outcome)
         }
         BenchWorkload::Spawn { processes, pages } => {

@@ -1,9 +1,10 @@
 //! Turns ring-buffer records into typed events. Checks the length and the kind of every record,
 //! never transmutes: anything malformed becomes a `DecodeError` that the caller counts.
 use memtrace_common::{
-    EventKind, FaultClass, FaultEvent, KswapdEvent, StallEvent, StallKind, SwapEvent,
+    EventKind, FaultClass, FaultEvent, KswapdEvent, KswapdOp, StallEvent, StallKind, SwapDir,
+    SwapEvent,
     batch::{CommEvent, MINOR_BATCH_LEN, MinorBatch},
-    oom::{OOM_MEMCG_LEVELS, OomAftermathEvent, OomCandidateRecord, OomKillEvent, oom_aftermath},
+    oom::{AftermathOp, OOM_MEMCG_LEVELS, OomAftermathEvent, OomCandidateRecord, OomKillEvent},
 };
 
 /// A decoded record.
@@ -16,10 +17,10 @@ pub enum Record {
     },
     /// A completed reclaim or compaction stall, with its kind checked.
     Stall { event: StallEvent, stall: StallKind },
-    /// Swap traffic.
-    Swap(SwapEvent),
-    /// kswapd activity.
-    Kswapd(KswapdEvent),
+    /// Swap traffic, with its direction checked.
+    Swap { event: SwapEvent, dir: SwapDir },
+    /// kswapd activity, with its op checked.
+    Kswapd { event: KswapdEvent, op: KswapdOp },
     /// Minor faults of one CPU, `count` checked (boxed: 528 bytes, once per 64 faults).
     MinorBatch(Box<MinorBatch>),
     /// A process's new name (exec, prctl).
@@ -51,6 +52,13 @@ pub enum DecodeError {
     /// A stall record with an unknown stall kind.
     #[error("stall record with unknown kind {stall}")]
     BadStall { stall: u32 },
+    /// A record whose id field holds a value this memtrace does not know.
+    #[error("record kind {kind} with unknown {field} {value}")]
+    BadField {
+        kind: u32,
+        field: &'static str,
+        value: u32,
+    },
     /// A record of a kind that belongs to the other ring buffer.
     #[error("record kind {kind} arrived on the wrong ring buffer")]
     WrongRing { kind: u32 },
@@ -84,8 +92,24 @@ pub fn decode(bytes: &[u8]) -> Result<Record, DecodeError> {
                 .map_err(|stall| DecodeError::BadStall { stall })?;
             Ok(Record::Stall { event, stall })
         }
-        EventKind::Swap => Ok(Record::Swap(read_exact(bytes, kind)?)),
-        EventKind::Kswapd => Ok(Record::Kswapd(read_exact(bytes, kind)?)),
+        EventKind::Swap => {
+            let event: SwapEvent = read_exact(bytes, kind)?;
+            let dir = SwapDir::try_from(event.dir).map_err(|dir| DecodeError::BadField {
+                kind,
+                field: "swap direction",
+                value: dir,
+            })?;
+            Ok(Record::Swap { event, dir })
+        }
+        EventKind::Kswapd => {
+            let event: KswapdEvent = read_exact(bytes, kind)?;
+            let op = KswapdOp::try_from(event.op).map_err(|op| DecodeError::BadField {
+                kind,
+                field: "kswapd op",
+                value: op,
+            })?;
+            Ok(Record::Kswapd { event, op })
+        }
         EventKind::MinorBatch => {
             let batch: MinorBatch = read_exact(bytes, kind)?;
             if batch.count as usize > MINOR_BATCH_LEN {
@@ -112,7 +136,7 @@ pub fn decode_oom(bytes: &[u8]) -> Result<OomRecord, DecodeError> {
         }
         EventKind::OomAftermath => {
             let event: OomAftermathEvent = read_exact(bytes, kind)?;
-            if event.op > oom_aftermath::SKIP_REAPING {
+            if AftermathOp::try_from(event.op).is_err() {
                 return Err(bad("unknown aftermath step"));
             }
             Ok(OomRecord::Aftermath(event))
@@ -281,7 +305,22 @@ mod tests {
             ts_ns: 9,
             comm: [0; 16],
         };
-        assert_eq!(decode(&encode(&swap)), Ok(Record::Swap(swap)));
+        assert_eq!(
+            decode(&encode(&swap)),
+            Ok(Record::Swap {
+                event: swap,
+                dir: SwapDir::Out
+            })
+        );
+        let sideways = SwapEvent { dir: 7, ..swap };
+        assert_eq!(
+            decode(&encode(&sideways)),
+            Err(DecodeError::BadField {
+                kind: 11,
+                field: "swap direction",
+                value: 7
+            })
+        );
         assert!(matches!(
             decode(&encode(&swap)[..40]),
             Err(DecodeError::BadLength { kind: 11, .. })

@@ -2,7 +2,7 @@
 use memtrace_common::{
     EventKind,
     oom::{
-        MemcgLevel, OomAftermathEvent, OomCandidateRecord, OomKillEvent, OomOffsets, oom_aftermath,
+        AftermathOp, MemcgLevel, OomAftermathEvent, OomCandidateRecord, OomKillEvent, OomOffsets,
     },
 };
 
@@ -36,7 +36,7 @@ fn kill_and_aftermath_records_round_trip() {
         decode_oom(&encode(&kill)),
         Ok(OomRecord::Kill(Box::new(kill)))
     );
-    let step = exit(oom_aftermath::FINISH_REAPING);
+    let step = exit(AftermathOp::FinishReaping as u32);
     assert_eq!(decode_oom(&encode(&step)), Ok(OomRecord::Aftermath(step)));
 }
 

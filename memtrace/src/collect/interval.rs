@@ -5,8 +5,8 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use memtrace_common::{
-    FAULT_CLASSES, FaultClass, FaultEvent, KswapdEvent, STALL_KINDS, StallEvent, StallKind,
-    SwapEvent, batch::MinorBatch, kswapd_op, swap_dir,
+    FAULT_CLASSES, FaultClass, FaultEvent, KswapdEvent, KswapdOp, STALL_KINDS, StallEvent,
+    StallKind, SwapDir, SwapEvent, batch::MinorBatch,
 };
 
 use super::decode::{DecodeError, Record};
@@ -141,8 +141,8 @@ impl IntervalBuilder {
         match record {
             Ok(Record::Fault { event, class }) => self.add_fault(&event, class),
             Ok(Record::Stall { event, stall }) => self.add_stall(&event, stall),
-            Ok(Record::Swap(event)) => self.add_swap(&event),
-            Ok(Record::Kswapd(event)) => self.add_kswapd(&event),
+            Ok(Record::Swap { event, dir }) => self.add_swap(&event, dir),
+            Ok(Record::Kswapd { event, op }) => self.add_kswapd(&event, op),
             Ok(Record::MinorBatch(batch)) => self.add_minor_batch(&batch),
             Ok(Record::Comm(event)) => {
                 let process = self.processes.entry(event.tgid).or_default();
@@ -208,12 +208,11 @@ impl IntervalBuilder {
         }
     }
 
-    fn add_swap(&mut self, event: &SwapEvent) {
+    fn add_swap(&mut self, event: &SwapEvent, dir: SwapDir) {
         let pages = u64::from(event.pages);
-        let (out_pages, in_pages) = if event.dir == swap_dir::OUT {
-            (pages, 0)
-        } else {
-            (0, pages)
+        let (out_pages, in_pages) = match dir {
+            SwapDir::Out => (pages, 0),
+            SwapDir::In => (0, pages),
         };
         let task = self
             .swap_by_task
@@ -236,14 +235,14 @@ impl IntervalBuilder {
         memcg.in_pages += in_pages;
     }
 
-    fn add_kswapd(&mut self, event: &KswapdEvent) {
+    fn add_kswapd(&mut self, event: &KswapdEvent, op: KswapdOp) {
         let node = self.kswapd.entry(event.nid).or_default();
-        match event.op {
-            kswapd_op::WAKE => {
+        match op {
+            KswapdOp::Wake => {
                 node.wakes += 1;
                 node.awake_since_ns.get_or_insert(event.ts_ns);
             }
-            kswapd_op::SLEEP => {
+            KswapdOp::Sleep => {
                 if let Some(since) = node.awake_since_ns.take() {
                     let len = event.ts_ns.saturating_sub(since);
                     for (index, ns) in split(&self.boundaries, since, len) {
@@ -251,7 +250,7 @@ impl IntervalBuilder {
                     }
                 }
             }
-            _ => {
+            KswapdOp::WokenBy => {
                 *node
                     .woken_by
                     .entry((event.tgid, comm_str(&event.comm), event.order))

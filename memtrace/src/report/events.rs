@@ -74,7 +74,7 @@ pub fn wall_label(mono_ns: u64, now_mono_ns: u64, now_unix_ns: u128) -> String {
 
 #[cfg(test)]
 mod tests {
-    use memtrace_common::{EventKind, FaultEvent, StallEvent, StallKind, SwapEvent, swap_dir};
+    use memtrace_common::{EventKind, FaultEvent, StallEvent, StallKind, SwapDir, SwapEvent};
 
     use super::*;
     use crate::report::fixture::{self, render};
@@ -262,15 +262,18 @@ mod tests {
 
     #[test]
     fn other_records_are_not_logged() {
-        let swap = Record::Swap(SwapEvent {
-            kind: EventKind::Swap as u32,
-            dir: swap_dir::OUT,
-            tgid: 90,
-            pages: 32,
-            memcg_id: 501,
-            ts_ns: 1,
-            comm: [0; 16],
-        });
+        let swap = Record::Swap {
+            event: SwapEvent {
+                kind: EventKind::Swap as u32,
+                dir: SwapDir::Out as u32,
+                tgid: 90,
+                pages: 32,
+                memcg_id: 501,
+                ts_ns: 1,
+                comm: [0; 16],
+            },
+            dir: SwapDir::Out,
+        };
         let mut out = Vec::new();
         write_if_slow(&swap, 0, &gfp(), |_| "t".into(), &mut out).expect("write");
         write_if_slow(

@@ -162,38 +162,7 @@ mod tests {
 
     /// The bit order of Linux 6.10+ without KASAN or lockdep.
     fn linux_6_18() -> GfpNames {
-        let names = [
-            "DMA",
-            "HIGHMEM",
-            "DMA32",
-            "MOVABLE",
-            "RECLAIMABLE",
-            "HIGH",
-            "IO",
-            "FS",
-            "ZERO",
-            "UNUSED",
-            "DIRECT_RECLAIM",
-            "KSWAPD_RECLAIM",
-            "WRITE",
-            "NOWARN",
-            "RETRY_MAYFAIL",
-            "NOFAIL",
-            "NORETRY",
-            "MEMALLOC",
-            "COMP",
-            "NOMEMALLOC",
-            "HARDWALL",
-            "THISNODE",
-            "ACCOUNT",
-            "ZEROTAGS",
-            "LAST",
-        ];
-        let owned: Vec<(String, u32)> = names
-            .iter()
-            .enumerate()
-            .map(|(i, n)| (format!("___GFP_{n}_BIT"), i as u32))
-            .collect();
+        let owned = crate::report::fixture::gfp_bits();
         GfpNames::from_enum(owned.iter().map(|(n, b)| (n.as_str(), *b)))
     }
 

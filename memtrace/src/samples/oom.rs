@@ -2,7 +2,7 @@
 //! (candidates, stack, cgroup paths, machine totals, kernel log), plus what followed it.
 use std::path::PathBuf;
 
-use memtrace_common::oom::{OomAftermathEvent, OomCandidateRecord, OomKillEvent, oom_reclaim};
+use memtrace_common::oom::{OomAftermathEvent, OomCandidateRecord, OomKillEvent, OomReclaim};
 use serde::{Deserialize, Serialize};
 
 use super::host::HostMemory;
@@ -50,10 +50,11 @@ pub struct OomSample {
 
 impl OomSample {
     /// The trigger's reclaim kind, if it started shortly before the kill.
-    pub fn recent_reclaim(&self) -> Option<u32> {
+    pub fn recent_reclaim(&self) -> Option<OomReclaim> {
         let e = &self.event;
         let recent = e.ts_ns.saturating_sub(e.reclaim_ns) < RECLAIM_WINDOW_NS;
-        (e.reclaim_kind != oom_reclaim::NONE && recent).then_some(e.reclaim_kind)
+        let kind = OomReclaim::try_from(e.reclaim_kind).ok()?;
+        (kind != OomReclaim::None && recent).then_some(kind)
     }
 }
 

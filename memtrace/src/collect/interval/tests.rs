@@ -1,8 +1,8 @@
 //! The interval builder: records in, samples out, without a kernel.
 use memtrace_common::{
-    EventKind, FaultClass, FaultEvent, KswapdEvent, StallEvent, StallKind, SwapEvent,
+    EventKind, FaultClass, FaultEvent, KswapdEvent, KswapdOp, StallEvent, StallKind, SwapDir,
+    SwapEvent,
     batch::{CommEvent, MINOR_BATCH_LEN, MinorBatch},
-    kswapd_op, swap_dir,
 };
 
 use super::{IntervalBuilder, split};
@@ -176,21 +176,22 @@ fn minor_batches_and_renames() {
 
 #[test]
 fn kswapd_awake_time_runs_from_wake_to_sleep_across_intervals() {
-    let kswapd = |op, ts_ns| {
-        Record::Kswapd(KswapdEvent {
+    let kswapd = |op: KswapdOp, ts_ns| Record::Kswapd {
+        op,
+        event: KswapdEvent {
             kind: EventKind::Kswapd as u32,
-            op,
+            op: op as u32,
             nid: 0,
             order: 2,
             ts_ns,
             tgid: 9,
             gfp_flags: 0,
             comm: comm(b"alloc"),
-        })
+        },
     };
     let mut b = IntervalBuilder::new(0);
-    b.add(Ok(kswapd(kswapd_op::WAKE, S / 2)));
-    b.add(Ok(kswapd(kswapd_op::WOKEN_BY, S / 2)));
+    b.add(Ok(kswapd(KswapdOp::Wake, S / 2)));
+    b.add(Ok(kswapd(KswapdOp::WokenBy, S / 2)));
     let first = close(&mut b, S);
     assert_eq!(first.kswapd[0].wakes, 1);
     assert_eq!(
@@ -205,7 +206,7 @@ fn kswapd_awake_time_runs_from_wake_to_sleep_across_intervals() {
         ),
         (9, 2)
     );
-    b.add(Ok(kswapd(kswapd_op::SLEEP, S + S / 4)));
+    b.add(Ok(kswapd(KswapdOp::Sleep, S + S / 4)));
     let second = close(&mut b, 2 * S);
     assert_eq!(second.kswapd[0].awake_ns, vec![(1, S / 4)]);
     assert_eq!(second.kswapd[0].wakes, 0);
@@ -215,21 +216,22 @@ fn kswapd_awake_time_runs_from_wake_to_sleep_across_intervals() {
 
 #[test]
 fn swap_traffic_by_task_and_memcg_names_each_memcg_once() {
-    let swap = |dir, tgid, memcg_id| {
-        Record::Swap(SwapEvent {
+    let swap = |dir: SwapDir, tgid, memcg_id| Record::Swap {
+        dir,
+        event: SwapEvent {
             kind: EventKind::Swap as u32,
-            dir,
+            dir: dir as u32,
             tgid,
             pages: 2,
             memcg_id,
             ts_ns: 0,
             comm: comm(b"kswapd0"),
-        })
+        },
     };
     let mut b = IntervalBuilder::new(0);
-    b.add(Ok(swap(swap_dir::OUT, 1, 50)));
-    b.add(Ok(swap(swap_dir::IN, 2, 50)));
-    b.add(Ok(swap(swap_dir::OUT, 2, 0)));
+    b.add(Ok(swap(SwapDir::Out, 1, 50)));
+    b.add(Ok(swap(SwapDir::In, 2, 50)));
+    b.add(Ok(swap(SwapDir::Out, 2, 0)));
     let first = close(&mut b, S);
     assert_eq!(first.swap_by_task.len(), 2);
     assert_eq!(
@@ -247,7 +249,7 @@ fn swap_traffic_by_task_and_memcg_names_each_memcg_once() {
     assert_eq!((memcg50.out_pages, memcg50.in_pages), (2, 2));
     assert_eq!(first.cgroups.len(), 1, "inode 0 (unknown) is never named");
     assert_eq!(first.cgroups[0].path.as_deref(), Some("/cg/50"));
-    b.add(Ok(swap(swap_dir::OUT, 1, 50)));
+    b.add(Ok(swap(SwapDir::Out, 1, 50)));
     let second = close(&mut b, 2 * S);
     assert!(second.cgroups.is_empty(), "named once per recording");
 }

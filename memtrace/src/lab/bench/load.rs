@@ -9,7 +9,7 @@ use serde::de::DeserializeOwned;
 
 use crate::{
     Error,
-    lab::workload::bench::{ChurnOutcome, ChurnPlan, SpawnOutcome},
+    lab::workload::bench::{ActiveOutcome, ChurnOutcome, ChurnPlan, SpawnOutcome},
 };
 
 /// The running memtrace binary, which also holds the workloads.
@@ -68,6 +68,24 @@ pub fn run_spawn_tree(exe: &Path, processes: u64, pages: usize) -> Result<SpawnO
         .output()
         .map_err(|e| Error::io("running the process tree", e))?;
     parse_output(&output, "process tree")
+}
+
+/// Keeps `processes` children alive for `duration`, each touching `pages` pages a second.
+pub fn run_active(
+    exe: &Path,
+    processes: u64,
+    pages: usize,
+    duration: std::time::Duration,
+) -> Result<ActiveOutcome, Error> {
+    let output = Command::new(exe)
+        .args(["workload", "bench", "active"])
+        .args(["--processes", &processes.to_string()])
+        .args(["--pages", &pages.to_string()])
+        .args(["--duration", &format!("{}ms", duration.as_millis())])
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| Error::io("running the active processes", e))?;
+    parse_output(&output, "active processes")
 }
 
 /// The JSON line a workload printed, once it exited cleanly.

@@ -12,6 +12,7 @@ mod load;
 mod overhead;
 mod procfs;
 mod recorded;
+mod recording;
 mod startup;
 pub mod stats;
 mod swap;
@@ -28,8 +29,8 @@ use std::{
 };
 
 use self::{
-    footprint::FootprintPlan, overhead::OverheadPlan, swap::SwapPlan, table::Row,
-    throughput::ThroughputPlan, tracers::Tracer,
+    footprint::FootprintPlan, overhead::OverheadPlan, recording::RecordingPlan, swap::SwapPlan,
+    table::Row, throughput::ThroughputPlan, tracers::Tracer,
 };
 use crate::{Error, lab::workload::bench::ChurnPlan};
 
@@ -42,6 +43,7 @@ pub struct Plan {
     pub swap: SwapPlan,
     pub throughput: ThroughputPlan,
     pub footprint: FootprintPlan,
+    pub recording: RecordingPlan,
     /// Launches timed for start-up.
     pub startup_runs: usize,
 }
@@ -70,6 +72,11 @@ impl Plan {
                 counts: vec![1, 1_000, 10_000],
                 pages: 16,
             },
+            recording: RecordingPlan {
+                counts: vec![1, 1_000, 10_000],
+                pages: 16,
+                duration: Duration::from_secs(30),
+            },
             startup_runs: 5,
         }
     }
@@ -91,6 +98,10 @@ impl Plan {
                 churn: zero_page_churn(Duration::from_secs(2)),
             },
             footprint: Self::full().footprint,
+            recording: RecordingPlan {
+                duration: Duration::from_secs(5),
+                ..Self::full().recording
+            },
             startup_runs: 5,
         }
     }
@@ -128,6 +139,9 @@ pub fn run(plan: &Plan) -> Result<Vec<Row>, Error> {
     section(&mut rows, "footprint", || {
         footprint::run(&exe, &plan.footprint)
     });
+    section(&mut rows, "recording size", || {
+        recording::run(&exe, &plan.recording)
+    });
     section(&mut rows, "start-up", || {
         startup::run(&exe, plan.startup_runs)
     });
@@ -164,11 +178,18 @@ fn run_overhead(exe: &Path, plan: &Plan) -> Result<Vec<Row>, Error> {
         Ok(Some(tracers::MEMTRACE)),
         Ok(Some(Tracer::Memtrace {
             fault_end: "auto",
+            faults_only: false,
+            recording: true,
+        })),
+        Ok(Some(Tracer::Memtrace {
+            fault_end: "auto",
             faults_only: true,
+            recording: false,
         })),
         Ok(Some(Tracer::Memtrace {
             fault_end: "perf",
             faults_only: false,
+            recording: false,
         })),
         bpftrace
             .map(Some)

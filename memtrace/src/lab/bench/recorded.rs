@@ -101,6 +101,8 @@ impl Default for TempReport {
 impl Drop for TempReport {
     fn drop(&mut self) {
         let _ = std::fs::remove_file(&self.0);
+        // A recording made beside the report (`-o`), if any.
+        let _ = std::fs::remove_file(self.0.with_extension("mtr"));
     }
 }
 

@@ -31,10 +31,12 @@ pub const STOP_TIMEOUT: Duration = Duration::from_secs(60);
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Tracer {
     /// `memtrace record --quiet` with this `--fault-end` (auto, perf or memcg); with `faults_only`,
-    /// only the fault hooks (no reclaim, swap or kswapd ones).
+    /// only the fault hooks (no reclaim, swap or kswapd ones); with `recording`, also `-o` (a
+    /// recording beside the JSON report).
     Memtrace {
         fault_end: &'static str,
         faults_only: bool,
+        recording: bool,
     },
     /// bpftrace running [`BPFTRACE_SCRIPT`].
     Bpftrace { binary: PathBuf },
@@ -49,8 +51,12 @@ impl Tracer {
             Self::Memtrace {
                 fault_end,
                 faults_only,
+                recording,
             } => {
                 let mut label = String::from("memtrace record");
+                if *recording {
+                    label.push_str(" -o FILE");
+                }
                 if *fault_end != "auto" {
                     label.push_str(&format!(" --fault-end {fault_end}"));
                 }
@@ -79,6 +85,7 @@ impl Tracer {
             Self::Memtrace {
                 fault_end,
                 faults_only,
+                recording,
             } => {
                 let mut command = Command::new(memtrace);
                 command.args(["record", "--quiet", "--fault-end", fault_end]);
@@ -87,6 +94,10 @@ impl Tracer {
                 }
                 if let Some(path) = json {
                     command.arg("--json").arg(path);
+                    if *recording {
+                        // Beside the report: `TempReport` removes both.
+                        command.arg("-o").arg(path.with_extension("mtr"));
+                    }
                 }
                 (command, MEMTRACE_READY)
             }
@@ -111,6 +122,7 @@ impl Tracer {
 pub const MEMTRACE: Tracer = Tracer::Memtrace {
     fault_end: "auto",
     faults_only: false,
+    recording: false,
 };
 
 /// What `memtrace record` prints on stderr once every hook is attached.
@@ -169,6 +181,7 @@ mod tests {
         let t = Tracer::Memtrace {
             fault_end: "auto",
             faults_only: true,
+            recording: false,
         };
         assert_eq!(t.label(), "memtrace record --faults-only");
         assert_eq!(
@@ -178,8 +191,15 @@ mod tests {
         let memcg = Tracer::Memtrace {
             fault_end: "memcg",
             faults_only: false,
+            recording: false,
         };
         assert_eq!(memcg.label(), "memtrace record --fault-end memcg");
+        let recording = Tracer::Memtrace {
+            fault_end: "auto",
+            faults_only: false,
+            recording: true,
+        };
+        assert_eq!(recording.label(), "memtrace record -o FILE");
         assert!(t.is_memtrace());
         let p = Tracer::PerfStat {
             binary: "/usr/bin/perf".into(),

@@ -110,6 +110,62 @@ pub fn spawn_tree(processes: u64, pages: usize) -> std::io::Result<SpawnOutcome>
     })
 }
 
+/// What the active processes did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ActiveOutcome {
+    pub pid: u32,
+    /// Children that ran to the end and exited cleanly.
+    pub processes: u64,
+    pub elapsed_ns: u64,
+}
+
+/// Forks `processes` children that all live for `duration`, each touching `pages` fresh pages
+/// once a second: that many processes active in every interval of a recording.
+pub fn active(processes: u64, pages: usize, duration: Duration) -> std::io::Result<ActiveOutcome> {
+    check_page_size()?;
+    let start = Instant::now();
+    let mut children = Vec::new();
+    for _ in 0..processes {
+        // SAFETY: as in `spawn_tree`; the child also calls nanosleep and clock_gettime, both
+        // async-signal-safe.
+        let pid = unsafe { libc::fork() };
+        if pid < 0 {
+            let err = std::io::Error::last_os_error();
+            for child in &children {
+                // SAFETY: our own children.
+                unsafe { libc::kill(*child, libc::SIGKILL) };
+            }
+            return Err(err);
+        }
+        if pid == 0 {
+            // SAFETY: a forked child: the tick loop only maps, touches, sleeps, and leaves.
+            unsafe { libc::_exit(tick_until(start + duration, pages)) };
+        }
+        children.push(pid);
+    }
+    let mut clean = 0;
+    for pid in children {
+        clean += u64::from(reap(pid)?);
+    }
+    Ok(ActiveOutcome {
+        pid: std::process::id(),
+        processes: clean,
+        elapsed_ns: u64::try_from(start.elapsed().as_nanos()).unwrap_or(u64::MAX),
+    })
+}
+
+/// Touches `pages` fresh pages once a second until `end`; the exit status.
+fn tick_until(end: Instant, pages: usize) -> i32 {
+    while Instant::now() < end {
+        if churn_once(pages * PAGE, false).is_err() {
+            return 1;
+        }
+        let left = end.saturating_duration_since(Instant::now());
+        std::thread::sleep(left.min(Duration::from_secs(1)));
+    }
+    0
+}
+
 /// Waits for a child; true if it exited with status 0.
 fn reap(pid: libc::pid_t) -> std::io::Result<bool> {
     let mut status = 0;
@@ -165,6 +221,13 @@ mod tests {
     #[test]
     fn no_faults_means_no_rate() {
         assert_eq!(ChurnOutcome::default().ns_per_fault(), 0.0);
+    }
+
+    #[test]
+    fn active_children_all_live_to_the_end() {
+        let outcome = active(3, 2, Duration::from_millis(300)).expect("active");
+        assert_eq!(outcome.processes, 3);
+        assert!(outcome.elapsed_ns >= 300_000_000);
     }
 
     #[test]

@@ -16,7 +16,7 @@
 //! 4. **at_limit**: a memcg of the victim's chain with (almost) no margin left under its limit.
 //!
 //! The first available signal decides; the others are reported as agreeing or not.
-use memtrace_common::oom::{MemcgLevel, oom_reclaim};
+use memtrace_common::oom::{MemcgLevel, OomReclaim};
 
 use super::badness::is_unlimited;
 
@@ -84,8 +84,8 @@ pub enum OomPath {
 pub struct DomainFacts<'a> {
     /// Symbols of the trigger's kernel stack, innermost first, when readable.
     pub frames: Option<&'a [String]>,
-    /// The trigger's last reclaim kind (`oom_reclaim`), when recent enough to belong to this OOM.
-    pub reclaim: Option<u32>,
+    /// The trigger's last reclaim kind, when recent enough to belong to this OOM.
+    pub reclaim: Option<OomReclaim>,
     /// Whether `oom_lock` was read (the kernel has it).
     pub oom_lock_known: bool,
     /// The victim's memcg chain, leaf first.
@@ -172,9 +172,9 @@ pub fn decide(facts: &DomainFacts<'_>, v1: bool) -> Domain {
         (
             Evidence::Reclaim,
             match facts.reclaim {
-                Some(oom_reclaim::MEMCG) => Some(OomPath::Memcg),
-                Some(oom_reclaim::DIRECT) => Some(OomPath::PageAllocator),
-                _ => None,
+                Some(OomReclaim::Memcg) => Some(OomPath::Memcg),
+                Some(OomReclaim::Direct) => Some(OomPath::PageAllocator),
+                Some(OomReclaim::None) | None => None,
             },
         ),
         (

@@ -1,5 +1,5 @@
 //! Every OOM kill of a recording, completed as the victim's exit and the reaper's steps arrive.
-use memtrace_common::oom::{OomAftermathEvent, oom_aftermath};
+use memtrace_common::oom::{AftermathOp, OomAftermathEvent};
 
 use super::{KernelLog, OomKill, kmsg_agrees};
 use crate::samples::oom::{KmsgOom, OomInterval};
@@ -40,8 +40,12 @@ impl OomLog {
 
     /// Places an exit or reaper step on the latest kill of its task.
     pub fn apply_aftermath(&mut self, event: &OomAftermathEvent) {
-        let matches = |kill: &OomKill| match event.op {
-            oom_aftermath::EXIT => kill.victim.tgid == event.tgid,
+        // Decoding refused unknown steps; one in a recording is ignored.
+        let Ok(op) = AftermathOp::try_from(event.op) else {
+            return;
+        };
+        let matches = |kill: &OomKill| match op {
+            AftermathOp::Exit => kill.victim.tgid == event.tgid,
             _ => kill.victim.pid == event.pid || kill.victim.tgid == event.pid,
         };
         let Some(kill) = self
@@ -54,13 +58,12 @@ impl OomLog {
         };
         let ms = Some(event.ts_ns.saturating_sub(kill.kill_ns) as f64 / 1e6);
         let after = &mut kill.aftermath;
-        match event.op {
-            oom_aftermath::EXIT => after.exit_ms = ms,
-            oom_aftermath::WAKE_REAPER => after.reaper_woken_ms = ms,
-            oom_aftermath::START_REAPING => after.reaping_started_ms = ms,
-            oom_aftermath::FINISH_REAPING => after.reaping_finished_ms = ms,
-            oom_aftermath::SKIP_REAPING => after.reaping_skipped_ms = ms,
-            _ => {}
+        match op {
+            AftermathOp::Exit => after.exit_ms = ms,
+            AftermathOp::WakeReaper => after.reaper_woken_ms = ms,
+            AftermathOp::StartReaping => after.reaping_started_ms = ms,
+            AftermathOp::FinishReaping => after.reaping_finished_ms = ms,
+            AftermathOp::SkipReaping => after.reaping_skipped_ms = ms,
         }
     }
 

@@ -1,5 +1,5 @@
 //! The domain decision: which signal decides, which agree, which memcg, which NUMA constraint.
-use memtrace_common::oom::{MemcgLevel, oom_reclaim};
+use memtrace_common::oom::{MemcgLevel, OomReclaim};
 
 use super::{LIMIT_PAGES, NO_LIMIT, level};
 use crate::model::oom::domain::{
@@ -57,7 +57,7 @@ fn a_memcg_oom_names_the_locked_memcg() {
     ];
     let stack = frames(&["out_of_memory", "try_charge_memcg"]);
     let mut f = facts(Some(&stack), &levels);
-    f.reclaim = Some(oom_reclaim::MEMCG);
+    f.reclaim = Some(OomReclaim::Memcg);
     let d = decide(&f, true);
     assert_eq!(d.constraint, Constraint::Memcg);
     assert_eq!(
@@ -80,7 +80,7 @@ fn without_stack_or_lock_the_reclaim_and_the_limit_decide() {
     ];
     let mut f = facts(None, &levels);
     f.oom_lock_known = false;
-    f.reclaim = Some(oom_reclaim::MEMCG);
+    f.reclaim = Some(OomReclaim::Memcg);
     let d = decide(&f, true);
     assert_eq!(
         (d.constraint, d.decided_by),
@@ -115,7 +115,7 @@ fn a_global_oom_and_its_disagreements() {
     ]);
     let mut f = facts(Some(&stack), &levels);
     // A stale memcg reclaim mark disagrees; the stack wins and the report says so.
-    f.reclaim = Some(oom_reclaim::MEMCG);
+    f.reclaim = Some(OomReclaim::Memcg);
     let d = decide(&f, true);
     assert_eq!((d.constraint, d.memcg_level), (Constraint::Global, None));
     assert_eq!(d.agreeing, vec![Evidence::OomLock, Evidence::AtLimit]);

@@ -6,7 +6,7 @@ use std::{collections::BTreeMap, path::PathBuf};
 
 use memtrace_common::{
     EventKind,
-    oom::{MemcgLevel, OomCandidateRecord, OomKillEvent, oom_flags, oom_reclaim},
+    oom::{MemcgLevel, OomCandidateRecord, OomKillEvent, OomReclaim, oom_flags},
 };
 
 use crate::samples::{
@@ -66,7 +66,7 @@ pub fn kill_event() -> OomKillEvent {
         trigger_comm: comm(b"mt-workload"),
         trigger_memcg_id: 77,
         trigger_stack_id: 3,
-        reclaim_kind: oom_reclaim::MEMCG,
+        reclaim_kind: OomReclaim::Memcg as u32,
         memcg_levels: 2,
         reclaim_ns: 4_999_000_000,
         mems_allowed: 1,

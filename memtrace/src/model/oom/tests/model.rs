@@ -1,7 +1,7 @@
 //! From a sample to the kill's picture, and the kill's aftermath.
 use memtrace_common::{
     EventKind,
-    oom::{OomAftermathEvent, oom_aftermath, oom_flags, oom_reclaim},
+    oom::{AftermathOp, OomAftermathEvent, OomReclaim, oom_flags},
 };
 
 use super::{LIMIT_PAGES, NO_LIMIT, candidate, kill_event, level, sample};
@@ -47,7 +47,7 @@ fn a_memcg_kill_in_its_domain() {
 fn a_global_kill_uses_ram_and_swap() {
     let mut event = kill_event();
     event.memcg[0] = level(77, 100, NO_LIMIT, 0);
-    event.reclaim_kind = oom_reclaim::DIRECT;
+    event.reclaim_kind = OomReclaim::Direct as u32;
     event.victim_oom_score_adj = 100;
     let mut s = sample(event);
     s.stack = Err("hidden".into());
@@ -101,7 +101,11 @@ fn step(op: u32, ms: u64) -> OomAftermathEvent {
         kind: EventKind::OomAftermath as u32,
         op,
         pid: 4242,
-        tgid: if op == oom_aftermath::EXIT { 4242 } else { 0 },
+        tgid: if op == AftermathOp::Exit as u32 {
+            4242
+        } else {
+            0
+        },
         ts_ns: 5_000_000_000 + ms * 1_000_000,
     }
 }
@@ -114,9 +118,9 @@ fn aftermath_lands_on_its_kill_and_releases_the_live_view() {
         log.take_ready(5_100_000_000, false).is_empty(),
         "waits for the exit"
     );
-    log.apply_aftermath(&step(oom_aftermath::WAKE_REAPER, 2000));
-    log.apply_aftermath(&step(oom_aftermath::FINISH_REAPING, 2003));
-    log.apply_aftermath(&step(oom_aftermath::EXIT, 12));
+    log.apply_aftermath(&step(AftermathOp::WakeReaper as u32, 2000));
+    log.apply_aftermath(&step(AftermathOp::FinishReaping as u32, 2003));
+    log.apply_aftermath(&step(AftermathOp::Exit as u32, 12));
     let after = &log.kills[0].aftermath;
     assert_eq!(after.exit_ms, Some(12.0));
     assert_eq!(
@@ -126,7 +130,7 @@ fn aftermath_lands_on_its_kill_and_releases_the_live_view() {
     assert_eq!(log.take_ready(5_100_000_000, false).len(), 1);
     assert!(log.take_ready(9_000_000_000, true).is_empty(), "shown once");
     // Another process's exit changes nothing.
-    let mut other = step(oom_aftermath::EXIT, 20);
+    let mut other = step(AftermathOp::Exit as u32, 20);
     other.tgid = 1;
     log.apply_aftermath(&other);
     assert_eq!(log.kills[0].aftermath.exit_ms, Some(12.0));
