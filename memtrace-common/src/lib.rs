@@ -291,4 +291,5 @@ unsafe impl aya::Pod for KswapdEvent {}
 unsafe impl aya::Pod for InFlightStall {}
 
 pub mod batch;
+pub mod offsets;
 pub mod oom;

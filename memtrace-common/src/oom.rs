@@ -163,41 +163,6 @@ pub struct OomCandidateRecord {
     pub memcg_ids: [u64; OOM_MEMCG_LEVELS],
 }
 
-/// Struct member offsets the OOM programs read, resolved from BTF at start-up (global
-/// `OOM_OFFSETS`). `u32::MAX` marks a member this kernel does not have.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct OomOffsets {
-    pub task_pid: u32,
-    pub task_comm: u32,
-    pub task_mm: u32,
-    pub task_signal: u32,
-    pub task_real_cred: u32,
-    pub task_mems_allowed: u32,
-    pub task_mempolicy: u32,
-    pub mempolicy_mode: u32,
-    pub mempolicy_nodes: u32,
-    pub signal_oom_score_adj: u32,
-    pub cred_uid: u32,
-    pub mm_total_vm: u32,
-    /// `rss_stat[0].count`, and the distance between two counters.
-    pub mm_rss_count: u32,
-    pub mm_rss_stride: u32,
-    pub mm_pgtables_bytes: u32,
-    pub mm_flags: u32,
-    pub css_parent: u32,
-    pub memcg_css: u32,
-    pub memcg_memory: u32,
-    pub memcg_swap: u32,
-    pub counter_usage: u32,
-    pub counter_max: u32,
-    /// `memory_events_local[MEMCG_OOM]`.
-    pub memcg_oom_events: u32,
-    pub memcg_oom_lock: u32,
-    pub memcg_swappiness: u32,
-    pub task_flags: u32,
-}
-
 /// Indexes of `mm->rss_stat` (the kernel's anonymous `MM_*` enum, unchanged since 4.5).
 pub mod mm_counter {
     pub const FILE_PAGES: u32 = 0;
@@ -227,6 +192,3 @@ unsafe impl aya::Pod for OomAftermathEvent {}
 #[cfg(feature = "user")]
 // SAFETY: as above.
 unsafe impl aya::Pod for OomCandidateRecord {}
-#[cfg(feature = "user")]
-// SAFETY: as above.
-unsafe impl aya::Pod for OomOffsets {}

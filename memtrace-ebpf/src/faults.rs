@@ -28,10 +28,7 @@ use memtrace_common::{
 
 use crate::{
     filter::current_wanted,
-    kernel::{
-        OFF_TASK_PID, OFF_TASK_TGID, VM_PGFAULT, VM_PGMAJFAULT, VM_PSWPIN, VM_PSWPOUT, VM_ZSWPIN,
-        global, read_at,
-    },
+    kernel::{VM_PGFAULT, VM_PGMAJFAULT, VM_PSWPIN, VM_PSWPOUT, VM_ZSWPIN, global, off, read_at},
     maps::{EVENTS, LOST, STATS, bump, bump_by, wakeup_flags},
 };
 
@@ -275,8 +272,8 @@ pub fn task_rename(ctx: BtfTracePointContext) -> i32 {
     let task: u64 = ctx.arg(0);
     let comm: *const u8 = ctx.arg(1);
     let (Some(pid), Some(tgid)) = (
-        read_at::<u32>(task, global(&OFF_TASK_PID)),
-        read_at::<u32>(task, global(&OFF_TASK_TGID)),
+        read_at::<u32>(task, off!(task_pid)),
+        read_at::<u32>(task, off!(task_tgid)),
     ) else {
         return 0;
     };

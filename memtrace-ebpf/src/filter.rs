@@ -9,10 +9,7 @@ use aya_ebpf::{
 use memtrace_common::{MAX_FILTER_PIDS, filter_mode, stat};
 
 use crate::{
-    kernel::{
-        OFF_CGROUP_ANCESTORS, OFF_CGROUP_KN, OFF_CGROUP_LEVEL, OFF_CSS_CGROUP, OFF_CSS_SET_MEMORY,
-        OFF_KERNFS_NODE_ID, OFF_TASK_CGROUPS, OFF_TASK_TGID, global, read_at,
-    },
+    kernel::{global, off, read_at},
     maps::{STATS, bump},
 };
 
@@ -59,17 +56,17 @@ pub fn current_wanted() -> bool {
 fn in_memcg_v1() -> Option<bool> {
     // SAFETY: plain helper call; the pointer is only read through bpf_probe_read_kernel.
     let task = unsafe { bpf_get_current_task() };
-    let css_set: u64 = read_at(task, global(&OFF_TASK_CGROUPS))?;
-    let css: u64 = read_at(css_set, global(&OFF_CSS_SET_MEMORY))?;
-    let cgroup: u64 = read_at(css, global(&OFF_CSS_CGROUP))?;
-    let level: i32 = read_at(cgroup, global(&OFF_CGROUP_LEVEL))?;
+    let css_set: u64 = read_at(task, off!(task_cgroups))?;
+    let css: u64 = read_at(css_set, off!(css_set_memory))?;
+    let cgroup: u64 = read_at(css, off!(css_cgroup))?;
+    let level: i32 = read_at(cgroup, off!(cgroup_level))?;
     let target_level = global(&CGROUP_LEVEL);
     if level < 0 || (level as u32) < target_level || target_level > 64 {
         return Some(false);
     }
-    let ancestor: u64 = read_at(cgroup, global(&OFF_CGROUP_ANCESTORS) + target_level * 8)?;
-    let kn: u64 = read_at(ancestor, global(&OFF_CGROUP_KN))?;
-    let id: u64 = read_at(kn, global(&OFF_KERNFS_NODE_ID))?;
+    let ancestor: u64 = read_at(cgroup, off!(cgroup_ancestors) + target_level * 8)?;
+    let kn: u64 = read_at(ancestor, off!(cgroup_kn))?;
+    let id: u64 = read_at(kn, off!(kernfs_node_id))?;
     Some(id == global(&CGROUP_ID))
 }
 
@@ -86,7 +83,7 @@ pub fn sched_process_fork(ctx: BtfTracePointContext) -> i32 {
         return 0;
     }
     let child: u64 = ctx.arg(1);
-    if let Some(child_tgid) = read_at::<u32>(child, global(&OFF_TASK_TGID))
+    if let Some(child_tgid) = read_at::<u32>(child, off!(task_tgid))
         && child_tgid != parent_tgid
         && PIDS.insert(&child_tgid, &1, 0).is_ok()
     {

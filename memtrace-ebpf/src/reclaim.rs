@@ -13,7 +13,7 @@ use memtrace_common::{EventKind, InFlightStall, StallEvent, StallKind};
 
 use crate::{
     filter::current_wanted,
-    kernel::{OFF_TASK_FLAGS, global, read_at},
+    kernel::{off, read_at},
     maps::{EVENTS, LOST, bump, wakeup_flags},
 };
 
@@ -34,7 +34,7 @@ fn now_ns() -> u64 {
 fn is_kthread() -> bool {
     // SAFETY: plain helper call; the pointer is only read through bpf_probe_read_kernel.
     let task = unsafe { bpf_get_current_task() };
-    read_at::<u32>(task, global(&OFF_TASK_FLAGS)).is_some_and(|flags| flags & PF_KTHREAD != 0)
+    read_at::<u32>(task, off!(task_flags)).is_some_and(|flags| flags & PF_KTHREAD != 0)
 }
 
 /// Starts a stall. Kernel threads reclaiming directly (a kworker allocating) stall like any

@@ -8,7 +8,7 @@ use aya_ebpf::{
 use memtrace_common::{EventKind, KswapdEvent, KswapdOp, SwapEvent};
 
 use crate::{
-    kernel::{OFF_CGROUP_KN, OFF_CSS_CGROUP, OFF_KERNFS_NODE_ID, OFF_MEMCG_CSS, global, read_at},
+    kernel::{off, read_at},
     maps::{EVENTS, LOST, bump, wakeup_flags},
 };
 
@@ -21,10 +21,10 @@ fn now_ns() -> u64 {
 /// The inode of a `struct mem_cgroup`'s cgroup directory (memcg->css.cgroup->kn->id).
 #[inline(always)]
 fn memcg_id(memcg: u64) -> u64 {
-    let css = memcg + u64::from(global(&OFF_MEMCG_CSS));
-    read_at::<u64>(css, global(&OFF_CSS_CGROUP))
-        .and_then(|cgroup| read_at::<u64>(cgroup, global(&OFF_CGROUP_KN)))
-        .and_then(|kn| read_at::<u64>(kn, global(&OFF_KERNFS_NODE_ID)))
+    let css = memcg + u64::from(off!(memcg_css));
+    read_at::<u64>(css, off!(css_cgroup))
+        .and_then(|cgroup| read_at::<u64>(cgroup, off!(cgroup_kn)))
+        .and_then(|kn| read_at::<u64>(kn, off!(kernfs_node_id)))
         .unwrap_or(0)
 }
 

@@ -6,11 +6,8 @@ use core::ffi::c_void;
 use aya_ebpf::helpers::bpf_seq_write;
 use memtrace_common::oom::{OOM_MEMCG_LEVELS, OomCandidateRecord};
 
-use super::{
-    off,
-    task::{css_id, memcg_css, read_comm, read_mm_counters},
-};
-use crate::kernel::{OFF_TASK_TGID, global, read_at};
+use super::task::{css_id, memcg_css, read_comm, read_mm_counters};
+use crate::kernel::{off, read_at};
 
 /// `PF_KTHREAD`: kernel threads are never OOM candidates.
 const PF_KTHREAD: u32 = 0x0020_0000;
@@ -41,7 +38,7 @@ pub fn oom_candidates(ctx: *mut c_void) -> i32 {
         return 0;
     }
     let pid: u32 = read_at(task, off!(task_pid)).unwrap_or(0);
-    let tgid: u32 = read_at(task, global(&OFF_TASK_TGID)).unwrap_or(0);
+    let tgid: u32 = read_at(task, off!(task_tgid)).unwrap_or(0);
     // One record per process: its leader (the OOM killer scores whole processes).
     if pid != tgid {
         return 0;

@@ -8,7 +8,7 @@ use aya_ebpf::{
 use memtrace_common::oom::OomReclaim;
 
 use super::{OOM_RECLAIM, OOM_SIGKILL};
-use crate::kernel::{OFF_TASK_TGID, global, read_at};
+use crate::kernel::{off, read_at};
 
 /// `SEND_SIG_PRIV`: the siginfo pointer the kernel uses for its own signals, OOM kills included.
 const SEND_SIG_PRIV: u64 = 1;
@@ -24,7 +24,7 @@ pub fn oom_signal_generate(ctx: BtfTracePointContext) -> i32 {
         return 0;
     }
     let target: u64 = ctx.arg(2);
-    let tgid = read_at::<u32>(target, global(&OFF_TASK_TGID)).unwrap_or(0);
+    let tgid = read_at::<u32>(target, off!(task_tgid)).unwrap_or(0);
     if let Some(slot) = OOM_SIGKILL.get_ptr_mut(0) {
         let sender = bpf_get_current_pid_tgid() as u32;
         // SAFETY: per-CPU slot, only this CPU writes it while the program runs.

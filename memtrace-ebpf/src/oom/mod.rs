@@ -22,55 +22,15 @@ use aya_ebpf::{
 };
 use memtrace_common::{
     COMM_LEN, EventKind,
-    oom::{MemcgLevel, OOM_MEMCG_LEVELS, OomKillEvent, OomOffsets, oom_flags},
+    oom::{MemcgLevel, OOM_MEMCG_LEVELS, OomKillEvent, oom_flags},
 };
 
 use task::{memcg_css, memcg_level, read_comm, read_mm_counters};
 
 use crate::{
-    kernel::{OFF_TASK_TGID, global, read_at},
+    kernel::{off, read_at},
     maps::{LOST, bump},
 };
-
-/// Member offsets, set by userspace from BTF.
-#[unsafe(no_mangle)]
-pub static OOM_OFFSETS: OomOffsets = OomOffsets {
-    task_pid: 0,
-    task_comm: 0,
-    task_mm: 0,
-    task_signal: 0,
-    task_real_cred: 0,
-    task_mems_allowed: u32::MAX,
-    task_mempolicy: u32::MAX,
-    mempolicy_mode: 0,
-    mempolicy_nodes: 0,
-    signal_oom_score_adj: 0,
-    cred_uid: 0,
-    mm_total_vm: 0,
-    mm_rss_count: 0,
-    mm_rss_stride: 0,
-    mm_pgtables_bytes: 0,
-    mm_flags: 0,
-    css_parent: 0,
-    memcg_css: 0,
-    memcg_memory: 0,
-    memcg_swap: 0,
-    counter_usage: 0,
-    counter_max: 0,
-    memcg_oom_events: 0,
-    memcg_oom_lock: u32::MAX,
-    memcg_swappiness: 0,
-    task_flags: 0,
-};
-
-/// Reads one offset of `OOM_OFFSETS` (volatile, so the placeholder is not folded in).
-macro_rules! off {
-    ($field:ident) => {
-        // SAFETY: a valid static; the volatile read only prevents constant folding.
-        unsafe { core::ptr::read_volatile(&raw const crate::oom::OOM_OFFSETS.$field) }
-    };
-}
-pub(crate) use off;
 
 /// OOM records. Kills are rare: a small ring is plenty, and it is never full of faults.
 #[map(name = "OOM_EVENTS")]
@@ -118,7 +78,7 @@ unsafe fn fill_kill(ctx: &BtfTracePointContext, event: *mut OomKillEvent, victim
     let now = unsafe { bpf_ktime_get_ns() };
     let current = unsafe { bpf_get_current_task() };
     let pid_tgid = bpf_get_current_pid_tgid();
-    let victim_tgid = read_at::<u32>(victim, global(&OFF_TASK_TGID)).unwrap_or(0);
+    let victim_tgid = read_at::<u32>(victim, off!(task_tgid)).unwrap_or(0);
     e.kind = EventKind::OomKill as u32;
     e.flags = kill_signal_flags(pid_tgid as u32, victim_tgid, now);
     e.ts_ns = now;

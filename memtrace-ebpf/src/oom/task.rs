@@ -5,25 +5,21 @@ use memtrace_common::{
     oom::{MemcgLevel, mm_counter},
 };
 
-use super::off;
-use crate::kernel::{
-    OFF_CGROUP_KN, OFF_CSS_CGROUP, OFF_CSS_SET_MEMORY, OFF_KERNFS_NODE_ID, OFF_TASK_CGROUPS,
-    global, read_at,
-};
+use crate::kernel::{off, read_at};
 
 /// The task's memory-controller css (`task->cgroups->subsys[memory_cgrp_id]`), 0 if unknown.
 #[inline(always)]
 pub fn memcg_css(task: u64) -> u64 {
-    let css_set: u64 = read_at(task, global(&OFF_TASK_CGROUPS)).unwrap_or(0);
-    read_at(css_set, global(&OFF_CSS_SET_MEMORY)).unwrap_or(0)
+    let css_set: u64 = read_at(task, off!(task_cgroups)).unwrap_or(0);
+    read_at(css_set, off!(css_set_memory)).unwrap_or(0)
 }
 
 /// The kernfs id of a css's cgroup: the inode of its directory.
 #[inline(always)]
 pub fn css_id(css: u64) -> u64 {
-    let cgroup: u64 = read_at(css, global(&OFF_CSS_CGROUP)).unwrap_or(0);
-    let kn: u64 = read_at(cgroup, global(&OFF_CGROUP_KN)).unwrap_or(0);
-    read_at(kn, global(&OFF_KERNFS_NODE_ID)).unwrap_or(0)
+    let cgroup: u64 = read_at(css, off!(css_cgroup)).unwrap_or(0);
+    let kn: u64 = read_at(cgroup, off!(cgroup_kn)).unwrap_or(0);
+    read_at(kn, off!(kernfs_node_id)).unwrap_or(0)
 }
 
 /// One memcg: its id, and with `counters` its page counters and OOM bookkeeping.

@@ -1,9 +1,7 @@
 //! The OOM ring's records: sizes, round trips, and malformed input counted, never a panic.
 use memtrace_common::{
     EventKind,
-    oom::{
-        AftermathOp, MemcgLevel, OomAftermathEvent, OomCandidateRecord, OomKillEvent, OomOffsets,
-    },
+    oom::{AftermathOp, MemcgLevel, OomAftermathEvent, OomCandidateRecord, OomKillEvent},
 };
 
 use super::{DecodeError, OomRecord, decode, decode_oom, encode};
@@ -26,7 +24,7 @@ fn oom_records_have_no_padding() {
     assert_eq!(size_of::<OomKillEvent>(), 624);
     assert_eq!(size_of::<OomAftermathEvent>(), 24);
     assert_eq!(size_of::<OomCandidateRecord>(), 6 * 4 + 16 + 6 * 8 + 8 * 8);
-    assert_eq!(size_of::<OomOffsets>(), 26 * 4);
+    assert_eq!(size_of::<memtrace_common::offsets::KernelOffsets>(), 34 * 4);
 }
 
 #[test]

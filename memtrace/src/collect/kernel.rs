@@ -1,5 +1,7 @@
 //! Facts about the running kernel read from its BTF at start-up: enum values and struct member
 //! offsets that the kernel programs need (aya has no CO-RE relocations).
+use memtrace_common::offsets::KernelOffsets;
+
 use super::btf::{Btf, kind};
 use crate::error::Error;
 
@@ -16,24 +18,14 @@ pub struct KernelFacts {
     /// `ZSWPIN`, absent without CONFIG_ZSWAP (then `u32::MAX`, which matches nothing).
     pub vm_zswpin: u32,
     pub vm_pswpout: u32,
-    /// Byte offsets of struct members (see the kernel programs' `kernel.rs`).
-    pub off_task_tgid: u32,
-    pub off_task_pid: u32,
-    pub off_task_flags: u32,
-    pub off_memcg_css: u32,
-    pub off_task_cgroups: u32,
-    pub off_css_set_memory: u32,
-    pub off_css_cgroup: u32,
-    pub off_cgroup_level: u32,
-    pub off_cgroup_ancestors: u32,
-    pub off_cgroup_kn: u32,
-    pub off_kernfs_node_id: u32,
+    /// Byte offsets of every struct member the kernel programs read.
+    pub offsets: KernelOffsets,
     /// Whether the kernel has the `memcg:count_memcg_events` tracepoint.
     pub has_count_memcg_events: bool,
     /// The gfp bit enumerators (`___GFP_IO_BIT`, ...) and their values.
     pub gfp_bits: Vec<(String, u32)>,
-    /// What the OOM programs read; `None` (with a warning) leaves OOM kills untraced.
-    pub oom: Option<memtrace_common::oom::OomOffsets>,
+    /// The OOM programs' offsets were found (else, with a warning, OOM kills go untraced).
+    pub oom_offsets: bool,
 }
 
 impl KernelFacts {
@@ -44,29 +36,21 @@ impl KernelFacts {
 
     /// Reads the facts from a parsed BTF.
     pub fn from_btf(btf: &Btf) -> Result<Self, Error> {
-        let memory_cgrp_id = enum_value(btf, "cgroup_subsys_id", "memory_cgrp_id")?;
+        let mut offsets = KernelOffsets::UNSET;
+        super::offsets::resolve_core(btf, &mut offsets)?;
+        let oom_offsets = super::offsets::resolve_oom(btf, &mut offsets)
+            .map_err(|e| log::warn!("OOM kills will not be traced: {e}"))
+            .is_ok();
         Ok(Self {
             vm_pgfault: enum_value(btf, "vm_event_item", "PGFAULT")?,
             vm_pgmajfault: enum_value(btf, "vm_event_item", "PGMAJFAULT")?,
             vm_pswpin: enum_value(btf, "vm_event_item", "PSWPIN")?,
             vm_zswpin: enum_value(btf, "vm_event_item", "ZSWPIN").unwrap_or(u32::MAX),
             vm_pswpout: enum_value(btf, "vm_event_item", "PSWPOUT")?,
-            off_task_tgid: member_offset(btf, "task_struct", "tgid")?,
-            off_task_pid: member_offset(btf, "task_struct", "pid")?,
-            off_task_flags: member_offset(btf, "task_struct", "flags")?,
-            off_memcg_css: member_offset(btf, "mem_cgroup", "css")?,
-            off_task_cgroups: member_offset(btf, "task_struct", "cgroups")?,
-            off_css_set_memory: member_offset(btf, "css_set", "subsys")? + memory_cgrp_id * 8,
-            off_css_cgroup: member_offset(btf, "cgroup_subsys_state", "cgroup")?,
-            off_cgroup_level: member_offset(btf, "cgroup", "level")?,
-            off_cgroup_ancestors: member_offset(btf, "cgroup", "ancestors")?,
-            off_cgroup_kn: member_offset(btf, "cgroup", "kn")?,
-            off_kernfs_node_id: member_offset(btf, "kernfs_node", "id")?,
             gfp_bits: enum_members_with_prefix(btf, "___GFP_"),
             has_count_memcg_events: btf.has_typedef("btf_trace_count_memcg_events"),
-            oom: super::offsets::resolve(btf)
-                .map_err(|e| log::warn!("OOM kills will not be traced: {e}"))
-                .ok(),
+            offsets,
+            oom_offsets,
         })
     }
 }
@@ -138,7 +122,8 @@ mod tests {
     fn resolves_the_running_kernels_facts() {
         let facts = KernelFacts::from_running_kernel().expect("facts");
         assert_ne!(facts.vm_pgfault, facts.vm_pgmajfault);
-        assert!(facts.off_task_tgid > 0 && facts.off_cgroup_kn > 0);
+        assert!(facts.offsets.task_tgid > 0 && facts.offsets.cgroup_kn > 0);
+        assert!(facts.oom_offsets);
         let gfp = crate::report::gfp::GfpNames::from_enum(
             facts.gfp_bits.iter().map(|(n, b)| (n.as_str(), *b)),
         );

@@ -170,24 +170,13 @@ impl Tracer {
             .override_global("VM_PSWPIN", &facts.vm_pswpin, true)
             .override_global("VM_ZSWPIN", &facts.vm_zswpin, true)
             .override_global("VM_PSWPOUT", &facts.vm_pswpout, true)
-            .override_global("OFF_TASK_FLAGS", &facts.off_task_flags, true)
-            .override_global("OFF_TASK_PID", &facts.off_task_pid, true)
-            .override_global("OFF_MEMCG_CSS", &facts.off_memcg_css, true)
-            .override_global("OFF_TASK_TGID", &facts.off_task_tgid, true)
-            .override_global("OFF_TASK_CGROUPS", &facts.off_task_cgroups, true)
-            .override_global("OFF_CSS_SET_MEMORY", &facts.off_css_set_memory, true)
-            .override_global("OFF_CSS_CGROUP", &facts.off_css_cgroup, true)
-            .override_global("OFF_CGROUP_LEVEL", &facts.off_cgroup_level, true)
-            .override_global("OFF_CGROUP_ANCESTORS", &facts.off_cgroup_ancestors, true)
-            .override_global("OFF_CGROUP_KN", &facts.off_cgroup_kn, true)
-            .override_global("OFF_KERNFS_NODE_ID", &facts.off_kernfs_node_id, true)
             .override_global("FILTER_MODE", &filter.mode, true)
             .override_global("FOLLOW_CHILDREN", &filter.follow_children, true)
             .override_global("CGROUP_ID", &filter.cgroup_id, true)
             .override_global("CGROUP_LEVEL", &filter.cgroup_level, true)
             .override_global("FAULT_END", &end, true)
             .override_global("WAKEUP_BYTES", &u64::from(config.ring_bytes / 8), true)
-            .override_global("OOM_OFFSETS", &facts.oom.unwrap_or_default(), true)
+            .override_global("OFFSETS", &facts.offsets, true)
             .map_max_entries(maps::EVENTS, config.ring_bytes)
             .load(EBPF_OBJECT)?;
         if filter.mode == filter_mode::PIDS {
@@ -198,7 +187,7 @@ impl Tracer {
             hooks: Vec::new(),
             filter: config.filter.clone(),
         };
-        tracer.attach_all(config, fault_end, facts.oom.is_some())?;
+        tracer.attach_all(config, fault_end, facts.oom_offsets)?;
         // Parsing the kernel's BTF leaves ~25 MB of freed heap that glibc keeps; hand it back
         // before recording starts.
         // SAFETY: malloc_trim only releases free memory.

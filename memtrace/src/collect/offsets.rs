@@ -1,5 +1,6 @@
-//! The struct members the OOM programs read, resolved from the running kernel's BTF.
-use memtrace_common::oom::OomOffsets;
+//! Every struct member the kernel programs read, resolved from the running kernel's BTF into
+//! the one `KernelOffsets` they get.
+use memtrace_common::offsets::KernelOffsets;
 
 use super::{
     btf::{Btf, kind},
@@ -7,21 +8,38 @@ use super::{
 };
 use crate::error::Error;
 
-/// Every offset of [`OomOffsets`]; members a kernel may lack (NUMA, cgroup v1) become
-/// `u32::MAX`, which the programs treat as absent.
-pub fn resolve(btf: &Btf) -> Result<OomOffsets, Error> {
+/// The offsets of the fault, filter and swap programs: without them memtrace cannot run.
+pub fn resolve_core(btf: &Btf, offsets: &mut KernelOffsets) -> Result<(), Error> {
+    let m = |s: &str, f: &str| member_offset(btf, s, f);
+    let memory_cgrp_id = enum_value(btf, "cgroup_subsys_id", "memory_cgrp_id")?;
+    offsets.task_tgid = m("task_struct", "tgid")?;
+    offsets.task_pid = m("task_struct", "pid")?;
+    offsets.task_flags = m("task_struct", "flags")?;
+    offsets.memcg_css = m("mem_cgroup", "css")?;
+    offsets.task_cgroups = m("task_struct", "cgroups")?;
+    offsets.css_set_memory = m("css_set", "subsys")? + memory_cgrp_id * 8;
+    offsets.css_cgroup = m("cgroup_subsys_state", "cgroup")?;
+    offsets.cgroup_level = m("cgroup", "level")?;
+    offsets.cgroup_ancestors = m("cgroup", "ancestors")?;
+    offsets.cgroup_kn = m("cgroup", "kn")?;
+    offsets.kernfs_node_id = m("kernfs_node", "id")?;
+    Ok(())
+}
+
+/// The offsets only the OOM programs read; members a kernel may lack (NUMA, cgroup v1) become
+/// `u32::MAX`, which the programs treat as absent. On an error the caller leaves the OOM hooks
+/// out.
+pub fn resolve_oom(btf: &Btf, offsets: &mut KernelOffsets) -> Result<(), Error> {
     let m = |s: &str, f: &str| member_offset(btf, s, f);
     let optional = |s: &str, f: &str| member_offset(btf, s, f).unwrap_or(u32::MAX);
     let oom_event = enum_value(btf, "memcg_memory_event", "MEMCG_OOM")?;
     // memsw (v1) and swap (v2) share a union: either name gives the same counter.
     let swap = m("mem_cgroup", "memsw").or_else(|_| m("mem_cgroup", "swap"))?;
-    Ok(OomOffsets {
-        task_pid: m("task_struct", "pid")?,
+    *offsets = KernelOffsets {
         task_comm: m("task_struct", "comm")?,
         task_mm: m("task_struct", "mm")?,
         task_signal: m("task_struct", "signal")?,
         task_real_cred: m("task_struct", "real_cred")?,
-        task_flags: m("task_struct", "flags")?,
         task_mems_allowed: optional("task_struct", "mems_allowed"),
         task_mempolicy: optional("task_struct", "mempolicy"),
         mempolicy_mode: optional("mempolicy", "mode"),
@@ -34,7 +52,6 @@ pub fn resolve(btf: &Btf) -> Result<OomOffsets, Error> {
         mm_pgtables_bytes: m("mm_struct", "pgtables_bytes")?,
         mm_flags: m("mm_struct", "flags")?,
         css_parent: m("cgroup_subsys_state", "parent")?,
-        memcg_css: m("mem_cgroup", "css")?,
         memcg_memory: m("mem_cgroup", "memory")?,
         memcg_swap: swap,
         counter_usage: m("page_counter", "usage")?,
@@ -42,7 +59,9 @@ pub fn resolve(btf: &Btf) -> Result<OomOffsets, Error> {
         memcg_oom_events: m("mem_cgroup", "memory_events_local")? + oom_event * 8,
         memcg_oom_lock: optional("mem_cgroup", "oom_lock"),
         memcg_swappiness: m("mem_cgroup", "swappiness")?,
-    })
+        ..*offsets
+    };
+    Ok(())
 }
 
 /// `sizeof(struct percpu_counter)`, after checking that `mm->rss_stat` is an array of them:
@@ -75,8 +94,11 @@ mod tests {
     #[test]
     fn resolves_on_the_running_kernel() {
         let btf = Btf::from_file(crate::collect::kernel::VMLINUX_BTF).expect("btf");
-        let offsets = resolve(&btf).expect("offsets");
+        let mut offsets = KernelOffsets::UNSET;
+        resolve_core(&btf, &mut offsets).expect("core offsets");
+        resolve_oom(&btf, &mut offsets).expect("OOM offsets");
         assert!(offsets.task_pid > 0 && offsets.mm_rss_stride >= 8);
+        assert!(offsets.task_tgid > 0 && offsets.cgroup_kn > 0);
         assert_ne!(offsets.memcg_swap, offsets.memcg_memory);
     }
 }
