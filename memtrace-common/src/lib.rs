@@ -20,6 +20,8 @@ ids! {
         MinorBatch = 4 => "minor_batch",
         /// A process's main thread was renamed, by exec or prctl ([`batch::CommEvent`]).
         Comm = 5 => "comm",
+        /// A traced process started or ended ([`ProcessEvent`]).
+        Process = 6 => "process",
         /// A completed reclaim or compaction stall of a task ([`StallEvent`]).
         Stall = 10 => "stall",
         /// Pages written to or read from swap ([`SwapEvent`]).
@@ -138,6 +140,10 @@ pub mod stat {
     pub const PARK_FAILED: u32 = 2;
     /// Child processes added to the pid filter by `--children`.
     pub const CHILDREN_ADDED: u32 = 3;
+    /// Children that did not fit in the full pid filter: they go untraced.
+    pub const CHILDREN_DROPPED: u32 = 4;
+    /// Stalls whose start did not fit in the full in-flight map: they go untimed.
+    pub const STALLS_DROPPED: u32 = 5;
     /// Number of slots.
     pub const SLOTS: u32 = 8;
 }
@@ -265,6 +271,35 @@ pub struct KswapdEvent {
     pub comm: [u8; COMM_LEN],
 }
 
+ids! {
+    /// What a [`ProcessEvent`] reports.
+    pub enum ProcessOp {
+        /// A new process (thread group) was forked (`sched:sched_process_fork`).
+        Start = 0 => "start",
+        /// A process's last thread exited (`sched:sched_process_exit`, group dead).
+        Exit = 1 => "exit",
+    }
+}
+
+/// A traced process started or ended, 48 bytes. A process is its `tgid` and `start_ns`
+/// together: the kernel reuses pids.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ProcessEvent {
+    /// Always `EventKind::Process as u32`.
+    pub kind: u32,
+    /// A [`ProcessOp`] id.
+    pub op: u32,
+    pub tgid: u32,
+    /// The forking process (for `Start`), 0 for `Exit`.
+    pub parent_tgid: u32,
+    /// The thread group leader's `start_time` (CLOCK_MONOTONIC ns).
+    pub start_ns: u64,
+    /// When it happened.
+    pub ts_ns: u64,
+    pub comm: [u8; COMM_LEN],
+}
+
 /// State of a stall in flight, kept per thread.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -289,6 +324,9 @@ unsafe impl aya::Pod for KswapdEvent {}
 #[cfg(feature = "user")]
 // SAFETY: as above.
 unsafe impl aya::Pod for InFlightStall {}
+#[cfg(feature = "user")]
+// SAFETY: as above.
+unsafe impl aya::Pod for ProcessEvent {}
 
 pub mod batch;
 pub mod offsets;

@@ -10,6 +10,9 @@ pub struct KernelOffsets {
     pub task_tgid: u32,
     /// `task_struct.cgroups`.
     pub task_cgroups: u32,
+    /// `task_struct.start_time` (CLOCK_MONOTONIC ns) and `task_struct.group_leader`.
+    pub task_start_time: u32,
+    pub task_group_leader: u32,
     /// `css_set.subsys[memory_cgrp_id]`: `offsetof(subsys) + memory_cgrp_id * 8`.
     pub css_set_memory: u32,
     /// `cgroup_subsys_state.cgroup`.
@@ -58,6 +61,8 @@ impl KernelOffsets {
     pub const UNSET: Self = Self {
         task_tgid: u32::MAX,
         task_cgroups: u32::MAX,
+        task_start_time: u32::MAX,
+        task_group_leader: u32::MAX,
         css_set_memory: u32::MAX,
         css_cgroup: u32::MAX,
         cgroup_level: u32::MAX,

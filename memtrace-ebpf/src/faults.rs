@@ -15,7 +15,7 @@ use aya_ebpf::{
         bpf_probe_read_kernel_str_bytes,
     },
     macros::{btf_tracepoint, map, perf_event},
-    maps::{LruHashMap, PerCpuArray},
+    maps::{HashMap, PerCpuArray},
     programs::{BtfTracePointContext, PerfEventContext},
 };
 use memtrace_common::{
@@ -44,9 +44,18 @@ static MINOR_BATCH: PerCpuArray<MinorBatchSlot> = PerCpuArray::with_max_entries(
 #[map(name = "FAULT_SLOT")]
 static FAULT_SLOT: PerCpuArray<InFlightFault> = PerCpuArray::with_max_entries(1, 0);
 
-/// Faults whose task was switched out before they completed, by thread id.
+/// Faults whose task was switched out before they completed, by thread id. A plain hash, not an
+/// LRU: exits remove their threads' entries, and a full map is counted (`PARK_FAILED`) rather
+/// than silently evicting a live fault.
 #[map(name = "PARKED")]
-static PARKED: LruHashMap<u32, InFlightFault> = LruHashMap::with_max_entries(MAX_PARKED_FAULTS, 0);
+static PARKED: HashMap<u32, InFlightFault> = HashMap::with_max_entries(MAX_PARKED_FAULTS, 0);
+
+/// Forgets a thread's parked fault when the thread exits mid-fault (killed while faulting), so
+/// the map only holds live threads.
+#[inline(always)]
+pub fn forget_thread(tid: u32) {
+    let _ = PARKED.remove(&tid);
+}
 
 #[inline(always)]
 fn slot() -> Option<&'static mut InFlightFault> {

@@ -2,9 +2,8 @@
 use aya_ebpf::{
     cty::c_int,
     helpers::{bpf_get_current_ancestor_cgroup_id, bpf_get_current_pid_tgid, bpf_get_current_task},
-    macros::{btf_tracepoint, map},
+    macros::map,
     maps::HashMap,
-    programs::BtfTracePointContext,
 };
 use memtrace_common::{MAX_FILTER_PIDS, filter_mode, stat};
 
@@ -70,24 +69,33 @@ fn in_memcg_v1() -> Option<bool> {
     Some(id == global(&CGROUP_ID))
 }
 
-/// `sched:sched_process_fork(parent, child)`: with `--children`, a traced parent's new process
-/// is traced from its first instruction.
-#[btf_tracepoint(function = "sched_process_fork")]
-pub fn sched_process_fork(ctx: BtfTracePointContext) -> i32 {
-    if global(&FILTER_MODE) != filter_mode::PIDS || global(&FOLLOW_CHILDREN) == 0 {
-        return 0;
+/// A new process forked by the current (parent) task: with `--children`, a traced parent's
+/// child is added to the filter, traced from its first instruction. Returns whether the child
+/// is traced.
+#[inline(always)]
+pub fn on_fork(parent_tgid: u32, child_tgid: u32) -> bool {
+    if global(&FILTER_MODE) != filter_mode::PIDS {
+        // A child inherits its parent's cgroup: traced as its parent is.
+        return current_wanted();
     }
-    let parent_tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
     // SAFETY: presence test only.
-    if unsafe { PIDS.get(&parent_tgid) }.is_none() {
-        return 0;
+    if unsafe { PIDS.get(&parent_tgid) }.is_none() || global(&FOLLOW_CHILDREN) == 0 {
+        return false;
     }
-    let child: u64 = ctx.arg(1);
-    if let Some(child_tgid) = read_at::<u32>(child, off!(task_tgid))
-        && child_tgid != parent_tgid
-        && PIDS.insert(&child_tgid, &1, 0).is_ok()
-    {
+    if PIDS.insert(&child_tgid, &1, 0).is_ok() {
         bump(&STATS, stat::CHILDREN_ADDED);
+        true
+    } else {
+        bump(&STATS, stat::CHILDREN_DROPPED);
+        false
     }
-    0
+}
+
+/// A traced process ended: its pid leaves the filter, so the map only holds live processes
+/// (and a later process with the same pid is not traced by mistake).
+#[inline(always)]
+pub fn on_exit(tgid: u32) {
+    if global(&FILTER_MODE) == filter_mode::PIDS {
+        let _ = PIDS.remove(&tgid);
+    }
 }

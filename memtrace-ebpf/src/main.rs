@@ -8,6 +8,7 @@ mod filter;
 mod kernel;
 mod maps;
 mod oom;
+mod process;
 mod reclaim;
 mod swap;
 

@@ -9,12 +9,12 @@ use aya_ebpf::{
     maps::HashMap,
     programs::BtfTracePointContext,
 };
-use memtrace_common::{EventKind, InFlightStall, StallEvent, StallKind};
+use memtrace_common::{EventKind, InFlightStall, StallEvent, StallKind, stat};
 
 use crate::{
     filter::current_wanted,
     kernel::{off, read_at},
-    maps::{EVENTS, LOST, bump, wakeup_flags},
+    maps::{EVENTS, LOST, STATS, bump, wakeup_flags},
 };
 
 /// Stalls in flight, by thread id.
@@ -52,7 +52,16 @@ fn begin(stall: StallKind, order: i32, gfp_flags: u32, detail: u32) {
         gfp_flags,
         detail,
     };
-    let _ = STALLS.insert(&tid, &state, 0);
+    if STALLS.insert(&tid, &state, 0).is_err() {
+        bump(&STATS, stat::STALLS_DROPPED);
+    }
+}
+
+/// Forgets a thread's stall in flight when the thread exits mid-stall (an OOM victim killed
+/// in reclaim), so the map only holds live threads.
+#[inline(always)]
+pub fn forget_thread(tid: u32) {
+    let _ = STALLS.remove(&tid);
 }
 
 #[inline(always)]

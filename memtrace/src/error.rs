@@ -4,18 +4,36 @@ use std::path::PathBuf;
 /// Everything that can stop memtrace.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// Not root, or missing the capabilities to load eBPF.
+    /// Not root.
     #[error(
-        "memtrace needs root (CAP_BPF, CAP_PERFMON and CAP_SYS_ADMIN) to load its eBPF programs; \
-         run it with sudo"
+        "memtrace needs root (with CAP_BPF and CAP_PERFMON, or CAP_SYS_ADMIN) to load its eBPF \
+         programs; run it with sudo"
     )]
     NotPrivileged,
+    /// Root, but with capabilities dropped (setpriv, capsh, a container): named before the
+    /// kernel refuses every map and program with a bare EPERM.
+    #[error(
+        "this process lacks {}: {rule} (dropped by setpriv, capsh, a container or a systemd unit?)",
+        missing.join(", ")
+    )]
+    MissingCapabilities {
+        rule: &'static str,
+        missing: Vec<&'static str>,
+    },
     /// `--pid` names no running process.
     #[error("no such process: pid {pid}")]
     NoSuchProcess { pid: u32 },
     /// `--cgroup` names no cgroup directory.
     #[error("no such cgroup: {path}")]
     NoSuchCgroup { path: PathBuf },
+    /// `--cgroup` names a path that cannot be resolved for another reason than its absence
+    /// (too long for PATH_MAX, a component that is not a directory, no permission).
+    #[error("cannot resolve cgroup {}: {source}", shorten(path))]
+    CgroupUnresolvable {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     /// `--cgroup` names a directory that is not in a cgroup hierarchy memtrace can filter on.
     #[error("{path} is not a cgroup v2 directory nor a cgroup v1 memory-controller directory")]
     NotACgroup { path: PathBuf },
@@ -83,11 +101,57 @@ impl Error {
         match self {
             Self::NoSuchProcess { .. }
             | Self::NoSuchCgroup { .. }
+            | Self::CgroupUnresolvable { .. }
             | Self::NotACgroup { .. }
             | Self::InvalidArgument { .. }
             | Self::Output { .. }
             | Self::Recording { .. } => 2,
             _ => 1,
         }
+    }
+}
+
+/// A path cut to its two ends when it is too long to read on one line.
+fn shorten(path: &std::path::Path) -> String {
+    const KEEP: usize = 60;
+    let text = path.display().to_string();
+    let chars: Vec<char> = text.chars().collect();
+    if chars.len() <= 2 * KEEP + 20 {
+        return text;
+    }
+    let head: String = chars[..KEEP].iter().collect();
+    let tail: String = chars[chars.len() - KEEP..].iter().collect();
+    format!("{head}...({} bytes)...{tail}", text.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_overlong_cgroup_path_is_shortened_in_the_message() {
+        let long = PathBuf::from(format!("/sys/fs/cgroup/{}", "d/".repeat(3000)));
+        let error = Error::CgroupUnresolvable {
+            path: long,
+            source: std::io::Error::from_raw_os_error(libc::ENAMETOOLONG),
+        };
+        let text = error.to_string();
+        assert!(text.len() < 250, "{text}");
+        assert!(
+            text.starts_with("cannot resolve cgroup /sys/fs/cgroup/d/d/"),
+            "{text}"
+        );
+        assert!(text.contains("(6015 bytes)"), "{text}");
+        assert!(text.ends_with("File name too long (os error 36)"), "{text}");
+        assert_eq!(error.exit_code(), 2);
+        let short = Error::CgroupUnresolvable {
+            path: PathBuf::from("/sys/fs/cgroup/a"),
+            source: std::io::Error::from_raw_os_error(libc::ENOTDIR),
+        };
+        assert!(
+            short
+                .to_string()
+                .starts_with("cannot resolve cgroup /sys/fs/cgroup/a: ")
+        );
     }
 }

@@ -128,6 +128,11 @@ impl Recorder {
         recorder
     }
 
+    /// The memtrace process's pid (to read its memory use).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     fn wait_for_line(&mut self, prefix: &str, timeout: Duration) {
         let deadline = Instant::now() + timeout;
         while let Some(left) = deadline.checked_duration_since(Instant::now()) {
@@ -155,7 +160,12 @@ impl Recorder {
     }
 
     /// Waits for memtrace to end (by itself or after `interrupt`) and returns its JSON report.
-    pub fn finish(mut self) -> Report {
+    pub fn finish(self) -> Report {
+        self.finish_with_stderr().0
+    }
+
+    /// As `finish`, and every line memtrace wrote on stderr.
+    pub fn finish_with_stderr(mut self) -> (Report, Vec<String>) {
         let deadline = Instant::now() + Duration::from_secs(180);
         let status = loop {
             if let Some(status) = self.child.try_wait().expect("wait for memtrace") {
@@ -164,15 +174,19 @@ impl Recorder {
             assert!(Instant::now() < deadline, "memtrace did not stop");
             std::thread::sleep(Duration::from_millis(50));
         };
-        self.stderr_seen.extend(self.stderr.try_iter());
+        // Up to the end of the pipe: its last lines may still be on their way.
+        while let Ok(line) = self.stderr.recv_timeout(Duration::from_secs(5)) {
+            self.stderr_seen.push(line);
+        }
         assert!(
             status.success(),
             "memtrace failed: {status}; stderr: {:#?}",
             self.stderr_seen
         );
         let text = std::fs::read_to_string(&self.json).expect("read the JSON report");
-        serde_json::from_str::<Report>(&text)
-            .unwrap_or_else(|e| panic!("the JSON report does not parse as a Report: {e}"))
+        let report = serde_json::from_str::<Report>(&text)
+            .unwrap_or_else(|e| panic!("the JSON report does not parse as a Report: {e}"));
+        (report, std::mem::take(&mut self.stderr_seen))
     }
 }
 

@@ -1,13 +1,13 @@
-//! `cargo xtask fuzz`: runs the decoders' fuzz targets (memtrace/fuzz) with libFuzzer for a
-//! while each, installing cargo-fuzz first if it is missing. A crash fails the run and leaves
-//! the input under memtrace/fuzz/artifacts.
+//! `cargo xtask fuzz`: runs memtrace's fuzz targets (memtrace/fuzz: the decoders and the
+//! command line) with libFuzzer for a while each, installing cargo-fuzz first if it is missing.
+//! A crash fails the run and leaves the input under memtrace/fuzz/artifacts.
 
 use anyhow::{Context as _, Result};
 
 use crate::util::{cmd, find_program, run, step, workspace_root};
 
 /// The fuzz targets (memtrace/fuzz/fuzz_targets).
-const TARGETS: [&str; 2] = ["recording", "records"];
+const TARGETS: [&str; 3] = ["recording", "records", "args"];
 
 /// Options of the `fuzz` subcommand.
 #[derive(Debug, clap::Args)]
@@ -25,7 +25,7 @@ pub fn main(args: &Args) -> Result<()> {
         run(cmd("cargo")
             .args(["+nightly", "fuzz", "run", target, "--"])
             .arg(format!("-max_total_time={}", args.seconds))
-            // The decoders need no kernel programs: skip building them under the sanitizer.
+            // No target needs the kernel programs: skip building them under the sanitizer.
             .env("AYA_BUILD_SKIP", "1")
             .current_dir(workspace_root().join("memtrace")))?;
     }

@@ -6,8 +6,8 @@ use std::{io::Write, process::ExitCode, time::Duration};
 use clap::{Args, Subcommand};
 use memtrace::{
     Error,
+    collect::caps::Need,
     lab::bench::{self, Plan, host::Host, table},
-    lab::sandbox::sweep_stale,
     lab::workload::bench::{ChurnPlan, active, churn, spawn_tree},
 };
 
@@ -24,10 +24,7 @@ pub struct BenchArgs {
 
 /// Runs the benchmarks.
 pub fn run(args: BenchArgs) -> Result<ExitCode, Error> {
-    super::require_root()?;
-    for line in sweep_stale() {
-        eprintln!("memtrace: removed a leftover of an earlier run: {line}");
-    }
+    super::start_as_root(Need::Sandbox)?;
     let command: Vec<String> = std::env::args().collect();
     let host = Host::read(command.join(" "));
     let plan = if args.quick {
@@ -36,7 +33,8 @@ pub fn run(args: BenchArgs) -> Result<ExitCode, Error> {
         Plan::full()
     };
     let rows = bench::run(&plan)?;
-    let mut out = std::io::stdout().lock();
+    let mut out =
+        super::stdio::report_stdout().map_err(|e| Error::io("the table is lost: stdout", e))?;
     let written = host
         .write(&mut out)
         .and_then(|()| writeln!(out))
@@ -119,6 +117,6 @@ pub fn run_workload(workload: BenchWorkload) -> Result<ExitCode, Error> {
         }
     };
     let line = line.map_err(|e| Error::io("encoding the outcome", e.into()))?;
-    println!("{line}");
+    outln!("{line}");
     Ok(ExitCode::SUCCESS)
 }

@@ -12,12 +12,13 @@ use clap::Args;
 use memtrace::{
     Error,
     collect::{
+        caps::Need,
         filter::Filter,
         kernel::KernelFacts,
         loader::{Tracer, TracerConfig},
         session::{RunOptions, SampleSink},
     },
-    lab::sandbox::{MemcgLimits, Sandbox, sweep_stale},
+    lab::sandbox::{MemcgLimits, Sandbox},
     lab::scenario::OomScenario,
     lab::workload::{faults::FaultOutcome, vmstat},
     model::Model,
@@ -74,10 +75,7 @@ enum Scenario {
 
 /// Runs the demo.
 pub fn run(args: DemoArgs) -> Result<ExitCode, Error> {
-    super::require_root()?;
-    for line in sweep_stale() {
-        eprintln!("memtrace: removed a leftover of an earlier run: {line}");
-    }
+    super::start_as_root(Need::Sandbox)?;
     let facts = KernelFacts::from_running_kernel()?;
     if args.scenario != Scenario::Oom {
         run_faults(&args, &facts)?;
@@ -96,7 +94,7 @@ fn run_faults(args: &DemoArgs, facts: &KernelFacts) -> Result<(), Error> {
         swap_bytes: None,
     };
     let sandbox = Sandbox::create(&limits, Some(swap_bytes))?;
-    eprintln!(
+    errln!(
         "memtrace demo: sandbox {} ({} MiB limit) with {} MiB of temporary swap",
         sandbox.memcg.path().display(),
         args.limit_mib,
@@ -108,7 +106,7 @@ fn run_faults(args: &DemoArgs, facts: &KernelFacts) -> Result<(), Error> {
     let _ = child.kill();
     let _ = child.wait();
     drop(sandbox);
-    eprintln!("memtrace demo: sandbox removed");
+    errln!("memtrace demo: sandbox removed");
     result
 }
 
@@ -121,10 +119,13 @@ fn trace_workload(
     let pid = child.id();
     sandbox.memcg.add_pid(pid)?;
     let (tracer, filter) = start_tracer(facts, pid)?;
-    eprintln!(
+    errln!(
         "memtrace demo: tracing pid {pid}: {} MiB file read cold, {} MiB touched once, {} MiB \
          written and read back in {} MiB",
-        args.file_mib, args.anon_mib, args.swap_mib, args.limit_mib
+        args.file_mib,
+        args.anon_mib,
+        args.swap_mib,
+        args.limit_mib
     );
     let pswpin_before = vmstat("pswpin").map_err(|e| Error::io("reading /proc/vmstat", e))?;
     release(child)?;
@@ -175,7 +176,7 @@ impl Run<'_> {
         };
         let model = output::run_session(tracer, &options, header, sink, &views)?;
         if let Some(writer) = &writer {
-            eprintln!(
+            errln!(
                 "memtrace demo: recorded {} intervals to {}",
                 writer.intervals(),
                 writer.path().display()
@@ -213,7 +214,7 @@ fn start_tracer(facts: &KernelFacts, pid: u32) -> Result<(Tracer, Filter), Error
 fn run_oom(args: &DemoArgs, facts: &KernelFacts) -> Result<(), Error> {
     let mut scenario = OomScenario::start(OOM_LIMIT_MIB)?;
     let (memcg, pid) = (scenario.memcg(), scenario.pid());
-    eprintln!(
+    errln!(
         "memtrace demo: sandbox {} ({OOM_LIMIT_MIB} MiB, no swap): a hog grows to {} MiB in it",
         memcg.display(),
         OOM_LIMIT_MIB * 4
@@ -232,7 +233,7 @@ fn run_oom(args: &DemoArgs, facts: &KernelFacts) -> Result<(), Error> {
     let model = run.record(tracer, pid)?;
     let counts = scenario.kernel_counts()?;
     drop(scenario);
-    eprintln!("memtrace demo: sandbox removed");
+    errln!("memtrace demo: sandbox removed");
     let json = args.json.as_deref().map(|p| {
         if p == Path::new("-") {
             p.to_path_buf()
@@ -241,8 +242,9 @@ fn run_oom(args: &DemoArgs, facts: &KernelFacts) -> Result<(), Error> {
         }
     });
     let report = final_report(&model, json.as_deref())?;
-    oom_block::write_comparison(&report.oom_kills, &counts, &mut std::io::stdout().lock())
-        .map_err(|e| Error::io("writing the comparison", e))
+    super::stdio::report_stdout()
+        .and_then(|mut out| oom_block::write_comparison(&report.oom_kills, &counts, &mut out))
+        .map_err(|e| Error::io("the comparison is lost: stdout", e))
 }
 
 /// Where the OOM scenario's file goes: FILE.oom when the fault scenario writes FILE.
@@ -300,20 +302,24 @@ fn print_comparison(report: &Report, outcome: &FaultOutcome, pswpin: u64) {
         |class: FaultClass| process.map_or(0, |p| p.classes.iter()[class as usize].1.latency.count);
     let minor = count(FaultClass::Minor);
     let major = count(FaultClass::MajorFile) + count(FaultClass::MajorSwap);
-    println!(
+    outln!(
         "\nmemtrace against the kernel's own counters for pid {}:",
         outcome.pid
     );
-    println!("  {:<24} {:>10} {:>10}", "", "memtrace", "kernel");
-    println!(
+    outln!("  {:<24} {:>10} {:>10}", "", "memtrace", "kernel");
+    outln!(
         "  {:<24} {:>10} {:>10}  (/proc/PID/stat minflt)",
-        "minor faults", minor, outcome.total.minflt
+        "minor faults",
+        minor,
+        outcome.total.minflt
     );
-    println!(
+    outln!(
         "  {:<24} {:>10} {:>10}  (/proc/PID/stat majflt)",
-        "major faults", major, outcome.total.majflt
+        "major faults",
+        major,
+        outcome.total.majflt
     );
-    println!(
+    outln!(
         "  {:<24} {:>10} {:>10}  (/proc/vmstat pswpin)",
         "swap-ins",
         count(FaultClass::MajorSwap),

@@ -3,14 +3,14 @@
 use std::{
     fs::{File, OpenOptions},
     io::{self, BufWriter, Write},
-    path::{Path, PathBuf},
+    path::Path,
 };
 
 use memtrace::{
     Error,
     collect::{
         decode::Record,
-        filter::Filter,
+        filter::{CgroupTarget, Filter},
         host::host_facts,
         kernel::KernelFacts,
         loader::Tracer,
@@ -21,6 +21,8 @@ use memtrace::{
     report::{Report, View, bars, events, gfp::GfpNames, json, live, stalls, table, timeline},
     samples::{Header, machine::Thresholds},
 };
+
+use super::stdio;
 
 /// A single-threaded runtime: one core drains and aggregates, the other stays with the load.
 pub fn runtime() -> Result<tokio::runtime::Runtime, Error> {
@@ -78,6 +80,13 @@ pub fn run_session(
             }
         },
         on_oom: oom_live,
+        on_cgroup_gone: |target: &CgroupTarget| {
+            errln!(
+                "memtrace: warning: the traced cgroup {} was removed; nothing in it can be \
+                 traced any more (a cgroup created again under that name is a new one)",
+                memtrace::report::units::printable(&target.path.display().to_string())
+            );
+        },
     };
     runtime()?.block_on(session::record(tracer, options, header, sink, callbacks))
 }
@@ -126,7 +135,10 @@ impl<'a> EventLog<'a> {
     }
 }
 
-/// Checks, before anything is traced, that the JSON can be written where asked.
+/// Checks, before anything is traced, that the JSON can be written where asked, and leaves
+/// nothing behind: a file it had to create for the check is removed again (a later error must
+/// not leave an empty report), and a FIFO or device is not opened (a reader would see an
+/// empty report).
 pub fn check_json_path(path: Option<&Path>) -> Result<(), Error> {
     let Some(path) = path.filter(|p| *p != Path::new("-")) else {
         return Ok(());
@@ -135,15 +147,21 @@ pub fn check_json_path(path: Option<&Path>) -> Result<(), Error> {
         path: path.to_path_buf(),
         source,
     };
-    if path.is_dir() {
-        return Err(output(io::Error::other("it is a directory")));
+    match std::fs::metadata(path) {
+        Ok(meta) if meta.is_dir() => return Err(output(io::Error::other("it is a directory"))),
+        Ok(meta) if !meta.is_file() => return Ok(()),
+        _ => {}
     }
+    let existed = path.symlink_metadata().is_ok();
     OpenOptions::new()
         .append(true)
         .create(true)
         .open(path)
-        .map(drop)
-        .map_err(output)
+        .map_err(output)?;
+    if !existed {
+        let _ = std::fs::remove_file(path);
+    }
+    Ok(())
 }
 
 /// How the final report is rendered.
@@ -158,6 +176,9 @@ pub struct ReportOptions<'a> {
 
 /// Renders the report: tables (and bars for one process) on stdout, or on stderr when the JSON
 /// goes to stdout; the JSON to the file named by `--json`, written whole or not at all.
+///
+/// A report that cannot be written (stdout closed, a broken pipe) is an error naming the
+/// stream; the JSON is still written, since it may be the part the user wanted.
 pub fn final_report(model: &Model, options: &ReportOptions<'_>) -> Result<Report, Error> {
     let report = Report::new(model, &options.view);
     let json_to_stdout = options.json == Some(Path::new("-"));
@@ -165,22 +186,23 @@ pub fn final_report(model: &Model, options: &ReportOptions<'_>) -> Result<Report
         let mut out: Box<dyn Write> = if json_to_stdout {
             Box::new(io::stderr().lock())
         } else {
-            Box::new(io::stdout().lock())
+            Box::new(stdio::report_stdout()?)
         };
         write_text(&report, options.top, &mut out)?;
         out.flush()
     };
-    text().map_err(|e| Error::io("writing the report", e))?;
+    let stream = if json_to_stdout { "stderr" } else { "stdout" };
+    let text = text().map_err(|e| Error::io(format!("the report is lost: {stream}"), e));
     match options.json {
         None => {}
         Some(_) if json_to_stdout => {
-            let mut out = io::stdout().lock();
-            json::write(&report, &mut out)
-                .and_then(|()| out.flush())
-                .map_err(|e| Error::io("writing JSON to stdout", e))?;
+            stdio::report_stdout()
+                .and_then(|mut out| json::write(&report, &mut out).and_then(|()| out.flush()))
+                .map_err(|e| Error::io("the JSON report is lost: stdout", e))?;
         }
-        Some(path) => write_json_file(&report, path)?,
+        Some(path) => write_json_file(path, |out| json::write(&report, out))?,
     }
+    text?;
     Ok(report)
 }
 
@@ -206,24 +228,42 @@ pub fn write_text(report: &Report, top: usize, out: &mut impl Write) -> io::Resu
 }
 
 /// Writes the JSON beside `path` and renames it into place: a full disk leaves the old file
-/// (or none), never half a document.
-fn write_json_file(report: &Report, path: &Path) -> Result<(), Error> {
+/// (or none), never half a document. The file a symbolic link names is replaced, not the link;
+/// a FIFO or a device (`/dev/stdout`, `/dev/null`) is written into, never replaced.
+fn write_json_file(
+    path: &Path,
+    write: impl FnOnce(&mut BufWriter<File>) -> io::Result<()>,
+) -> Result<(), Error> {
     let output = |source| Error::Output {
         path: path.to_path_buf(),
         source,
     };
-    let mut partial = PathBuf::from(path);
+    let target = path.canonicalize().unwrap_or_else(|_| path.to_path_buf());
+    if std::fs::metadata(&target).is_ok_and(|meta| !meta.is_file()) {
+        let mut out = BufWriter::new(
+            OpenOptions::new()
+                .write(true)
+                .open(&target)
+                .map_err(output)?,
+        );
+        return write(&mut out).and_then(|()| out.flush()).map_err(output);
+    }
+    let mut partial = target.clone();
     partial.as_mut_os_string().push(".partial");
     let result = File::create(&partial).and_then(|file| {
         let mut out = BufWriter::new(file);
-        json::write(report, &mut out)?;
+        write(&mut out)?;
         out.into_inner()
             .map_err(io::IntoInnerError::into_error)?
             .sync_all()?;
-        std::fs::rename(&partial, path)
+        std::fs::rename(&partial, &target)
     });
     if result.is_err() {
         let _ = std::fs::remove_file(&partial);
     }
     result.map_err(output)
 }
+
+#[cfg(test)]
+#[path = "output_tests.rs"]
+mod tests;

@@ -5,7 +5,8 @@ use clap::Args;
 use memtrace::{
     Error,
     collect::{
-        filter::{Filter, check_pid, resolve_cgroup},
+        caps::Need,
+        filter::{Filter, process_of, resolve_cgroup},
         kernel::KernelFacts,
         loader::{FaultEnd, Tracer, TracerConfig},
         session::{NoSink, RunOptions},
@@ -81,9 +82,9 @@ enum EndHook {
 
 /// Validates the arguments, loads the tracer, records, and reports.
 pub fn run(args: RecordArgs) -> Result<ExitCode, Error> {
-    let filter = filter_of(&args)?;
+    let (filter, notes) = filter_of(&args)?;
     output::check_json_path(args.json.as_deref())?;
-    super::require_root()?;
+    super::start_as_root(Need::Trace)?;
     // The recording file is created before anything is attached: a bad path stops here.
     let mut writer = args.output.as_deref().map(Writer::create).transpose()?;
     let facts = KernelFacts::from_running_kernel()?;
@@ -99,7 +100,7 @@ pub fn run(args: RecordArgs) -> Result<ExitCode, Error> {
     };
     let tracer = Tracer::start(&config, &facts)?;
     for hook in tracer.hooks.iter().filter(|h| h.error.is_some()) {
-        eprintln!(
+        errln!(
             "memtrace: warning: {} not attached: {}",
             hook.hook,
             hook.error.as_deref().unwrap_or("")
@@ -110,7 +111,10 @@ pub fn run(args: RecordArgs) -> Result<ExitCode, Error> {
         interval: args.interval,
         watch_pids: filter.pids().to_vec(),
     };
-    eprintln!(
+    for note in &notes {
+        errln!("memtrace: {note}");
+    }
+    errln!(
         "memtrace: tracing page faults of {}, and every OOM kill on the machine{}{}",
         filter.describe(),
         writer
@@ -142,39 +146,62 @@ pub fn run(args: RecordArgs) -> Result<ExitCode, Error> {
         top: args.top,
         json: args.json.as_deref(),
     };
-    output::final_report(&model, &report_options)?;
-    if let Some(writer) = &writer {
-        if let Some(reason) = writer.failure() {
-            eprintln!(
-                "memtrace: the recording {} stopped after {} intervals: {reason}; it holds them, readable with `memtrace report`",
-                writer.path().display(),
-                writer.intervals()
-            );
-            return Ok(ExitCode::from(1));
-        }
-        eprintln!(
-            "memtrace: recorded {} intervals to {} ({} bytes); replay with `memtrace report {}`",
-            writer.intervals(),
-            writer.path().display(),
-            writer.bytes(),
-            writer.path().display()
-        );
-    }
-    Ok(ExitCode::SUCCESS)
+    // A lost report does not hide the recording: say where it is first.
+    let reported = output::final_report(&model, &report_options);
+    let recorded = writer.as_ref().is_none_or(say_recorded);
+    reported?;
+    Ok(if recorded {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }
 
-fn filter_of(args: &RecordArgs) -> Result<Filter, Error> {
+/// Says where the recording is and how to replay it; false if it stopped early.
+fn say_recorded(writer: &Writer) -> bool {
+    if let Some(reason) = writer.failure() {
+        errln!(
+            "memtrace: the recording {} stopped after {} intervals: {reason}; it holds them, readable with `memtrace report`",
+            writer.path().display(),
+            writer.intervals()
+        );
+        return false;
+    }
+    errln!(
+        "memtrace: recorded {} intervals to {} ({} bytes); replay with `memtrace report {}`",
+        writer.intervals(),
+        writer.path().display(),
+        writer.bytes(),
+        writer.path().display()
+    );
+    true
+}
+
+/// What to trace, and notes for the user: a `--pid` that names a thread stands for its process
+/// (the kernel programs filter on processes), which the notes say.
+fn filter_of(args: &RecordArgs) -> Result<(Filter, Vec<String>), Error> {
     if let Some(path) = &args.cgroup {
-        return Ok(Filter::Cgroup(resolve_cgroup(path)?));
+        return Ok((Filter::Cgroup(resolve_cgroup(path)?), Vec::new()));
     }
     if args.pids.is_empty() {
-        return Ok(Filter::All);
+        return Ok((Filter::All, Vec::new()));
     }
+    let mut pids = Vec::new();
+    let mut notes = Vec::new();
     for &pid in &args.pids {
-        check_pid(pid)?;
+        let process = process_of(pid)?;
+        if process != pid {
+            notes.push(format!(
+                "{pid} is a thread of process {process}; tracing process {process}"
+            ));
+        }
+        if !pids.contains(&process) {
+            pids.push(process);
+        }
     }
-    Ok(Filter::Pids {
-        pids: args.pids.clone(),
+    let filter = Filter::Pids {
+        pids,
         children: args.children,
-    })
+    };
+    Ok((filter, notes))
 }

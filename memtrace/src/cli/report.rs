@@ -41,11 +41,14 @@ pub fn run(args: ReportArgs) -> Result<ExitCode, Error> {
         });
     }
     output::check_json_path(args.json.as_deref())?;
-    let (model, intervals, problem) = read_model(&args.recording, |start_ns| {
-        (from_ns..to_ns).contains(&start_ns)
-    })?;
+    let focus = (!args.pids.is_empty()).then_some(args.pids.as_slice());
+    let (model, intervals, problem) = read_model(
+        &args.recording,
+        |start_ns| (from_ns..to_ns).contains(&start_ns),
+        focus,
+    )?;
     if let Some(problem) = &problem {
-        eprintln!(
+        errln!(
             "memtrace: {}: {problem}; the report covers the {intervals} complete intervals before it",
             args.recording.display()
         );

@@ -39,6 +39,14 @@ enum Kind {
     #[command(subcommand)]
     Bench(super::bench::BenchWorkload),
     /// Allocates and touches memory in steps until killed (or holds `--mib` until killed).
+    /// Makes the kernel reuse a pid: a process faults `--first-pages`, exits, and children are
+    /// forked until one gets its pid and faults `--second-pages`.
+    PidReuse {
+        #[arg(long, default_value_t = 4000)]
+        first_pages: usize,
+        #[arg(long, default_value_t = 9000)]
+        second_pages: usize,
+    },
     OomHog {
         #[arg(long)]
         mib: usize,
@@ -51,6 +59,7 @@ enum Kind {
 
 /// Runs the workload.
 pub fn run(args: WorkloadArgs) -> Result<ExitCode, Error> {
+    die_with_parent();
     workload::set_comm("mt-workload");
     if args.wait {
         workload::wait_for_go();
@@ -75,7 +84,17 @@ pub fn run(args: WorkloadArgs) -> Result<ExitCode, Error> {
                 workload::faults::run(&plan).map_err(|e| Error::io("fault workload", e))?;
             let line = serde_json::to_string(&outcome)
                 .map_err(|e| Error::io("encoding the outcome", e.into()))?;
-            println!("{line}");
+            outln!("{line}");
+        }
+        Kind::PidReuse {
+            first_pages,
+            second_pages,
+        } => {
+            let outcome = workload::reuse::run(first_pages, second_pages)
+                .map_err(|e| Error::io("pid reuse workload", e))?;
+            let line = serde_json::to_string(&outcome)
+                .map_err(|e| Error::io("encoding the outcome", e.into()))?;
+            outln!("{line}");
         }
         Kind::OomHog {
             mib,
@@ -92,4 +111,19 @@ pub fn run(args: WorkloadArgs) -> Result<ExitCode, Error> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// A workload lives only as long as the memtrace (or test) that started it: when that dies,
+/// even by SIGKILL, the kernel kills the workload too, rather than let it run its plan into a
+/// closed pipe and stay in a sandbox no one will remove until the next run.
+fn die_with_parent() {
+    // SAFETY: getppid has no failure mode.
+    let parent = unsafe { libc::getppid() };
+    // SAFETY: PR_SET_PDEATHSIG takes a signal number and affects only this process.
+    unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) };
+    // The parent may have died before the prctl: it would have reparented us already.
+    // SAFETY: as above.
+    if unsafe { libc::getppid() } != parent {
+        std::process::exit(1);
+    }
 }

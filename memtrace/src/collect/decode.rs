@@ -1,8 +1,8 @@
 //! Turns ring-buffer records into typed events. Checks the length and the kind of every record,
 //! never transmutes: anything malformed becomes a `DecodeError` that the caller counts.
 use memtrace_common::{
-    EventKind, FaultClass, FaultEvent, KswapdEvent, KswapdOp, StallEvent, StallKind, SwapDir,
-    SwapEvent,
+    EventKind, FaultClass, FaultEvent, KswapdEvent, KswapdOp, ProcessEvent, ProcessOp, StallEvent,
+    StallKind, SwapDir, SwapEvent,
     batch::{CommEvent, MINOR_BATCH_LEN, MinorBatch},
     oom::{AftermathOp, OOM_MEMCG_LEVELS, OomAftermathEvent, OomCandidateRecord, OomKillEvent},
 };
@@ -25,6 +25,8 @@ pub enum Record {
     MinorBatch(Box<MinorBatch>),
     /// A process's new name (exec, prctl).
     Comm(CommEvent),
+    /// A traced process started or ended, with its op checked.
+    Process { event: ProcessEvent, op: ProcessOp },
 }
 
 /// Why a record could not be decoded.
@@ -118,6 +120,15 @@ pub fn decode(bytes: &[u8]) -> Result<Record, DecodeError> {
             Ok(Record::MinorBatch(Box::new(batch)))
         }
         EventKind::Comm => Ok(Record::Comm(read_exact(bytes, kind)?)),
+        EventKind::Process => {
+            let event: ProcessEvent = read_exact(bytes, kind)?;
+            let op = ProcessOp::try_from(event.op).map_err(|op| DecodeError::BadField {
+                kind,
+                field: "process op",
+                value: op,
+            })?;
+            Ok(Record::Process { event, op })
+        }
         EventKind::OomKill | EventKind::OomAftermath => Err(DecodeError::WrongRing { kind }),
     }
 }
@@ -353,6 +364,32 @@ mod tests {
             comm: *b"cat\0\0\0\0\0\0\0\0\0\0\0\0\0",
         };
         assert_eq!(decode(&encode(&exec)), Ok(Record::Comm(exec)));
+    }
+
+    #[test]
+    fn process_records_are_checked() {
+        assert_eq!(size_of::<ProcessEvent>(), 48);
+        let start = ProcessEvent {
+            kind: EventKind::Process as u32,
+            op: ProcessOp::Start as u32,
+            tgid: 5,
+            parent_tgid: 4,
+            start_ns: 77,
+            ts_ns: 78,
+            comm: [0; 16],
+        };
+        assert_eq!(
+            decode(&encode(&start)),
+            Ok(Record::Process {
+                event: start,
+                op: ProcessOp::Start
+            })
+        );
+        let odd = ProcessEvent { op: 9, ..start };
+        assert!(matches!(
+            decode(&encode(&odd)),
+            Err(DecodeError::BadField { value: 9, .. })
+        ));
     }
 
     #[test]

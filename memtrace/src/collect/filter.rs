@@ -7,7 +7,7 @@ use std::{
 
 use memtrace_common::filter_mode;
 
-use super::cgroups::cgroup_mount_of;
+use super::{cgroups::cgroup_mount_of, procfs};
 use crate::error::Error;
 
 /// Which tasks the kernel programs trace.
@@ -33,6 +33,14 @@ pub struct CgroupTarget {
     pub id: u64,
     /// Depth below the hierarchy's root (the root is 0).
     pub level: u32,
+}
+
+impl CgroupTarget {
+    /// Whether the directory was removed (or replaced by a new cgroup of the same name, which
+    /// the kernel programs do not match): nothing in it can be traced any more.
+    pub fn is_gone(&self) -> bool {
+        !std::fs::metadata(&self.path).is_ok_and(|meta| meta.ino() == self.id)
+    }
 }
 
 /// The kind of cgroup hierarchy a directory lives in.
@@ -103,18 +111,38 @@ impl Filter {
     }
 }
 
-/// Checks that `pid` names a live process.
-pub fn check_pid(pid: u32) -> Result<(), Error> {
-    if pid == 0 || !Path::new(&format!("/proc/{pid}")).exists() {
+/// The process (thread group) of `pid`, which may name any of its threads: /proc/TID exists
+/// for every thread, but the kernel programs filter on thread groups and pidfds need a leader.
+pub fn process_of(pid: u32) -> Result<u32, Error> {
+    if pid == 0 {
         return Err(Error::NoSuchProcess { pid });
     }
-    Ok(())
+    let path = format!("/proc/{pid}/status");
+    let status = match std::fs::read_to_string(&path) {
+        Ok(status) => status,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(Error::NoSuchProcess { pid });
+        }
+        Err(e) => return Err(Error::io(format!("reading {path}"), e)),
+    };
+    procfs::status_field(&status, "Tgid")
+        .and_then(|tgid| tgid.parse().ok())
+        .ok_or_else(|| Error::io(format!("reading {path}"), std::io::Error::other("no Tgid")))
 }
 
 /// Resolves a cgroup directory against the machine's mounts.
 pub fn resolve_cgroup(path: &Path) -> Result<CgroupTarget, Error> {
-    let canonical = path.canonicalize().map_err(|_| Error::NoSuchCgroup {
-        path: path.to_path_buf(),
+    let canonical = path.canonicalize().map_err(|source| {
+        if source.kind() == std::io::ErrorKind::NotFound {
+            Error::NoSuchCgroup {
+                path: path.to_path_buf(),
+            }
+        } else {
+            Error::CgroupUnresolvable {
+                path: path.to_path_buf(),
+                source,
+            }
+        }
     })?;
     let meta =
         std::fs::metadata(&canonical).map_err(|e| Error::io(canonical.display().to_string(), e))?;
@@ -137,6 +165,72 @@ pub fn resolve_cgroup(path: &Path) -> Result<CgroupTarget, Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_missing_cgroup_and_an_unresolvable_one_are_told_apart() {
+        let missing = Path::new("/nonexistent-memtrace-test/cgroup");
+        assert!(matches!(
+            resolve_cgroup(missing),
+            Err(Error::NoSuchCgroup { .. })
+        ));
+        // A component that is a file, and a name longer than NAME_MAX: the real reason.
+        let not_dir = Path::new("/proc/self/status/cgroup");
+        match resolve_cgroup(not_dir) {
+            Err(Error::CgroupUnresolvable { source, .. }) => {
+                assert_eq!(source.raw_os_error(), Some(libc::ENOTDIR));
+            }
+            other => panic!("{other:?}"),
+        }
+        let long = std::env::temp_dir().join("x".repeat(300));
+        match resolve_cgroup(&long) {
+            Err(Error::CgroupUnresolvable { source, .. }) => {
+                assert_eq!(source.raw_os_error(), Some(libc::ENAMETOOLONG));
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_removed_or_replaced_directory_is_gone() {
+        let dir = std::env::temp_dir().join(format!("memtrace-gone-{}", std::process::id()));
+        std::fs::create_dir(&dir).expect("a temporary directory");
+        let target = CgroupTarget {
+            id: std::fs::metadata(&dir).expect("its inode").ino(),
+            path: dir.clone(),
+            hierarchy: Hierarchy::V2,
+            level: 1,
+        };
+        assert!(!target.is_gone());
+        let replaced = CgroupTarget {
+            id: target.id + 1,
+            ..target.clone()
+        };
+        assert!(replaced.is_gone());
+        std::fs::remove_dir(&dir).expect("remove it");
+        assert!(target.is_gone());
+    }
+
+    #[test]
+    fn a_thread_resolves_to_its_process() {
+        let me = std::process::id();
+        assert_eq!(process_of(me).ok(), Some(me));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let (done, wait) = std::sync::mpsc::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            // SAFETY: gettid has no failure mode.
+            let _ = tx.send(unsafe { libc::gettid() } as u32);
+            let _ = wait.recv();
+        });
+        let tid = rx.recv().expect("the thread's id");
+        assert_ne!(tid, me);
+        assert_eq!(process_of(tid).ok(), Some(me));
+        drop(done);
+        thread.join().expect("the thread ends");
+        assert!(matches!(
+            process_of(0),
+            Err(Error::NoSuchProcess { pid: 0 })
+        ));
+    }
 
     #[test]
     fn globals_encode_the_filter() {

@@ -1,19 +1,23 @@
 //! Turns decoded records into one [`IntervalSample`] per interval: per-process distributions,
 //! stalled time split at the interval boundaries, kswapd's awake time, swap traffic, OOM kills.
 //! It keeps what must outlive an interval (the boundaries so far, kswapd's state, the cgroups
-//! already named) and nothing per process.
+//! already named, which process each live pid is) and no distribution past its interval.
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use memtrace_common::{
-    FAULT_CLASSES, FaultClass, FaultEvent, KswapdEvent, KswapdOp, STALL_KINDS, StallEvent,
-    StallKind, SwapDir, SwapEvent, batch::MinorBatch,
+    FAULT_CLASSES, FaultClass, FaultEvent, KswapdEvent, KswapdOp, ProcessEvent, ProcessOp,
+    STALL_KINDS, StallEvent, StallKind, SwapDir, SwapEvent, batch::MinorBatch,
 };
 
-use super::decode::{DecodeError, Record};
+use super::{
+    decode::{DecodeError, Record},
+    machine::process_start_ns,
+    processes::{Identity, ProcessTable},
+};
 use crate::samples::{
     Allocation, CgroupName, ClassSample, IntervalSample, KernelCounters, KswapdSample, KswapdWaker,
-    LatencyStats, ProcessSample, STALL_CATEGORIES, StallCategory, StallSample, StallTime,
-    SwapByMemcg, SwapByTask, comm_str, machine::MachineSample, oom::OomInterval,
+    LatencyStats, ProcessExit, ProcessSample, STALL_CATEGORIES, StallCategory, StallSample,
+    StallTime, SwapByMemcg, SwapByTask, comm_str, machine::MachineSample, oom::OomInterval,
 };
 
 /// Stalled time of one process in one interval, by category (`StallCategory as usize`).
@@ -30,6 +34,7 @@ struct StallAccum {
 /// One process in the interval.
 #[derive(Default)]
 struct ProcessAccum {
+    exit_ns: Option<u64>,
     comm: String,
     named: bool,
     classes: [Option<LatencyStats>; FAULT_CLASSES],
@@ -50,9 +55,11 @@ impl ProcessAccum {
         }
     }
 
-    fn into_sample(self, pid: u32) -> ProcessSample {
+    fn into_sample(self, pid: u32, start_ns: u64) -> ProcessSample {
         ProcessSample {
             pid,
+            start_ns,
+            exit_ns: self.exit_ns,
             comm: self.comm,
             named: self.named,
             faults: FaultClass::ALL
@@ -104,8 +111,12 @@ pub struct IntervalBuilder {
     index: u64,
     /// Start of every interval so far; the last one is the open interval's.
     boundaries: Vec<u64>,
-    processes: HashMap<u32, ProcessAccum>,
-    stall_time: HashMap<(u64, u32), CategoryNs>,
+    /// Processes by (pid, start time).
+    processes: HashMap<(u32, u64), ProcessAccum>,
+    stall_time: HashMap<(u64, u32, u64), CategoryNs>,
+    /// Which process a pid is at a given time.
+    table: ProcessTable,
+    exits: Vec<ProcessExit>,
     kswapd: BTreeMap<u32, KswapdAccum>,
     swap_by_task: HashMap<u32, SwapByTask>,
     swap_by_memcg: HashMap<u64, SwapByMemcg>,
@@ -125,6 +136,8 @@ impl IntervalBuilder {
             boundaries: vec![start_ns],
             processes: HashMap::new(),
             stall_time: HashMap::new(),
+            table: ProcessTable::default(),
+            exits: Vec::new(),
             kswapd: BTreeMap::new(),
             swap_by_task: HashMap::new(),
             swap_by_memcg: HashMap::new(),
@@ -145,10 +158,12 @@ impl IntervalBuilder {
             Ok(Record::Kswapd { event, op }) => self.add_kswapd(&event, op),
             Ok(Record::MinorBatch(batch)) => self.add_minor_batch(&batch),
             Ok(Record::Comm(event)) => {
-                let process = self.processes.entry(event.tgid).or_default();
+                // Sent as it happens: the pid's latest process.
+                let process = self.process(event.tgid, u64::MAX);
                 process.comm = comm_str(&event.comm);
                 process.named = true;
             }
+            Ok(Record::Process { event, op }) => self.add_process(&event, op),
             Err(error) => self.count_malformed(&error),
         }
     }
@@ -161,9 +176,30 @@ impl IntervalBuilder {
         }
     }
 
+    /// The accumulator of the process `pid` was at `at_ns`.
+    fn process(&mut self, pid: u32, at_ns: u64) -> &mut ProcessAccum {
+        let Identity { start_ns, exit_ns } = self.table.identify(pid, at_ns, process_start_ns);
+        let process = self.processes.entry((pid, start_ns)).or_default();
+        process.exit_ns = exit_ns;
+        process
+    }
+
+    fn add_process(&mut self, event: &ProcessEvent, op: ProcessOp) {
+        match op {
+            ProcessOp::Start => self.table.start(event.tgid, event.start_ns),
+            ProcessOp::Exit => {
+                let exit = self.table.exit(event.tgid, event.start_ns, event.ts_ns);
+                if let Some(process) = self.processes.get_mut(&(event.tgid, exit.start_ns)) {
+                    process.exit_ns = Some(event.ts_ns);
+                }
+                self.exits.push(exit);
+            }
+        }
+    }
+
     fn add_fault(&mut self, event: &FaultEvent, class: FaultClass) {
         self.fault_records += 1;
-        let process = self.processes.entry(event.tgid).or_default();
+        let process = self.process(event.tgid, event.start_ns);
         process.name(event.tgid, event.tid, &event.comm);
         process.classes[class as usize]
             .get_or_insert_with(LatencyStats::new)
@@ -180,14 +216,15 @@ impl IntervalBuilder {
         for &entry in &batch.entries[..count] {
             let (tgid, latency_ns) = MinorBatch::unpack(entry);
             self.fault_records += 1;
-            self.processes.entry(tgid).or_default().classes[FaultClass::Minor as usize]
+            // Entries carry no time of their own; the batch's first is the earliest.
+            self.process(tgid, batch.first_ns).classes[FaultClass::Minor as usize]
                 .get_or_insert_with(LatencyStats::new)
                 .record(u64::from(latency_ns));
         }
     }
 
     fn add_stall(&mut self, event: &StallEvent, kind: StallKind) {
-        let process = self.processes.entry(event.tgid).or_default();
+        let process = self.process(event.tgid, event.start_ns);
         process.name(event.tgid, event.tid, &event.comm);
         let stats = process.stalls[kind as usize].get_or_insert_with(StallAccum::default);
         stats.latency.record(event.latency_ns);
@@ -203,8 +240,14 @@ impl IntervalBuilder {
     }
 
     fn add_stalled(&mut self, pid: u32, category: StallCategory, start_ns: u64, len_ns: u64) {
+        let process_start = self
+            .table
+            .identify(pid, start_ns, process_start_ns)
+            .start_ns;
         for (index, ns) in split(&self.boundaries, start_ns, len_ns) {
-            self.stall_time.entry((index, pid)).or_default()[category as usize] += ns;
+            self.stall_time
+                .entry((index, pid, process_start))
+                .or_default()[category as usize] += ns;
         }
     }
 
@@ -283,15 +326,16 @@ impl IntervalBuilder {
         let mut processes: Vec<ProcessSample> = self
             .processes
             .drain()
-            .map(|(pid, p)| p.into_sample(pid))
+            .map(|((pid, start_ns), p)| p.into_sample(pid, start_ns))
             .collect();
-        processes.sort_by_key(|p| p.pid);
+        processes.sort_by_key(|p| (p.pid, p.start_ns));
         let mut stall_time: Vec<StallTime> = self
             .stall_time
             .drain()
-            .map(|((interval, pid), ns)| StallTime {
+            .map(|((interval, pid, start_ns), ns)| StallTime {
                 interval,
                 pid,
+                start_ns,
                 ns: StallCategory::ALL
                     .iter()
                     .filter(|c| ns[**c as usize] > 0)
@@ -299,7 +343,7 @@ impl IntervalBuilder {
                     .collect(),
             })
             .collect();
-        stall_time.sort_by_key(|s| (s.interval, s.pid));
+        stall_time.sort_by_key(|s| (s.interval, s.pid, s.start_ns));
         let kswapd = self.take_kswapd();
         let mut swap_by_task: Vec<SwapByTask> = self.swap_by_task.drain().map(|(_, t)| t).collect();
         swap_by_task.sort_by_key(|t| t.pid);
@@ -326,6 +370,7 @@ impl IntervalBuilder {
             swap_by_memcg,
             cgroups,
             oom: std::mem::take(&mut self.oom),
+            exits: std::mem::take(&mut self.exits),
             fault_records: std::mem::take(&mut self.fault_records),
             malformed: std::mem::take(&mut self.malformed),
             first_malformed: self.first_malformed.take(),
@@ -333,6 +378,7 @@ impl IntervalBuilder {
         };
         self.index += 1;
         self.boundaries.push(end_ns.max(start_ns));
+        self.table.prune(end_ns);
         sample
     }
 

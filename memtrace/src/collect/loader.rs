@@ -23,10 +23,9 @@ static EBPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"),
 /// Which part of the picture a hook serves: each part is attached when asked for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Part {
-    /// Fault start and end, renames, in-flight state across context switches.
+    /// Fault start and end, renames, in-flight state across context switches, process start
+    /// and exit (and `--children`).
     Faults,
-    /// Following the children of traced processes (`--children`).
-    Children,
     /// Reclaim, compaction, swap and kswapd (not with `--faults-only`).
     Reclaim,
     /// OOM kills and their aftermath (needs the OOM offsets from BTF).
@@ -35,13 +34,14 @@ enum Part {
 
 /// Every BTF-tracepoint hook: (program, tracepoint, part). Each is attached on its own: a
 /// kernel without one loses that part of the picture and says so.
-const HOOKS: [(&str, &str, Part); 29] = [
+const HOOKS: [(&str, &str, Part); 30] = [
     ("page_fault_user", "page_fault_user", Part::Faults),
     ("page_fault_kernel", "page_fault_kernel", Part::Faults),
     ("sched_switch", "sched_switch", Part::Faults),
     ("task_rename", "task_rename", Part::Faults),
     ("count_memcg_events", "count_memcg_events", Part::Faults),
-    ("sched_process_fork", "sched_process_fork", Part::Children),
+    ("sched_process_fork", "sched_process_fork", Part::Faults),
+    ("sched_process_exit", "sched_process_exit", Part::Faults),
     (
         "direct_reclaim_begin",
         "mm_vmscan_direct_reclaim_begin",
@@ -204,7 +204,6 @@ impl Tracer {
         let btf = kernel_btf()?;
         for (program, tracepoint, part) in HOOKS {
             match part {
-                Part::Children if !config.filter.follows_children() => {}
                 Part::Reclaim if !config.reclaim => {}
                 Part::Oom if !oom_offsets => self.hooks.push(HookStatus {
                     program: program.into(),

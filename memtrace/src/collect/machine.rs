@@ -30,18 +30,43 @@ pub fn sample() -> MachineSample {
 
 /// CLOCK_MONOTONIC in ns, the clock of `bpf_ktime_get_ns()`.
 pub fn monotonic_ns() -> u64 {
+    clock_ns(libc::CLOCK_MONOTONIC)
+}
+
+fn clock_ns(clock: libc::clockid_t) -> u64 {
     let mut ts = libc::timespec {
         tv_sec: 0,
         tv_nsec: 0,
     };
-    // SAFETY: valid pointer; CLOCK_MONOTONIC always exists.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    // SAFETY: valid pointer; CLOCK_MONOTONIC and CLOCK_BOOTTIME always exist.
+    unsafe { libc::clock_gettime(clock, &mut ts) };
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+/// When a process that started before tracing started, as CLOCK_MONOTONIC ns (from
+/// /proc/PID/stat, to the clock tick); `None` when it is gone or unreadable.
+pub fn process_start_ns(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let ticks = super::procfs::stat_starttime_ticks(&stat)?;
+    // SAFETY: sysconf has no preconditions.
+    let hz = u64::try_from(unsafe { libc::sysconf(libc::_SC_CLK_TCK) })
+        .ok()
+        .filter(|&hz| hz > 0)?;
+    let boottime_ns = ticks.saturating_mul(1_000_000_000) / hz;
+    // The two clocks differ by the time the machine spent suspended.
+    let suspended_ns = clock_ns(libc::CLOCK_BOOTTIME).saturating_sub(monotonic_ns());
+    Some(boottime_ns.saturating_sub(suspended_ns))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn this_process_started_before_now() {
+        let start = process_start_ns(std::process::id()).expect("own start");
+        assert!(start > 0 && start <= monotonic_ns());
+    }
 
     #[test]
     fn a_live_sample_has_a_clock_and_memory() {

@@ -2,6 +2,7 @@
 //! their ring buffers (`decode` checks every record), reads /proc, cgroupfs, BTF and the kernel
 //! log, and turns all of it into samples (`interval`), one per interval (`session`).
 pub mod btf;
+pub mod caps;
 pub mod cgroups;
 pub mod decode;
 pub mod faults;
@@ -15,6 +16,7 @@ pub mod machine;
 pub mod offsets;
 pub mod oom;
 pub mod probes;
+pub mod processes;
 pub mod procfs;
 pub mod session;
 pub mod stack;

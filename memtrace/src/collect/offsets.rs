@@ -17,6 +17,9 @@ pub fn resolve_core(btf: &Btf, offsets: &mut KernelOffsets) -> Result<(), Error>
     offsets.task_flags = m("task_struct", "flags")?;
     offsets.memcg_css = m("mem_cgroup", "css")?;
     offsets.task_cgroups = m("task_struct", "cgroups")?;
+    offsets.task_comm = m("task_struct", "comm")?;
+    offsets.task_start_time = m("task_struct", "start_time")?;
+    offsets.task_group_leader = m("task_struct", "group_leader")?;
     offsets.css_set_memory = m("css_set", "subsys")? + memory_cgrp_id * 8;
     offsets.css_cgroup = m("cgroup_subsys_state", "cgroup")?;
     offsets.cgroup_level = m("cgroup", "level")?;
@@ -36,7 +39,6 @@ pub fn resolve_oom(btf: &Btf, offsets: &mut KernelOffsets) -> Result<(), Error> 
     // memsw (v1) and swap (v2) share a union: either name gives the same counter.
     let swap = m("mem_cgroup", "memsw").or_else(|_| m("mem_cgroup", "swap"))?;
     *offsets = KernelOffsets {
-        task_comm: m("task_struct", "comm")?,
         task_mm: m("task_struct", "mm")?,
         task_signal: m("task_struct", "signal")?,
         task_real_cred: m("task_struct", "real_cred")?,

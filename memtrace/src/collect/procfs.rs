@@ -58,6 +58,14 @@ pub fn vmstat_sum(text: &str, prefix: &str) -> u64 {
         .sum()
 }
 
+/// Field 22 of /proc/PID/stat, `starttime`: clock ticks after boot (CLOCK_BOOTTIME). The name
+/// (field 2) may hold spaces and parentheses, so fields are counted after its last `)`.
+pub fn stat_starttime_ticks(stat: &str) -> Option<u64> {
+    let after_name = &stat[stat.rfind(')')? + 1..];
+    // Field 3 is the first after the name: starttime is the 20th from there.
+    after_name.split_whitespace().nth(19)?.parse().ok()
+}
+
 /// The `total=` of the `some` or `full` line of a PSI file.
 pub fn psi_total(text: &str, line: &str) -> Option<u64> {
     text.lines()
@@ -75,9 +83,28 @@ pub fn selected_choice(text: &str) -> Option<String> {
     Some(text[start..end].to_string())
 }
 
+/// The value of a `Key:\tvalue` line of /proc/PID/status (`Tgid`, `CapEff`, `VmRSS`), trimmed.
+pub fn status_field<'a>(status: &'a str, key: &str) -> Option<&'a str> {
+    status
+        .lines()
+        .find_map(|line| Some(line.strip_prefix(key)?.strip_prefix(':')?.trim()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn status_fields_by_exact_key() {
+        let status = "Name:\tbash\nTgid:\t4242\nPid:\t4243\nTracerPid:\t0\n\
+                      CapEff:\t000001fffeffffff\nVmRSS:\t   1234 kB\n";
+        assert_eq!(status_field(status, "Tgid"), Some("4242"));
+        assert_eq!(status_field(status, "Pid"), Some("4243"));
+        assert_eq!(status_field(status, "CapEff"), Some("000001fffeffffff"));
+        assert_eq!(status_field(status, "VmRSS"), Some("1234 kB"));
+        assert_eq!(status_field(status, "Cap"), None);
+        assert_eq!(status_field(status, "PPid"), None);
+    }
 
     #[test]
     fn meminfo_and_node_lists() {
@@ -97,6 +124,15 @@ mod tests {
         let nodes = parse_zoneinfo_present(text);
         assert_eq!(nodes.get(&0), Some(&1_004_095));
         assert_eq!(nodes.get(&1), Some(&2000));
+    }
+
+    #[test]
+    fn starttime_is_counted_after_the_name() {
+        let stat = "4242 (a) b (c)) S 1 4242 4242 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 \
+                    987654 1000 200 18446744073709551615";
+        assert_eq!(stat_starttime_ticks(stat), Some(987_654));
+        assert_eq!(stat_starttime_ticks("4242 (x) S 1"), None);
+        assert_eq!(stat_starttime_ticks("garbage"), None);
     }
 
     #[test]

@@ -13,6 +13,7 @@ use tokio::{io::Interest, io::unix::AsyncFd, signal::unix::SignalKind, sync::mps
 use super::{
     cgroups::cgroup_path_of,
     decode::{Record, decode},
+    filter::{CgroupTarget, Filter},
     interval::IntervalBuilder,
     loader::Tracer,
     machine,
@@ -55,13 +56,15 @@ impl SampleSink for NoSink {
 }
 
 /// What the session calls back while it runs.
-pub struct Callbacks<T, R, O> {
+pub struct Callbacks<T, R, O, G> {
     /// Once per interval.
     pub on_tick: T,
     /// For every decoded record as it is drained (the per-event log).
     pub on_record: R,
     /// For every OOM kill, once its victim exited or a second passed.
     pub on_oom: O,
+    /// Once, at the first tick after the traced cgroup was removed: it can hold no more tasks.
+    pub on_cgroup_gone: G,
 }
 
 /// Runs a recording with an attached tracer. `header` carries what the caller knows (what is
@@ -72,7 +75,12 @@ pub async fn record(
     options: &RunOptions,
     mut header: Header,
     sink: &mut dyn SampleSink,
-    mut callbacks: Callbacks<impl FnMut(Tick<'_>), impl FnMut(&Record), impl FnMut(&OomKill)>,
+    mut callbacks: Callbacks<
+        impl FnMut(Tick<'_>),
+        impl FnMut(&Record),
+        impl FnMut(&OomKill),
+        impl FnMut(&CgroupTarget),
+    >,
 ) -> Result<Model, Error> {
     let ring = tracer.take_ring()?;
     // SAFETY: the ring buffer owns its fd, which stays open and unchanged while AsyncFd owns it.
@@ -114,6 +122,10 @@ pub async fn record(
     ticker.tick().await; // the first tick is immediate
     let mut last_tick = Instant::now();
     let mut remaining = options.watch_pids.len();
+    let mut watched_cgroup = match &tracer.filter {
+        Filter::Cgroup(target) => Some(target.clone()),
+        _ => None,
+    };
 
     let stop = loop {
         tokio::select! {
@@ -147,6 +159,9 @@ pub async fn record(
                 });
                 last_counters = counters;
                 last_tick = now;
+                if let Some(gone) = watched_cgroup.take_if(|target| target.is_gone()) {
+                    (callbacks.on_cgroup_gone)(&gone);
+                }
             }
             _ = sleep_until(deadline) => break StopReason::Duration,
             _ = sigint.recv() => break StopReason::Interrupted,

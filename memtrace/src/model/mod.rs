@@ -1,6 +1,11 @@
 //! The model: a pure fold of samples. [`Model::apply`] adds one interval, [`Model::finish`] the
 //! end; the live run and a replayed recording fold the same samples, so every view they render
 //! is the same. Nothing here reads the machine or prints.
+//!
+//! A process is its pid and its start time (the kernel reuses pids). Memory stays bounded
+//! whatever the churn: the [`KEEP_EXITED`] busiest ended processes are kept one by one, the
+//! others are folded into one entry per command (at most [`KEEP_COMMANDS`], then one for the
+//! rest), so every fault and stall still counts, in exact totals and distributions.
 pub mod machine;
 pub mod oom;
 pub mod swap;
@@ -43,11 +48,24 @@ impl StallStats {
     }
 }
 
-/// Faults and stalls of one process.
+/// Ended processes kept one by one; the less busy ones are folded by command.
+pub const KEEP_EXITED: usize = 100;
+/// Commands whose folded processes keep an entry of their own.
+pub const KEEP_COMMANDS: usize = 64;
+/// The name of the entry that holds folded processes of every other command.
+pub const OTHER_COMMANDS: &str = "(other commands)";
+
+/// Faults and stalls of one process, or of ended processes folded together.
 #[derive(Clone, Debug)]
 pub struct ProcessFaults {
-    /// Thread group id.
+    /// Thread group id (0 for folded processes).
     pub pid: u32,
+    /// When it started (CLOCK_MONOTONIC ns; 0: unknown or folded).
+    pub start_ns: u64,
+    /// When it ended, if it has.
+    pub exit_ns: Option<u64>,
+    /// Ended processes folded into this entry (0: a process of its own).
+    pub folded: u64,
     /// The name of its main thread (or of the first thread seen).
     pub comm: String,
     /// Per class (indexed by `FaultClass as usize`); `None` until the first fault of the class.
@@ -60,9 +78,12 @@ pub struct ProcessFaults {
 
 impl ProcessFaults {
     /// A process with nothing recorded yet.
-    pub fn new(pid: u32) -> Self {
+    pub fn new(pid: u32, start_ns: u64) -> Self {
         Self {
             pid,
+            start_ns,
+            exit_ns: None,
+            folded: 0,
             comm: String::new(),
             classes: Default::default(),
             swapin_pages: 0,
@@ -103,9 +124,17 @@ impl ProcessFaults {
             .sum()
     }
 
+    /// Time in faults and stalls: what ranks processes.
+    pub fn busy_ns(&self) -> u64 {
+        self.total_ns() + self.stall_ns()
+    }
+
     /// Adds one interval of this process. Unknown class or kind ids are counted by the caller.
     fn merge(&mut self, sample: &ProcessSample) -> u64 {
         let mut unknown = 0;
+        if sample.exit_ns.is_some() {
+            self.exit_ns = sample.exit_ns;
+        }
         if !sample.comm.is_empty() && (sample.named || self.comm.is_empty()) {
             self.comm.clone_from(&sample.comm);
         }
@@ -130,12 +159,41 @@ impl ProcessFaults {
     }
 }
 
+impl ProcessFaults {
+    /// Folds an ended process into this entry: its distributions merge, its counts add.
+    fn absorb(&mut self, other: &Self) {
+        for (mine, theirs) in self.classes.iter_mut().zip(&other.classes) {
+            if let Some(theirs) = theirs {
+                mine.get_or_insert_with(LatencyStats::new).merge(theirs);
+            }
+        }
+        for (mine, theirs) in self.stalls.iter_mut().zip(&other.stalls) {
+            if let Some(theirs) = theirs {
+                let mine = mine.get_or_insert_with(StallStats::default);
+                mine.latency.merge(&theirs.latency);
+                mine.pages += theirs.pages;
+                for (shape, count) in &theirs.allocations {
+                    *mine.allocations.entry(*shape).or_default() += count;
+                }
+            }
+        }
+        self.swapin_pages += other.swapin_pages;
+        self.folded += other.folded.max(1);
+        self.exit_ns = self.exit_ns.max(other.exit_ns);
+    }
+}
+
 /// Everything folded so far.
 #[derive(Clone, Debug, Default)]
 pub struct Model {
     /// The recording's header, as is.
     pub header: Header,
-    processes: HashMap<u32, ProcessFaults>,
+    /// Processes by (pid, start time).
+    processes: HashMap<(u32, u64), ProcessFaults>,
+    /// Ended processes folded by command.
+    folded: BTreeMap<String, ProcessFaults>,
+    /// Pids whose timeline entries are always kept (the traced or reported ones).
+    pub focus: Vec<u32>,
     /// Per-interval stalled time and kswapd time.
     pub timeline: Timeline,
     /// The machine during each interval (same order as the timeline's).
@@ -170,6 +228,7 @@ impl Model {
         Self {
             last_machine: header.machine,
             last_end_ns: header.start_mono_ns,
+            focus: header.focus_pids.clone(),
             header,
             ..Self::default()
         }
@@ -187,16 +246,27 @@ impl Model {
         for process in &sample.processes {
             let unknown = self
                 .processes
-                .entry(process.pid)
-                .or_insert_with(|| ProcessFaults::new(process.pid))
+                .entry((process.pid, process.start_ns))
+                .or_insert_with(|| ProcessFaults::new(process.pid, process.start_ns))
                 .merge(process);
             if unknown > 0 {
                 self.count_malformed(unknown, "a sample entry of an unknown class or kind");
             }
         }
-        for stall in &sample.stall_time {
-            self.timeline.add_stall(stall);
+        for exit in &sample.exits {
+            if let Some(process) = self.processes.get_mut(&(exit.pid, exit.start_ns)) {
+                process.exit_ns = Some(exit.exit_ns);
+            }
         }
+        for stall in &sample.stall_time {
+            let comm = self
+                .processes
+                .get(&(stall.pid, stall.start_ns))
+                .map_or("?", |p| p.comm.as_str());
+            self.timeline.add_stall(stall, comm);
+        }
+        self.timeline.trim(&self.focus);
+        self.fold_exited();
         self.kswapd.apply(&sample.kswapd, &mut self.timeline);
         self.swap.apply(sample);
         for name in &sample.cgroups {
@@ -226,6 +296,38 @@ impl Model {
             self.cgroups
                 .entry(name.id)
                 .or_insert_with(|| name.path.clone());
+        }
+    }
+
+    /// Keeps the [`KEEP_EXITED`] busiest ended processes and folds the others by command.
+    fn fold_exited(&mut self) {
+        let mut exited: Vec<((u32, u64), u64)> = self
+            .processes
+            .iter()
+            .filter(|(_, p)| p.exit_ns.is_some() && !self.focus.contains(&p.pid))
+            .map(|(key, p)| (*key, p.busy_ns()))
+            .collect();
+        if exited.len() <= KEEP_EXITED {
+            return;
+        }
+        exited.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+        for (key, _) in exited.drain(KEEP_EXITED..) {
+            let Some(process) = self.processes.remove(&key) else {
+                continue;
+            };
+            let name =
+                if self.folded.contains_key(&process.comm) || self.folded.len() < KEEP_COMMANDS {
+                    process.comm.clone()
+                } else {
+                    OTHER_COMMANDS.to_string()
+                };
+            self.folded
+                .entry(name.clone())
+                .or_insert_with(|| ProcessFaults {
+                    comm: name,
+                    ..ProcessFaults::new(0, 0)
+                })
+                .absorb(&process);
         }
     }
 
@@ -259,19 +361,29 @@ impl Model {
         )
     }
 
-    /// One process's faults.
+    /// The latest process with this pid, if it is kept on its own.
     pub fn process(&self, pid: u32) -> Option<&ProcessFaults> {
-        self.processes.get(&pid)
+        self.processes
+            .values()
+            .filter(|p| p.pid == pid)
+            .max_by_key(|p| p.start_ns)
     }
 
-    /// Every process seen, in no particular order.
+    /// Every process kept on its own, then the folded entries, in no particular order.
     pub fn processes(&self) -> impl Iterator<Item = &ProcessFaults> {
-        self.processes.values()
+        self.processes.values().chain(self.folded.values())
     }
 
-    /// The name of a process as last seen.
+    /// The name of one process, if it is kept on its own.
+    pub fn name_of(&self, pid: u32, start_ns: u64) -> Option<&str> {
+        self.processes
+            .get(&(pid, start_ns))
+            .map(|p| p.comm.as_str())
+    }
+
+    /// The name of the latest process with this pid.
     pub fn comm_of(&self, pid: u32) -> &str {
-        self.processes.get(&pid).map_or("?", |p| p.comm.as_str())
+        self.process(pid).map_or("?", |p| p.comm.as_str())
     }
 
     /// A memory cgroup's recorded path.

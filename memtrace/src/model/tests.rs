@@ -119,6 +119,7 @@ fn stalls_swap_kswapd_and_cgroups_fold() {
     second.stall_time.push(StallTime {
         interval: 0,
         pid: 7,
+        start_ns: 0,
         ns: vec![(StallCategory::MemcgReclaim, S / 10)],
     });
     second.kswapd.push(KswapdSample {
@@ -154,7 +155,7 @@ fn stalls_swap_kswapd_and_cgroups_fold() {
         "late time lands where it belongs"
     );
     assert_eq!(
-        intervals[0].stalls[&7][StallCategory::MemcgReclaim as usize],
+        intervals[0].stalls[&(7, 0)].1[StallCategory::MemcgReclaim as usize],
         S / 10
     );
 }
@@ -215,4 +216,91 @@ fn the_end_decides_the_duration_unless_a_window_cut_the_recording() {
         window.machine[0].pswpin_per_s, 100.0,
         "rates from the skipped reading"
     );
+}
+
+/// One process that faults `faults` times `latency` ns in interval `index` and exits in it.
+fn short_lived(pid: u32, start_ns: u64, comm: &str, faults: u64, latency: u64) -> ProcessSample {
+    ProcessSample {
+        start_ns,
+        exit_ns: Some(start_ns + 1),
+        ..process(pid, comm, true, &vec![latency; faults as usize])
+    }
+}
+
+#[test]
+fn a_reused_pid_is_two_processes() {
+    let mut model = Model::new(Header::default());
+    let mut sample = interval(0);
+    sample
+        .processes
+        .push(short_lived(42, 10, "heavy", 500, 1000));
+    sample.processes.push(process(42, "true", true, &[7]));
+    sample.processes[1].start_ns = 20;
+    model.apply(&sample);
+    let mut lives: Vec<(u64, u64, bool)> = model
+        .processes()
+        .map(|p| (p.start_ns, p.total_count(), p.exit_ns.is_some()))
+        .collect();
+    lives.sort_unstable();
+    assert_eq!(lives, vec![(10, 500, true), (20, 1, false)]);
+    assert_eq!(model.comm_of(42), "true", "the latest process with the pid");
+    assert_eq!(model.name_of(42, 10), Some("heavy"));
+}
+
+#[test]
+fn churn_is_folded_by_command_with_exact_totals() {
+    let mut model = Model::new(Header {
+        focus_pids: vec![],
+        ..Header::default()
+    });
+    let mut pid = 1000;
+    let mut expected_faults = 0;
+    for index in 0..20u64 {
+        let mut sample = interval(index);
+        for i in 0..500u64 {
+            pid += 1;
+            // 80 commands: the busiest few are kept apart, every other one folds.
+            let comm = format!("cmd{}", i % 80);
+            let faults = 1 + i % 7;
+            expected_faults += faults;
+            sample
+                .processes
+                .push(short_lived(pid, index * S + i, &comm, faults, 100 + i));
+        }
+        model.apply(&sample);
+        let entries = model.processes().count();
+        assert!(
+            entries <= KEEP_EXITED + KEEP_COMMANDS + 1,
+            "{entries} entries after interval {index}"
+        );
+    }
+    let total: u64 = model.processes().map(ProcessFaults::total_count).sum();
+    assert_eq!(total, expected_faults, "every fault is still counted");
+    let folded: u64 = model.processes().map(|p| p.folded).sum();
+    let kept = model.processes().filter(|p| p.folded == 0).count() as u64;
+    assert_eq!(
+        folded + kept,
+        20 * 500,
+        "every process is one entry or folded into one"
+    );
+    assert!(model.processes().any(|p| p.comm == OTHER_COMMANDS));
+    let folds = model.processes().filter(|p| p.folded > 0).count();
+    assert_eq!(folds, KEEP_COMMANDS + 1, "64 commands and the rest");
+}
+
+#[test]
+fn live_and_focus_processes_are_never_folded() {
+    let mut model = Model::new(Header {
+        focus_pids: vec![5],
+        ..Header::default()
+    });
+    let mut sample = interval(0);
+    sample.processes.push(process(1, "live", true, &[1]));
+    sample.processes.push(short_lived(5, 3, "traced", 1, 1));
+    for pid in 100..400 {
+        sample.processes.push(short_lived(pid, 1, "x", 1, 1));
+    }
+    model.apply(&sample);
+    assert!(model.process(1).is_some(), "a live process stays itself");
+    assert!(model.process(5).is_some(), "a focus process stays itself");
 }

@@ -9,6 +9,9 @@ use crate::samples::{STALL_CATEGORIES, StallTime};
 /// Number of categories.
 pub const CATEGORIES: usize = STALL_CATEGORIES;
 
+/// Processes of one interval the timeline keeps (besides the focus ones).
+pub const KEEP_PER_INTERVAL: usize = 8;
+
 /// Stalled time of one process in one interval, by category.
 pub type StallNs = [u64; CATEGORIES];
 
@@ -19,8 +22,8 @@ pub struct Interval {
     pub index: u64,
     pub start_ns: u64,
     pub end_ns: u64,
-    /// Stalled time per process.
-    pub stalls: HashMap<u32, StallNs>,
+    /// Stalled time per process (pid, start time), with its name.
+    pub stalls: HashMap<(u32, u64), (String, StallNs)>,
     /// kswapd awake time per NUMA node.
     pub kswapd_awake_ns: HashMap<u32, u64>,
 }
@@ -64,11 +67,37 @@ impl Timeline {
     }
 
     /// Adds one process's stalled time to its interval.
-    pub fn add_stall(&mut self, stall: &StallTime) {
+    pub fn add_stall(&mut self, stall: &StallTime, comm: &str) {
         if let Some(interval) = self.get_mut(stall.interval) {
-            let slot = interval.stalls.entry(stall.pid).or_default();
+            let slot = interval
+                .stalls
+                .entry((stall.pid, stall.start_ns))
+                .or_insert_with(|| (comm.to_string(), StallNs::default()));
             for &(category, ns) in &stall.ns {
-                slot[category as usize] += ns;
+                slot.1[category as usize] += ns;
+            }
+        }
+    }
+
+    /// Keeps the [`KEEP_PER_INTERVAL`] most stalled processes of each recent interval (and the
+    /// `focus` pids): a row shows a few, and thousands of processes stalling at once must not
+    /// make the timeline grow with them.
+    pub fn trim(&mut self, focus: &[u32]) {
+        // Stalls arrive at most a few intervals late: older ones are trimmed already.
+        let recent = self.intervals.len().saturating_sub(4);
+        for interval in &mut self.intervals[recent..] {
+            if interval.stalls.len() <= KEEP_PER_INTERVAL {
+                continue;
+            }
+            let mut ranked: Vec<((u32, u64), u64)> = interval
+                .stalls
+                .iter()
+                .filter(|(key, _)| !focus.contains(&key.0))
+                .map(|(key, (_, ns))| (*key, ns.iter().sum()))
+                .collect();
+            ranked.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+            for (key, _) in ranked.into_iter().skip(KEEP_PER_INTERVAL) {
+                interval.stalls.remove(&key);
             }
         }
     }
@@ -97,15 +126,35 @@ mod tests {
         let stall = |interval, ns| StallTime {
             interval,
             pid: 7,
+            start_ns: 3,
             ns: vec![(StallCategory::MemcgReclaim, ns)],
         };
-        t.add_stall(&stall(1, 500));
-        t.add_stall(&stall(0, 200));
-        t.add_stall(&stall(9, 1));
+        t.add_stall(&stall(1, 500), "a");
+        t.add_stall(&stall(0, 200), "a");
+        t.add_stall(&stall(9, 1), "a");
         let m = StallCategory::MemcgReclaim as usize;
-        assert_eq!(t.intervals()[0].stalls[&7][m], 200);
-        assert_eq!(t.intervals()[1].stalls[&7][m], 500);
+        assert_eq!(t.intervals()[0].stalls[&(7, 3)].1[m], 200);
+        assert_eq!(t.intervals()[1].stalls[&(7, 3)].1[m], 500);
         assert_eq!(t.intervals()[1].len_ns(), S);
+    }
+
+    #[test]
+    fn an_interval_keeps_its_most_stalled_processes_and_the_focus() {
+        let mut t = Timeline::default();
+        t.open(0, 0, S);
+        for pid in 1..=20u32 {
+            let stall = StallTime {
+                interval: 0,
+                pid,
+                start_ns: 0,
+                ns: vec![(StallCategory::DirectReclaim, u64::from(pid) * 1000)],
+            };
+            t.add_stall(&stall, "p");
+        }
+        t.trim(&[2]);
+        let mut kept: Vec<u32> = t.intervals()[0].stalls.keys().map(|k| k.0).collect();
+        kept.sort_unstable();
+        assert_eq!(kept, vec![2, 13, 14, 15, 16, 17, 18, 19, 20]);
     }
 
     #[test]

@@ -223,16 +223,21 @@ fn read_full(input: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
     Ok(filled)
 }
 
-/// Folds a recording into a model: the intervals that `keep` accepts (by their index and their
-/// start in ns since the start of the recording), then the end. Returns the model, the number of
-/// intervals read, and why reading stopped early, if it did.
+/// Folds a recording into a model: the intervals that `keep` accepts (by their start in ns
+/// since the start of the recording), then the end; `focus` pids (the recording's own when
+/// `None`) keep their timeline entries. Returns the model, the number of intervals read, and
+/// why reading stopped early, if it did.
 pub fn read_model(
     path: &Path,
     mut keep: impl FnMut(u64) -> bool,
+    focus: Option<&[u32]>,
 ) -> Result<(Model, u64, Option<ReadProblem>), Error> {
     let mut reader = Reader::open(path)?;
     let start_ns = reader.header.start_mono_ns;
     let mut model = Model::new(reader.header.clone());
+    if let Some(pids) = focus {
+        model.focus = pids.to_vec();
+    }
     let mut intervals = 0;
     while let Some(frame) = reader.next_frame() {
         match frame {

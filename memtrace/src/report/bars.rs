@@ -1,7 +1,7 @@
 //! Log2 histograms with bars, in the layout BCC's tools made familiar.
 use std::io::{self, Write};
 
-use super::{ClassReport, ProcessReport};
+use super::{ClassReport, ProcessReport, units};
 
 /// Width of the widest bar.
 const BAR_WIDTH: u64 = 40;
@@ -16,7 +16,7 @@ pub fn write_process(process: &ProcessReport, out: &mut impl Write) -> io::Resul
             out,
             "\n{} faults of {} [{}]: {} faults",
             class.name(),
-            process.comm,
+            units::printable(&process.comm),
             process.pid,
             stats.latency.count
         )?;

@@ -169,6 +169,8 @@ pub(crate) fn counters() -> KernelCounters {
         parked: 5,
         park_failed: 1,
         children_added: 0,
+        children_dropped: 0,
+        stalls_dropped: 0,
     }
 }
 
@@ -229,6 +231,7 @@ pub(crate) fn first_interval() -> IntervalSample {
         stall_time: vec![StallTime {
             interval: 0,
             pid: 200,
+            start_ns: 0,
             ns: vec![(StallCategory::Compaction, 2 * MS)],
         }],
         kswapd: vec![KswapdSample {
@@ -278,6 +281,7 @@ pub(crate) fn second_interval() -> IntervalSample {
         stall_time: vec![StallTime {
             interval: 1,
             pid: 100,
+            start_ns: 0,
             ns: vec![
                 (StallCategory::DirectReclaim, 30 * MS),
                 (StallCategory::MemcgReclaim, 200 * MS),

@@ -122,7 +122,7 @@ pub fn write(
             write!(
                 out,
                 " {}[{pid}] {}",
-                tick.model.comm_of(pid),
+                units::printable(tick.model.comm_of(pid)),
                 units::rate(n, secs)
             )?;
         }
@@ -138,7 +138,7 @@ pub fn write(
             write!(
                 out,
                 " {}[{}] stalled {:.0}% ({})",
-                p.comm,
+                units::printable(&p.comm),
                 p.pid,
                 p.stalled_pct,
                 kinds.join(" ")

@@ -2,6 +2,8 @@
 //! recording); every output (terminal table, bars, stalls, timeline, OOM blocks, JSON) is a
 //! function that writes to `&mut impl Write` and does no other I/O.
 pub mod bars;
+#[cfg(test)]
+mod escape_tests;
 pub mod events;
 #[cfg(test)]
 pub(crate) mod fixture;
@@ -99,6 +101,12 @@ pub struct Diagnostics {
     pub park_failed: u64,
     /// Child processes added to the filter by `--children`.
     pub children_added: u64,
+    /// Children that did not fit in the full pid filter: untraced.
+    #[serde(default)]
+    pub children_dropped: u64,
+    /// Stalls whose start did not fit in the full in-flight map: untimed.
+    #[serde(default)]
+    pub stalls_dropped: u64,
     /// `oom:mark_victim` on tasks that were exiting anyway: no kill happened.
     pub oom_marks_without_kill: u64,
 }
@@ -106,8 +114,16 @@ pub struct Diagnostics {
 /// One process.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct ProcessReport {
+    /// Thread group id; 0 for an entry of folded processes.
     pub pid: u32,
     pub comm: String,
+    /// When it started, in seconds from the start of the recording (negative: before it);
+    /// `null` when unknown or for folded processes. With `pid`, the process's identity.
+    pub start_s: Option<f64>,
+    /// It ended during the recording.
+    pub exited: bool,
+    /// Ended processes folded into this entry (0: a process of its own); see `comm`.
+    pub folded_processes: u64,
     pub faults: u64,
     pub fault_time_ns: u64,
     /// Pages read back from swap during its faults (readahead included).
@@ -170,10 +186,20 @@ impl Report {
         let focus: &[u32] = view.pids.as_deref().unwrap_or(&header.focus_pids);
         let mut processes: Vec<&ProcessFaults> = model
             .processes()
-            .filter(|p| view.pids.as_ref().is_none_or(|pids| pids.contains(&p.pid)))
+            .filter(|p| {
+                view.pids
+                    .as_ref()
+                    .is_none_or(|pids| p.folded == 0 && pids.contains(&p.pid))
+            })
             .collect();
         let busy = |p: &ProcessFaults| p.total_ns() + p.stall_ns();
-        processes.sort_by(|a, b| busy(b).cmp(&busy(a)).then(a.pid.cmp(&b.pid)));
+        processes.sort_by(|a, b| {
+            busy(b)
+                .cmp(&busy(a))
+                .then(a.pid.cmp(&b.pid))
+                .then(a.start_ns.cmp(&b.start_ns))
+                .then(a.comm.cmp(&b.comm))
+        });
         let total = merge_all(&processes);
         let gfp = GfpNames::from_enum(header.host.gfp_bits.iter().map(|(n, b)| (n.as_str(), *b)));
         Self {
@@ -193,7 +219,10 @@ impl Report {
             },
             hooks: header.hooks.clone(),
             total: ClassesReport::from_stats([0, 1, 2].map(|i| total[i].as_ref())),
-            processes: processes.iter().map(|p| process_report(p, &gfp)).collect(),
+            processes: processes
+                .iter()
+                .map(|p| process_report(p, &gfp, header.start_mono_ns))
+                .collect(),
             swap: SwapReport::new(&model.swap, |id| model.cgroup_path(id)),
             kswapd: stalls::kswapd_reports(&model.kswapd),
             thresholds: header.thresholds,
@@ -203,10 +232,14 @@ impl Report {
     }
 }
 
-fn process_report(p: &ProcessFaults, gfp: &GfpNames) -> ProcessReport {
+fn process_report(p: &ProcessFaults, gfp: &GfpNames, origin_ns: u64) -> ProcessReport {
     ProcessReport {
         pid: p.pid,
         comm: p.comm.clone(),
+        start_s: (p.start_ns > 0 && p.folded == 0)
+            .then(|| (p.start_ns as f64 - origin_ns as f64) / 1e9),
+        exited: p.exit_ns.is_some(),
+        folded_processes: p.folded,
         faults: p.total_count(),
         fault_time_ns: p.total_ns(),
         swapin_pages: p.swapin_pages,
@@ -250,6 +283,8 @@ fn diagnostics(counters: &KernelCounters) -> Diagnostics {
         parked: counters.parked,
         park_failed: counters.park_failed,
         children_added: counters.children_added,
+        children_dropped: counters.children_dropped,
+        stalls_dropped: counters.stalls_dropped,
         oom_marks_without_kill: 0,
     }
 }

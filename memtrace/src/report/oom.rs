@@ -1,7 +1,7 @@
 //! The OOM report block, as the live view and the final report print it.
 use std::io::{self, Write};
 
-use super::units::size;
+use super::units::{printable, size};
 use crate::model::oom::{Aftermath, OomKill, domain::Constraint, frame_function};
 
 /// Candidates listed in the text block (the JSON has them all).
@@ -14,8 +14,10 @@ fn opt_ms(ms: Option<f64>) -> String {
 }
 
 fn path(p: &Option<std::path::PathBuf>) -> String {
-    p.as_ref()
-        .map_or_else(|| "?".into(), |p| p.display().to_string())
+    p.as_ref().map_or_else(
+        || "?".into(),
+        |p| printable(&p.display().to_string()).into_owned(),
+    )
 }
 
 /// Writes one kill as a block of lines.
@@ -42,7 +44,7 @@ pub fn write(kill: &OomKill, out: &mut impl Write) -> io::Result<()> {
         out,
         "  victim     pid {} ({}) uid {}, cgroup {}",
         v.tgid,
-        v.comm,
+        printable(&v.comm),
         v.uid,
         path(&v.cgroup)
     )?;
@@ -81,9 +83,9 @@ pub fn write(kill: &OomKill, out: &mut impl Write) -> io::Result<()> {
         Some(log) => writeln!(
             out,
             "  kernel log constraint={} oom_memcg={} task_memcg={} ({})",
-            log.line.constraint,
-            log.line.oom_memcg.as_deref().unwrap_or("-"),
-            log.line.task_memcg.as_deref().unwrap_or("-"),
+            printable(&log.line.constraint),
+            printable(log.line.oom_memcg.as_deref().unwrap_or("-")),
+            printable(log.line.task_memcg.as_deref().unwrap_or("-")),
             if log.agrees { "agrees" } else { "DISAGREES" }
         ),
         None => writeln!(out, "  kernel log (no oom-kill line read from /dev/kmsg)"),
@@ -117,7 +119,7 @@ fn write_trigger(kill: &OomKill, out: &mut impl Write) -> io::Result<()> {
         format!(
             "pid {} ({}) thread {}, cgroup {}",
             t.tgid,
-            t.comm,
+            printable(&t.comm),
             t.pid,
             path(&t.cgroup)
         )
@@ -196,7 +198,7 @@ fn write_candidates(kill: &OomKill, out: &mut impl Write) -> io::Result<()> {
             out,
             "             {:>7} {:<16} {:>5} {:>10} {:>9} {:>6}{note}",
             candidate.pid,
-            candidate.comm,
+            printable(&candidate.comm),
             candidate.oom_score_adj,
             size(candidate.rss_kb * 1024),
             candidate.points,

@@ -237,6 +237,7 @@ pub fn write(report: &Report, top: usize, out: &mut impl Write) -> io::Result<()
                     continue;
                 }
                 let d = units::duration_ns;
+                let (pid, comm) = super::table::who(p);
                 let alloc = s
                     .allocations
                     .first()
@@ -244,8 +245,8 @@ pub fn write(report: &Report, top: usize, out: &mut impl Write) -> io::Result<()
                 writeln!(
                     out,
                     "{:>7} {:<16} {:<15} {:>7} {:>8} {:>8} {:>8} {:>8} {:>9}  {alloc}",
-                    p.pid,
-                    p.comm,
+                    pid,
+                    comm,
                     kind.name(),
                     s.latency.count,
                     d(s.latency.total_ns),
@@ -268,7 +269,7 @@ pub fn write(report: &Report, top: usize, out: &mut impl Write) -> io::Result<()
             writeln!(
                 out,
                 "  swapped out by {}[{}]: {} pages",
-                s.comm.as_deref().unwrap_or("?"),
+                units::printable(s.comm.as_deref().unwrap_or("?")),
                 s.pid.unwrap_or(0),
                 s.out_pages
             )?;
@@ -280,8 +281,10 @@ pub fn write(report: &Report, top: usize, out: &mut impl Write) -> io::Result<()
                 .unwrap_or_else(|| format!("memcg id {}", s.memcg_id.unwrap_or(0)));
             writeln!(
                 out,
-                "  pages of {path}: {} out, {} in",
-                s.out_pages, s.in_pages
+                "  pages of {}: {} out, {} in",
+                units::printable(&path),
+                s.out_pages,
+                s.in_pages
             )?;
         }
     }
@@ -294,7 +297,10 @@ pub fn write(report: &Report, top: usize, out: &mut impl Write) -> io::Result<()
             .woken_by
             .iter()
             .take(3)
-            .map(|w| format!("{}[{}] order {} x{}", w.comm, w.pid, w.order, w.count))
+            .map(|w| {
+                let comm = units::printable(&w.comm);
+                format!("{comm}[{}] order {} x{}", w.pid, w.order, w.count)
+            })
             .collect();
         writeln!(
             out,

@@ -41,12 +41,12 @@ pub fn write(report: &Report, top: usize, out: &mut impl Write) -> io::Result<()
                 continue;
             }
             let (pid, comm) = if first {
-                (process.pid.to_string(), process.comm.as_str())
+                who(process)
             } else {
-                (String::new(), "")
+                (String::new(), String::new())
             };
             first = false;
-            write_row(out, &pid, comm, class.name(), stats)?;
+            write_row(out, &pid, &comm, class.name(), stats)?;
         }
     }
     let hidden = faulted.len().saturating_sub(top);
@@ -64,6 +64,25 @@ pub fn write(report: &Report, top: usize, out: &mut impl Write) -> io::Result<()
         }
     }
     Ok(())
+}
+
+/// The PID and COMM cells of a process: folded processes show how many, e.g. `true ×2400`.
+pub fn who(process: &super::ProcessReport) -> (String, String) {
+    if process.folded_processes > 0 {
+        (
+            "-".into(),
+            format!(
+                "{} ×{}",
+                units::printable(&process.comm),
+                process.folded_processes
+            ),
+        )
+    } else {
+        (
+            process.pid.to_string(),
+            units::printable(&process.comm).into_owned(),
+        )
+    }
 }
 
 /// The OOM kills of the recording, one block each: they are the headline when there are any.
@@ -137,7 +156,7 @@ pub fn write_header(report: &Report, out: &mut impl Write) -> io::Result<()> {
     writeln!(
         out,
         "traced {} for {:.2} s ({}): {} faults, {} lost, {} malformed",
-        report.traced,
+        units::printable(&report.traced),
         report.duration_s,
         match report.stop_reason {
             StopReason::Duration => "duration reached",
@@ -163,6 +182,27 @@ pub fn write_header(report: &Report, out: &mut impl Write) -> io::Result<()> {
             out,
             "warning: {} records were lost because the ring buffer was full; raise --ring-size",
             report.lost.total
+        )?;
+    }
+    if report.kernel_counters.children_dropped > 0 {
+        writeln!(
+            out,
+            "warning: {} child processes did not fit in the pid filter and went untraced",
+            report.kernel_counters.children_dropped
+        )?;
+    }
+    if report.kernel_counters.stalls_dropped > 0 {
+        writeln!(
+            out,
+            "warning: {} stalls did not fit in the in-flight map; their latency is missing",
+            report.kernel_counters.stalls_dropped
+        )?;
+    }
+    if report.processes.iter().any(|p| p.folded_processes > 0) {
+        writeln!(
+            out,
+            "note: ended processes beyond the {} busiest are folded by command (PID -, COMM name ×count)",
+            crate::model::KEEP_EXITED
         )?;
     }
     if report.kernel_counters.park_failed > 0 {

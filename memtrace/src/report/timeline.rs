@@ -82,10 +82,11 @@ fn row(
     let mut processes: Vec<ProcessShare> = interval
         .stalls
         .iter()
-        .filter(|(pid, _)| focus.is_empty() || focus.contains(pid))
-        .map(|(&pid, ns)| ProcessShare {
+        .filter(|((pid, _), _)| focus.is_empty() || focus.contains(pid))
+        .map(|(&(pid, start_ns), (comm, ns))| ProcessShare {
             pid,
-            comm: model.comm_of(pid).to_string(),
+            // Its latest name if it is still kept (an exec renames it), else the one it had.
+            comm: model.name_of(pid, start_ns).unwrap_or(comm).to_string(),
             stalled_pct: share_pct(ns.iter().sum(), len),
             by_kind: StallCategory::ALL
                 .iter()
@@ -141,7 +142,7 @@ pub fn write(rows: &[TimelineRow], out: &mut impl Write) -> io::Result<()> {
                     .collect();
                 format!(
                     "{}[{}] {:.0}% ({})",
-                    p.comm,
+                    units::printable(&p.comm),
                     p.pid,
                     p.stalled_pct,
                     kinds.join(" ")
@@ -201,6 +202,7 @@ mod tests {
         second.stall_time.push(StallTime {
             interval: 1,
             pid: 42,
+            start_ns: 0,
             ns: vec![(StallCategory::MemcgReclaim, 400_000_000)],
         });
         model.apply(&second);

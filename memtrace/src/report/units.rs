@@ -1,4 +1,6 @@
-//! Numbers for humans: durations with 3 significant digits and counts with k/M suffixes.
+//! Numbers for humans: durations with 3 significant digits and counts with k/M suffixes; and
+//! names from the traced machine made safe to print.
+use std::{borrow::Cow, fmt::Write as _};
 
 /// `964ns`, `9.33µs`, `154ms`, `1.20s`.
 pub fn duration_ns(ns: u64) -> String {
@@ -59,6 +61,44 @@ pub fn rate(n: u64, seconds: f64) -> String {
     count((n as f64 / seconds).round() as u64)
 }
 
+/// `text` with every control and invisible formatting character escaped (`\n`, `\x1b`,
+/// `\u{202e}`), so that a name a process chose itself (`prctl(PR_SET_NAME)`, a cgroup's
+/// directory) cannot move the cursor, recolour the terminal, forge a line or reorder text. Every
+/// text renderer passes names through it; JSON has its own escaping.
+pub fn printable(text: &str) -> Cow<'_, str> {
+    if !text.chars().any(needs_escape) {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        match c {
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if !needs_escape(c) => out.push(c),
+            c if (c as u32) < 0x100 => {
+                let _ = write!(out, "\\x{:02x}", c as u32);
+            }
+            c => {
+                let _ = write!(out, "\\u{{{:x}}}", c as u32);
+            }
+        }
+    }
+    Cow::Owned(out)
+}
+
+/// Control characters (C0, DEL, C1) and the invisible ones that reorder or hide text: zero-width
+/// and bidirectional marks, embeddings, overrides and isolates, separators, the BOM.
+fn needs_escape(c: char) -> bool {
+    c.is_control()
+        || matches!(c,
+            '\u{200b}'..='\u{200f}'
+            | '\u{2028}'..='\u{202e}'
+            | '\u{2060}'..='\u{206f}'
+            | '\u{feff}'
+            | '\u{fff9}'..='\u{fffb}')
+}
+
 fn three_digits(v: f64) -> String {
     if v >= 100.0 {
         format!("{v:.0}")
@@ -81,6 +121,19 @@ mod tests {
         assert_eq!(duration_ns(12_345), "12.3µs");
         assert_eq!(duration_ns(154_200_000), "154ms");
         assert_eq!(duration_ns(1_200_000_000), "1.20s");
+    }
+
+    #[test]
+    fn names_are_escaped_for_the_terminal() {
+        assert!(matches!(printable("postgres"), Cow::Borrowed("postgres")));
+        assert_eq!(printable("µs-wörker"), "µs-wörker");
+        assert_eq!(printable("evil\x1b[31m\nred"), "evil\\x1b[31m\\nred");
+        assert_eq!(printable("a\tb\rc\0d\x7f"), "a\\tb\\rc\\x00d\\x7f");
+        assert_eq!(printable("\u{9b}31m"), "\\x9b31m");
+        assert_eq!(printable("abc\u{202e}fdp.exe"), "abc\\u{202e}fdp.exe");
+        assert_eq!(printable("zero\u{200b}width"), "zero\\u{200b}width");
+        // Backslashes that were there already are left alone: names rarely hold them.
+        assert_eq!(printable("a\\nb"), "a\\nb");
     }
 
     #[test]

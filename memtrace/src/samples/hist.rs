@@ -11,9 +11,11 @@ use serde::{Deserialize, Serialize};
 pub const SIGNIFICANT_DIGITS: u8 = 3;
 
 /// Distinct values a distribution keeps in a small sorted list before it switches to a full
-/// HdrHistogram: a process that faulted a few dozen times costs a few hundred bytes, not the
-/// tens of kilobytes of a histogram's counts (10 000 short-lived processes are common).
-const SPARSE_LIMIT: usize = 64;
+/// HdrHistogram: a process that faulted a few hundred times costs a few kilobytes, not the 64 to
+/// 200 KB of a histogram's counts (thousands of short-lived processes a second are common, and
+/// a `/bin/true` alone makes ~70 faults of ~60 distinct latencies). Past the first few hundred
+/// faults a new distinct value is rare, so inserting into the list stays cheap.
+const SPARSE_LIMIT: usize = 256;
 
 /// The counts behind a distribution.
 #[derive(Clone, Debug)]

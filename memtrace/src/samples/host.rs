@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 /// The machine, read once when recording starts.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct HostFacts {
     /// `uname -r`.
     pub kernel_release: String,
@@ -21,6 +22,7 @@ pub struct HostFacts {
 
 /// vm tunables; `None` where the kernel has no such file.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Tunables {
     pub swappiness: Option<u64>,
     pub min_free_kbytes: Option<u64>,
@@ -34,6 +36,7 @@ pub struct Tunables {
 
 /// Totals and settings, in pages.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct HostMemory {
     pub page_size: u64,
     /// `totalram_pages()` (MemTotal).

@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 
 /// One reading of the machine's counters.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct MachineSample {
     /// CLOCK_MONOTONIC time of the reading.
     pub mono_ns: u64,

@@ -17,6 +17,7 @@ use oom::OomInterval;
 
 /// What a recording knows before its first interval.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Header {
     /// The memtrace that recorded it.
     pub memtrace_version: String,
@@ -42,6 +43,7 @@ pub struct Header {
 
 /// The outcome of attaching one hook.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct HookStatus {
     /// Program name in the eBPF object.
     pub program: String,
@@ -53,6 +55,7 @@ pub struct HookStatus {
 
 /// Kernel-side counters, summed over CPUs, since the start of the recording.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct KernelCounters {
     /// Records that could not be reserved in the ring buffer, by `EventKind` id.
     pub lost: [u64; memtrace_common::EVENT_KIND_SLOTS as usize],
@@ -64,6 +67,10 @@ pub struct KernelCounters {
     pub park_failed: u64,
     /// Children added to the pid filter.
     pub children_added: u64,
+    /// Children that did not fit in the full pid filter (untraced).
+    pub children_dropped: u64,
+    /// Stalls whose start did not fit in the full in-flight map (untimed).
+    pub stalls_dropped: u64,
 }
 
 /// Why a recording ended.
@@ -92,6 +99,7 @@ pub struct End {
 
 /// Everything that happened in one interval.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct IntervalSample {
     /// 0 for the first interval.
     pub index: u64,
@@ -114,6 +122,8 @@ pub struct IntervalSample {
     pub cgroups: Vec<CgroupName>,
     /// OOM kills and what followed them.
     pub oom: OomInterval,
+    /// Traced processes that ended in this interval.
+    pub exits: Vec<ProcessExit>,
     /// Fault records received (batch entries included).
     pub fault_records: u64,
     /// Records that did not decode, and the first one's reason.
@@ -125,9 +135,14 @@ pub struct IntervalSample {
 
 /// One process in one interval.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct ProcessSample {
     /// Thread group id.
     pub pid: u32,
+    /// When it started (CLOCK_MONOTONIC ns; 0: unknown): with `pid`, the process's identity.
+    pub start_ns: u64,
+    /// When it ended, if it had by the end of the interval.
+    pub exit_ns: Option<u64>,
     /// The best name seen in the interval (empty: none); `named` when the main thread or an
     /// exec gave it, which overrides earlier names.
     pub comm: String,
@@ -140,8 +155,18 @@ pub struct ProcessSample {
     pub stalls: Vec<StallSample>,
 }
 
+/// A traced process that ended.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ProcessExit {
+    pub pid: u32,
+    pub start_ns: u64,
+    pub exit_ns: u64,
+}
+
 /// Faults of one class.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct ClassSample {
     /// A `FaultClass` id.
     pub class: u32,
@@ -150,6 +175,7 @@ pub struct ClassSample {
 
 /// Stalls of one kind.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct StallSample {
     /// A `StallKind` id.
     pub kind: u32,
@@ -162,6 +188,7 @@ pub struct StallSample {
 
 /// Stalls caused by allocations of one order and gfp mask.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Allocation {
     pub order: i32,
     pub gfp_flags: u32,
@@ -170,10 +197,12 @@ pub struct Allocation {
 
 /// Stalled time of one process within one interval, by timeline category.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct StallTime {
     /// The interval the time belongs to (this one or an earlier one).
     pub interval: u64,
     pub pid: u32,
+    pub start_ns: u64,
     /// (category, ns), categories with time only.
     pub ns: Vec<(StallCategory, u64)>,
 }
@@ -242,6 +271,7 @@ impl StallCategory {
 
 /// kswapd of one node in one interval.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct KswapdSample {
     pub nid: u32,
     /// Times it started working.
@@ -254,6 +284,7 @@ pub struct KswapdSample {
 
 /// Allocations of one task, at one order, that woke kswapd.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct KswapdWaker {
     pub pid: u32,
     pub comm: String,
@@ -263,6 +294,7 @@ pub struct KswapdWaker {
 
 /// Pages moved by one task.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct SwapByTask {
     pub pid: u32,
     pub comm: String,
@@ -272,6 +304,7 @@ pub struct SwapByTask {
 
 /// Pages moved for one memory cgroup.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct SwapByMemcg {
     /// Inode of the cgroup's directory (0: unknown).
     pub memcg_id: u64,
@@ -281,6 +314,7 @@ pub struct SwapByMemcg {
 
 /// A memory cgroup's path, as it was when first seen.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct CgroupName {
     pub id: u64,
     pub path: Option<String>,

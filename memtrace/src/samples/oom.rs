@@ -9,6 +9,7 @@ use super::host::HostMemory;
 
 /// OOM activity of one interval.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct OomInterval {
     /// Kills, each with its context.
     pub kills: Vec<OomSample>,
@@ -60,6 +61,7 @@ impl OomSample {
 
 /// What the kernel printed about one kill.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct KmsgOom {
     /// `constraint=` (CONSTRAINT_MEMCG, CONSTRAINT_NONE, ...).
     pub constraint: String,

@@ -38,9 +38,11 @@ pub fn run(exe: &Path, plan: &FootprintPlan) -> Result<Vec<Row>, Error> {
     let mut rows = Vec::new();
     for &count in &plan.counts {
         let m = measure(exe, count, plan.pages)?;
-        eprintln!(
+        progress!(
             "memtrace bench: footprint with {count} processes: RSS {} KiB, peak {} KiB, maps {} B",
-            m.resident.rss_kib, m.max_rss_kib, m.map_bytes
+            m.resident.rss_kib,
+            m.max_rss_kib,
+            m.map_bytes
         );
         rows.push(row(&m));
     }

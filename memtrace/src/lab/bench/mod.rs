@@ -5,6 +5,7 @@
 //! before and stopped with SIGINT after each measurement. Pure arithmetic (`stats`, `targets`)
 //! and rendering (`table`, `host`) are apart and unit-tested.
 mod child;
+mod churn;
 mod footprint;
 pub mod host;
 mod interrupt;
@@ -43,6 +44,8 @@ pub struct Plan {
     pub swap: SwapPlan,
     pub throughput: ThroughputPlan,
     pub footprint: FootprintPlan,
+    /// How long memtrace records under fork churn.
+    pub churn: Duration,
     pub recording: RecordingPlan,
     /// Launches timed for start-up.
     pub startup_runs: usize,
@@ -72,6 +75,7 @@ impl Plan {
                 counts: vec![1, 1_000, 10_000],
                 pages: 16,
             },
+            churn: Duration::from_secs(60),
             recording: RecordingPlan {
                 counts: vec![1, 1_000, 10_000],
                 pages: 16,
@@ -98,6 +102,7 @@ impl Plan {
                 churn: zero_page_churn(Duration::from_secs(2)),
             },
             footprint: Self::full().footprint,
+            churn: Duration::from_secs(15),
             recording: RecordingPlan {
                 duration: Duration::from_secs(5),
                 ..Self::full().recording
@@ -139,6 +144,9 @@ pub fn run(plan: &Plan) -> Result<Vec<Row>, Error> {
     section(&mut rows, "footprint", || {
         footprint::run(&exe, &plan.footprint)
     });
+    section(&mut rows, "footprint under churn", || {
+        churn::run(&exe, plan.churn)
+    });
     section(&mut rows, "recording size", || {
         recording::run(&exe, &plan.recording)
     });
@@ -153,11 +161,11 @@ fn section(rows: &mut Vec<Row>, name: &str, f: impl FnOnce() -> Result<Vec<Row>,
     if interrupt::check().is_err() {
         return;
     }
-    eprintln!("memtrace bench: {name}");
+    progress!("memtrace bench: {name}");
     match f() {
         Ok(more) => rows.extend(more),
         Err(e) => {
-            eprintln!("memtrace bench: {name} failed: {e}");
+            progress!("memtrace bench: {name} failed: {e}");
             rows.push(Row::unavailable(name, "—", "—", &e.to_string()));
         }
     }

@@ -55,7 +55,7 @@ pub fn run(exe: &Path, plan: &OverheadPlan, conditions: Vec<Condition>) -> Resul
             match traced_run(exe, &plan.churn, tracer.as_ref()) {
                 Ok((test, lost)) => {
                     let base = load::run_churn(exe, &plan.churn)?.ns_per_fault();
-                    eprintln!(
+                    progress!(
                         "memtrace bench: fault overhead {round}/{}: {}: {base:.0} -> {test:.0} ns/fault",
                         plan.pairs,
                         label(tracer.as_ref())

@@ -18,6 +18,8 @@ pub struct Recorded {
     pub lost: u64,
     /// (pid, faults) of every process in the report.
     pub processes: Vec<(u32, u64)>,
+    /// Processes the report accounts for: its entries, folded ones counted one by one.
+    pub processes_seen: u64,
 }
 
 impl Recorded {
@@ -50,7 +52,9 @@ pub fn parse(json: &str) -> Result<Recorded, Error> {
         .and_then(Value::as_array)
         .ok_or_else(|| bad("no `processes`"))?;
     let mut processes = Vec::with_capacity(list.len());
+    let mut processes_seen = 0;
     for process in list {
+        processes_seen += number(process, "folded_processes").unwrap_or(0).max(1);
         let pid = number(process, "pid").and_then(|p| u32::try_from(p).ok());
         let count = number(process, "faults");
         match (pid, count) {
@@ -62,6 +66,7 @@ pub fn parse(json: &str) -> Result<Recorded, Error> {
         faults,
         lost,
         processes,
+        processes_seen,
     })
 }
 

@@ -42,9 +42,11 @@ pub fn run(exe: &Path, plan: &RecordingPlan) -> Result<Vec<Row>, Error> {
     let mut rows = Vec::new();
     for &count in &plan.counts {
         let m = measure(exe, count, plan)?;
-        eprintln!(
+        progress!(
             "memtrace bench: recording with {count} active processes: {} bytes, {} intervals in {:.1} s",
-            m.bytes, m.intervals, m.elapsed_s
+            m.bytes,
+            m.intervals,
+            m.elapsed_s
         );
         rows.push(row(&m, plan.pages));
     }
@@ -61,7 +63,7 @@ fn measure(exe: &Path, count: u64, plan: &RecordingPlan) -> Result<Measured, Err
     let bytes = std::fs::metadata(&recording)
         .map_err(|e| Error::io(format!("reading {}", recording.display()), e))?
         .len();
-    let (model, intervals, _) = read_model(&recording, |_| true)?;
+    let (model, intervals, _) = read_model(&recording, |_| true, None)?;
     Ok(Measured {
         processes: active.processes,
         bytes,

@@ -28,7 +28,7 @@ pub fn run(exe: &Path, runs: usize) -> Result<Vec<Row>, Error> {
         facts_ms.push(facts);
         attach_ms.push(attach);
     }
-    eprintln!(
+    progress!(
         "memtrace bench: start-up: launch {launch_ms:.0?} ms, BTF {facts_ms:.0?} ms, load+attach {attach_ms:.0?} ms"
     );
     Ok(vec![

@@ -59,9 +59,11 @@ pub fn run(exe: &Path, plan: &SwapPlan) -> Result<Vec<Row>, Error> {
         let test = test?;
         lost += recorded::read(report.path())?.lost;
         let base = cycle(exe, &sandbox, plan)?;
-        eprintln!(
+        progress!(
             "memtrace bench: swap storm {round}/{}: {:.2} s -> {:.2} s",
-            plan.pairs, base.secs, test.secs
+            plan.pairs,
+            base.secs,
+            test.secs
         );
         untraced.push(base.secs);
         swapins.extend([base.swapins as f64, test.swapins as f64]);

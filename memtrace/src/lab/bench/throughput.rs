@@ -47,9 +47,11 @@ pub fn run(exe: &Path, plan: &ThroughputPlan) -> Result<Vec<Row>, Error> {
         let untraced = generate(exe, &plan.churn, generators)?;
         let mut m = traced(exe, &plan.churn, generators)?;
         m.untraced_rate = total_rate(&untraced);
-        eprintln!(
+        progress!(
             "memtrace bench: throughput with {generators} generator(s): {:.0} faults/s untraced, {:.0} events/s traced, {} lost",
-            m.untraced_rate, m.rate, m.lost
+            m.untraced_rate,
+            m.rate,
+            m.lost
         );
         all.push(m);
     }

@@ -154,7 +154,7 @@ pub fn bpftrace(install: bool) -> Result<PathBuf, String> {
     if !install {
         return Err("bpftrace not installed; --quick does not install it".into());
     }
-    eprintln!("memtrace bench: installing bpftrace with apt-get");
+    progress!("memtrace bench: installing bpftrace with apt-get");
     let status = Command::new("apt-get")
         .args(["install", "-y", "-q", "bpftrace"])
         .env("DEBIAN_FRONTEND", "noninteractive")

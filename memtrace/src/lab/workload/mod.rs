@@ -4,6 +4,7 @@ pub mod bench;
 pub mod faults;
 pub mod mapping;
 pub mod oom;
+pub mod reuse;
 
 use std::io::BufRead;
 

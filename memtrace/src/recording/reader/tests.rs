@@ -123,7 +123,7 @@ fn a_recording_replays_to_the_live_runs_report() {
     }
     assert_eq!(reader.problem(), None);
     assert_eq!(intervals, (0..INTERVALS).map(interval).collect::<Vec<_>>());
-    let (replayed, read, problem) = read_model(&file.0, |_| true).expect("read");
+    let (replayed, read, problem) = read_model(&file.0, |_| true, None).expect("read");
     assert_eq!((read, problem), (INTERVALS, None));
     assert_eq!(report_json(&replayed), report_json(&live));
 }
@@ -132,7 +132,7 @@ fn a_recording_replays_to_the_live_runs_report() {
 fn a_window_keeps_the_intervals_that_start_inside_it() {
     let (file, _) = write_recording("window");
     let (model, read, _) =
-        read_model(&file.0, |start| (2 * S..4 * S).contains(&start)).expect("read");
+        read_model(&file.0, |start| (2 * S..4 * S).contains(&start), None).expect("read");
     assert_eq!(read, INTERVALS);
     let pids: Vec<u32> = Report::new(&model, &View::default())
         .processes
@@ -264,7 +264,7 @@ fn the_first_format_stays_readable() {
     let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
     for name in ["demo-v1", "oom-v1"] {
         let (model, intervals, problem) =
-            read_model(&fixtures.join(format!("{name}.mtr")), |_| true).expect("read");
+            read_model(&fixtures.join(format!("{name}.mtr")), |_| true, None).expect("read");
         assert_eq!(problem, None, "{name}");
         assert!(intervals > 0, "{name}");
         let expected =
