@@ -41,6 +41,22 @@ pub fn cgroup_path_of(id: u64) -> Option<PathBuf> {
     None
 }
 
+/// The memory limit of a cgroup directory: v2's `memory.max` or v1's `memory.limit_in_bytes`;
+/// `None` when it has none (`max`, or v1's page-counter maximum) or cannot be read.
+pub fn memory_limit_bytes(dir: &Path) -> Option<u64> {
+    let read = |file: &str| std::fs::read_to_string(dir.join(file)).ok();
+    let text = read("memory.max").or_else(|| read("memory.limit_in_bytes"))?;
+    parse_memory_limit(&text)
+}
+
+/// A limit file's text as bytes; `max` and v1's "unlimited" (above 2^62) are `None`.
+pub fn parse_memory_limit(text: &str) -> Option<u64> {
+    text.trim()
+        .parse::<u64>()
+        .ok()
+        .filter(|&bytes| bytes < 1 << 62)
+}
+
 /// A cgroup filesystem mount from /proc/self/mountinfo.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CgroupMount {
@@ -222,6 +238,13 @@ mod tests {
         let info = "40 31 0:38 /kubepods/pod1 /mnt/cg rw - cgroup2 cgroup2 rw\n";
         let mount = cgroup_mount_of(info, Path::new("/mnt/cg/c1")).expect("mount");
         assert_eq!(mount.level_of(Path::new("/mnt/cg/c1")), 3);
+    }
+
+    #[test]
+    fn memory_limits_of_both_versions() {
+        assert_eq!(parse_memory_limit("67108864\n"), Some(64 << 20));
+        assert_eq!(parse_memory_limit("max\n"), None);
+        assert_eq!(parse_memory_limit("9223372036854771712\n"), None);
     }
 
     #[test]

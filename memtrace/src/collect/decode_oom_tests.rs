@@ -83,7 +83,12 @@ fn malformed_oom_records_are_counted() {
     if let Err(error) = decode_oom(&[2, 0, 0, 0, 1]) {
         builder.count_malformed(&error);
     }
-    let sample = builder.close(Default::default(), Default::default(), |_| None);
+    let sample = builder.close(Default::default(), Default::default(), |id| {
+        crate::samples::CgroupName {
+            id,
+            ..Default::default()
+        }
+    });
     assert_eq!(sample.malformed, 1);
     assert!(sample.first_malformed.is_some());
     assert!(sample.oom.kills.is_empty());

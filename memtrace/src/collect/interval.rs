@@ -303,12 +303,12 @@ impl IntervalBuilder {
     }
 
     /// Closes the interval at `machine.mono_ns` and starts the next one. `name_cgroup` finds the
-    /// path of a memory cgroup seen for the first time.
+    /// path and limit of a memory cgroup seen for the first time.
     pub fn close(
         &mut self,
         machine: MachineSample,
         counters: KernelCounters,
-        mut name_cgroup: impl FnMut(u64) -> Option<String>,
+        mut name_cgroup: impl FnMut(u64) -> CgroupName,
     ) -> IntervalSample {
         let end_ns = machine.mono_ns;
         let start_ns = self.boundaries.last().copied().unwrap_or(end_ns);
@@ -353,10 +353,7 @@ impl IntervalBuilder {
         let cgroups = swap_by_memcg
             .iter()
             .filter(|m| m.memcg_id != 0 && self.named_memcgs.insert(m.memcg_id))
-            .map(|m| CgroupName {
-                id: m.memcg_id,
-                path: name_cgroup(m.memcg_id),
-            })
+            .map(|m| name_cgroup(m.memcg_id))
             .collect();
         let sample = IntervalSample {
             index: self.index,

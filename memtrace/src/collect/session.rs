@@ -11,7 +11,7 @@ use aya::maps::{MapData, RingBuf};
 use tokio::{io::Interest, io::unix::AsyncFd, signal::unix::SignalKind, sync::mpsc};
 
 use super::{
-    cgroups::cgroup_path_of,
+    cgroups::{cgroup_path_of, memory_limit_bytes},
     decode::{Record, decode},
     filter::{CgroupTarget, Filter},
     interval::IntervalBuilder,
@@ -22,7 +22,7 @@ use super::{
 use crate::{
     error::Error,
     model::{Model, Tick, oom::OomKill},
-    samples::{End, Header, IntervalSample, KernelCounters, StopReason},
+    samples::{CgroupName, End, Header, IntervalSample, KernelCounters, StopReason},
 };
 
 /// How long to record and how often to report.
@@ -202,9 +202,14 @@ pub async fn record(
     Ok(model)
 }
 
-/// The path of a memory cgroup, as the recording keeps it.
-fn name_cgroup(id: u64) -> Option<String> {
-    cgroup_path_of(id).map(|p| p.display().to_string())
+/// The path and memory limit of a memory cgroup, as the recording keeps them.
+fn name_cgroup(id: u64) -> CgroupName {
+    let path = cgroup_path_of(id);
+    CgroupName {
+        id,
+        memory_limit_bytes: path.as_deref().and_then(memory_limit_bytes),
+        path: path.map(|p| p.display().to_string()),
+    }
 }
 
 /// Faults lost so far (a lost minor-fault batch counts each of its faults).

@@ -22,8 +22,8 @@ pub use swap::{Kswapd, SwapTraffic};
 use timeline::Timeline;
 
 use crate::samples::{
-    End, Header, IntervalSample, KernelCounters, ProcessSample, StallSample, StopReason,
-    machine::MachineSample,
+    CgroupName, End, Header, IntervalSample, KernelCounters, ProcessSample, StallSample,
+    StopReason, machine::MachineSample,
 };
 pub use crate::samples::{LatencyStats, LatencySummary, Log2Bucket, SIGNIFICANT_DIGITS};
 
@@ -204,7 +204,7 @@ pub struct Model {
     /// kswapd per node.
     pub kswapd: Kswapd,
     /// Memory cgroup paths by inode, as recorded.
-    pub cgroups: HashMap<u64, Option<String>>,
+    pub cgroups: HashMap<u64, CgroupName>,
     /// Fault records received.
     pub records: u64,
     /// Records that did not decode (or sample entries of an unknown kind), and the first reason.
@@ -270,9 +270,7 @@ impl Model {
         self.kswapd.apply(&sample.kswapd, &mut self.timeline);
         self.swap.apply(sample);
         for name in &sample.cgroups {
-            self.cgroups
-                .entry(name.id)
-                .or_insert_with(|| name.path.clone());
+            self.cgroups.entry(name.id).or_insert_with(|| name.clone());
         }
         self.oom.apply(&sample.oom);
         self.records += sample.fault_records;
@@ -293,9 +291,7 @@ impl Model {
         self.windowed = true;
         self.last_machine = sample.machine;
         for name in &sample.cgroups {
-            self.cgroups
-                .entry(name.id)
-                .or_insert_with(|| name.path.clone());
+            self.cgroups.entry(name.id).or_insert_with(|| name.clone());
         }
     }
 
@@ -388,7 +384,7 @@ impl Model {
 
     /// A memory cgroup's recorded path.
     pub fn cgroup_path(&self, id: u64) -> Option<String> {
-        self.cgroups.get(&id).cloned().flatten()
+        self.cgroups.get(&id).and_then(|c| c.path.clone())
     }
 }
 

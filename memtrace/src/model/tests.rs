@@ -107,6 +107,7 @@ fn stalls_swap_kswapd_and_cgroups_fold() {
     first.cgroups.push(CgroupName {
         id: 50,
         path: Some("/sys/fs/cgroup/memory/box".into()),
+        memory_limit_bytes: Some(64 << 20),
     });
     first.kswapd.push(KswapdSample {
         nid: 0,

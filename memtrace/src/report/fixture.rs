@@ -243,6 +243,7 @@ pub(crate) fn first_interval() -> IntervalSample {
         cgroups: vec![CgroupName {
             id: 501,
             path: Some("/db.slice".into()),
+            memory_limit_bytes: Some(1 << 30),
         }],
         fault_records: 7,
         ..IntervalSample::default()

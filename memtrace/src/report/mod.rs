@@ -223,7 +223,13 @@ impl Report {
                 .iter()
                 .map(|p| process_report(p, &gfp, header.start_mono_ns))
                 .collect(),
-            swap: SwapReport::new(&model.swap, |id| model.cgroup_path(id)),
+            swap: SwapReport::new(&model.swap, |id| {
+                let cgroup = model.cgroups.get(&id);
+                (
+                    cgroup.and_then(|c| c.path.clone()),
+                    cgroup.and_then(|c| c.memory_limit_bytes),
+                )
+            }),
             kswapd: stalls::kswapd_reports(&model.kswapd),
             thresholds: header.thresholds,
             timeline: timeline::rows(model, &header.thresholds, focus),

@@ -102,6 +102,9 @@ pub struct SwapShare {
     /// The memory cgroup owning the pages: its inode and path.
     pub memcg_id: Option<u64>,
     pub memcg_path: Option<String>,
+    /// Its memory limit when first seen (`null`: unlimited or unknown).
+    #[serde(default)]
+    pub memory_limit_bytes: Option<u64>,
     pub out_pages: u64,
     pub in_pages: u64,
 }
@@ -116,8 +119,8 @@ pub struct SwapReport {
 }
 
 impl SwapReport {
-    /// Builds the section; `memcg_path` resolves a cgroup inode to its path.
-    pub fn new(swap: &SwapTraffic, memcg_path: impl Fn(u64) -> Option<String>) -> Self {
+    /// Builds the section; `memcg` gives a cgroup inode's recorded path and limit.
+    pub fn new(swap: &SwapTraffic, memcg: impl Fn(u64) -> (Option<String>, Option<u64>)) -> Self {
         let mut by_task: Vec<SwapShare> = swap
             .by_task
             .iter()
@@ -126,6 +129,7 @@ impl SwapReport {
                 comm: Some(comm.clone()),
                 memcg_id: None,
                 memcg_path: None,
+                memory_limit_bytes: None,
                 out_pages: c.out_pages,
                 in_pages: c.in_pages,
             })
@@ -137,7 +141,8 @@ impl SwapReport {
                 pid: None,
                 comm: None,
                 memcg_id: Some(id),
-                memcg_path: memcg_path(id),
+                memcg_path: memcg(id).0,
+                memory_limit_bytes: memcg(id).1,
                 out_pages: c.out_pages,
                 in_pages: c.in_pages,
             })

@@ -318,6 +318,9 @@ pub struct SwapByMemcg {
 pub struct CgroupName {
     pub id: u64,
     pub path: Option<String>,
+    /// Its memory limit then (`memory.max`, or v1's `memory.limit_in_bytes`); `None` when
+    /// unlimited or unreadable.
+    pub memory_limit_bytes: Option<u64>,
 }
 
 /// The `comm` bytes of a record as text, up to the first NUL.

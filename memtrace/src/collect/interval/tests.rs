@@ -44,7 +44,13 @@ fn at(ns: u64) -> MachineSample {
 }
 
 fn close(builder: &mut IntervalBuilder, ns: u64) -> crate::samples::IntervalSample {
-    builder.close(at(ns), Default::default(), |id| Some(format!("/cg/{id}")))
+    builder.close(at(ns), Default::default(), |id| {
+        crate::samples::CgroupName {
+            id,
+            path: Some(format!("/cg/{id}")),
+            memory_limit_bytes: Some(id << 20),
+        }
+    })
 }
 
 #[test]
@@ -249,6 +255,7 @@ fn swap_traffic_by_task_and_memcg_names_each_memcg_once() {
     assert_eq!((memcg50.out_pages, memcg50.in_pages), (2, 2));
     assert_eq!(first.cgroups.len(), 1, "inode 0 (unknown) is never named");
     assert_eq!(first.cgroups[0].path.as_deref(), Some("/cg/50"));
+    assert_eq!(first.cgroups[0].memory_limit_bytes, Some(50 << 20));
     b.add(Ok(swap(SwapDir::Out, 1, 50)));
     let second = close(&mut b, 2 * S);
     assert!(second.cgroups.is_empty(), "named once per recording");
