@@ -2,6 +2,7 @@
 
 mod bench;
 mod build;
+mod components;
 mod demo;
 mod fuzz;
 mod run;

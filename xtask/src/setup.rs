@@ -1,4 +1,5 @@
-//! `cargo xtask setup`: installs what is missing of the eBPF build toolchain, skips what is there.
+//! `cargo xtask setup`: installs what is missing of the eBPF build toolchain and of the tests'
+//! Python hdrh, skips what is there.
 
 use std::{env, iter, path::Path};
 
@@ -16,6 +17,7 @@ const BPF_LINKER_LLVM_FEATURE: &str = "llvm-22";
 /// Runs the `setup` subcommand.
 pub fn main() -> Result<()> {
     ensure_toolchain()?;
+    ensure_python_hdrh()?;
     println!("toolchain ready");
     Ok(())
 }
@@ -104,6 +106,28 @@ fn ensure_llvm() -> Result<()> {
     ensure!(
         llvm_config.is_file(),
         "{need}; apt-get succeeded but did not provide it"
+    );
+    Ok(())
+}
+
+/// Python's `hdrh` (PyPI: hdrhistogram): a test of `memtrace report --hlog` reads the log with
+/// it, a reader independent of the Rust crate that writes it. Installed by pip when missing.
+pub fn ensure_python_hdrh() -> Result<()> {
+    let import_hdrh = || probe(cmd("python3").args(["-c", "import hdrh"])).is_some();
+    ensure!(
+        find_program("python3").is_some(),
+        "python3 not found: the tests of `memtrace report --hlog` need it, with pip"
+    );
+    if import_hdrh() {
+        println!("ok: Python's hdrh present");
+        return Ok(());
+    }
+    println!("installing: Python package hdrhistogram (pip)");
+    run(cmd("python3").args(["-m", "pip", "install", "hdrhistogram"]))
+        .context("could not install the Python package hdrhistogram (the hlog tests need it)")?;
+    ensure!(
+        import_hdrh(),
+        "pip installed hdrhistogram, but `python3 -c \"import hdrh\"` still fails"
     );
     Ok(())
 }

@@ -6,7 +6,7 @@ use anyhow::{Result, bail};
 
 use crate::{
     build::build_memtrace,
-    setup::ensure_toolchain,
+    setup::{ensure_python_hdrh, ensure_toolchain},
     tally::{Tally, run_counted},
     util::{cargo, is_root, run, step},
 };
@@ -89,6 +89,8 @@ fn unit_checks(tally: &mut Tally) -> Result<()> {
         "-D",
         "warnings",
     ]))?;
+    // A unit test of `report --hlog` reads the log back with Python's hdrh.
+    ensure_python_hdrh()?;
     step("unit tests");
     run_counted(
         cargo().args([
@@ -124,6 +126,7 @@ fn kernel_blockers() -> Vec<String> {
 /// The root-only integration tests against the release binary, one at a time since they
 /// share the kernel (memcgs, swap, global counters).
 fn kernel_tests(test_args: &[String], tally: &mut Tally) -> Result<()> {
+    crate::components::ensure_chromium()?;
     let binary = build_memtrace()?;
     step("kernel integration tests");
     run_counted(

@@ -192,6 +192,7 @@ fn final_report(model: &Model, json: Option<&Path>) -> Result<Report, Error> {
         view: View::default(),
         top: 10,
         json,
+        html: None,
     };
     output::final_report(model, &options)
 }

@@ -3,7 +3,11 @@
 pub mod stdio;
 mod args;
 mod bench;
+mod completions;
 mod demo;
+mod diff;
+mod hlog;
+mod man;
 mod output;
 mod record;
 mod report;
@@ -32,6 +36,8 @@ enum Command {
     Record(record::RecordArgs),
     /// Render the report of a recording made with `record -o`.
     Report(report::ReportArgs),
+    /// Compare two recordings: per process, fault class and stall kind, beyond noise.
+    Diff(diff::DiffArgs),
     /// Run a built-in workload in a temporary sandbox, trace it, and report.
     Demo(demo::DemoArgs),
     /// Measure memtrace's overhead, throughput, footprint and start-up (prints a table).
@@ -39,6 +45,12 @@ enum Command {
     /// A workload with known fault counts (used by the demo and the tests).
     #[command(hide = true)]
     Workload(workload::WorkloadArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    #[command(hide = true)]
+    Completions(completions::CompletionsArgs),
+    /// Print the manual page (roff): `memtrace man | man -l -`.
+    #[command(hide = true)]
+    Man(man::ManArgs),
 }
 
 /// Parses a command line (the program's name first) without running anything.
@@ -68,9 +80,12 @@ pub fn run() -> Result<ExitCode, Error> {
     match cli.command {
         Command::Record(args) => record::run(args),
         Command::Report(args) => report::run(args),
+        Command::Diff(args) => diff::run(args),
         Command::Demo(args) => demo::run(args),
         Command::Bench(args) => bench::run(args),
         Command::Workload(args) => workload::run(args),
+        Command::Completions(args) => completions::run(args),
+        Command::Man(args) => man::run(args),
     }
 }
 

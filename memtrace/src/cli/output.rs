@@ -18,7 +18,9 @@ use memtrace::{
         session::{self, Callbacks, RunOptions, SampleSink},
     },
     model::{Model, Tick, oom::OomKill},
-    report::{Report, View, bars, events, gfp::GfpNames, json, live, stalls, table, timeline},
+    report::{
+        Report, View, bars, events, gfp::GfpNames, html, json, live, stalls, table, timeline,
+    },
     samples::{Header, machine::Thresholds},
 };
 
@@ -172,6 +174,8 @@ pub struct ReportOptions<'a> {
     pub top: usize,
     /// `--json FILE` (`-`: stdout, the text then goes to stderr).
     pub json: Option<&'a Path>,
+    /// `--html FILE`: the page with the charts.
+    pub html: Option<&'a Path>,
 }
 
 /// Renders the report: tables (and bars for one process) on stdout, or on stderr when the JSON
@@ -201,6 +205,14 @@ pub fn final_report(model: &Model, options: &ReportOptions<'_>) -> Result<Report
                 .map_err(|e| Error::io("the JSON report is lost: stdout", e))?;
         }
         Some(path) => write_json_file(path, |out| json::write(&report, out))?,
+    }
+    if let Some(path) = options.html {
+        let mut tables = Vec::new();
+        write_text(&report, options.top, &mut tables)
+            .map_err(|e| Error::io("rendering the tables", e))?;
+        let tables = String::from_utf8_lossy(&tables);
+        let curves = html::curve_charts(model);
+        write_json_file(path, |out| html::write(&report, &curves, &tables, out))?;
     }
     text?;
     Ok(report)

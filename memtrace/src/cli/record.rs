@@ -40,6 +40,9 @@ pub struct RecordArgs {
     /// Write the report as JSON to FILE (`-` for stdout; the table then goes to stderr).
     #[arg(long, value_name = "FILE")]
     json: Option<PathBuf>,
+    /// Write the report as one self-contained HTML page with charts to FILE.
+    #[arg(long, value_name = "FILE")]
+    html: Option<PathBuf>,
     /// Also write a recording to FILE, interval by interval: `memtrace report FILE` renders
     /// every view of this run from it later, even if memtrace is killed.
     #[arg(short, long = "output", value_name = "FILE")]
@@ -84,6 +87,7 @@ enum EndHook {
 pub fn run(args: RecordArgs) -> Result<ExitCode, Error> {
     let (filter, notes) = filter_of(&args)?;
     output::check_json_path(args.json.as_deref())?;
+    output::check_json_path(args.html.as_deref())?;
     super::start_as_root(Need::Trace)?;
     // The recording file is created before anything is attached: a bad path stops here.
     let mut writer = args.output.as_deref().map(Writer::create).transpose()?;
@@ -145,6 +149,7 @@ pub fn run(args: RecordArgs) -> Result<ExitCode, Error> {
         view: View::default(),
         top: args.top,
         json: args.json.as_deref(),
+        html: args.html.as_deref(),
     };
     // A lost report does not hide the recording: say where it is first.
     let reported = output::final_report(&model, &report_options);

@@ -4,7 +4,7 @@ use std::{path::PathBuf, process::ExitCode, time::Duration};
 use clap::Args;
 use memtrace::{Error, recording::read_model, report::View};
 
-use super::{args, output};
+use super::{args, hlog, output};
 
 /// Options of `memtrace report`.
 #[derive(Debug, Args)]
@@ -15,6 +15,13 @@ pub struct ReportArgs {
     /// Write the report as JSON to FILE (`-` for stdout; the table then goes to stderr).
     #[arg(long, value_name = "FILE")]
     json: Option<PathBuf>,
+    /// Write the report as one self-contained HTML page with charts to FILE.
+    #[arg(long, value_name = "FILE")]
+    html: Option<PathBuf>,
+    /// Write the latency distributions as an HdrHistogram interval log to FILE, one tag per
+    /// process and fault class or stall kind (`<pid>.<start>.<comm>.<class-or-kind>`).
+    #[arg(long, value_name = "FILE")]
+    hlog: Option<PathBuf>,
     /// Show only this process (repeat for more); the timeline then follows them.
     #[arg(short, long = "pid", value_name = "PID")]
     pids: Vec<u32>,
@@ -41,6 +48,10 @@ pub fn run(args: ReportArgs) -> Result<ExitCode, Error> {
         });
     }
     output::check_json_path(args.json.as_deref())?;
+    if let Some(path) = &args.hlog {
+        hlog::check_path(path)?;
+    }
+    output::check_json_path(args.html.as_deref())?;
     let focus = (!args.pids.is_empty()).then_some(args.pids.as_slice());
     let (model, intervals, problem) = read_model(
         &args.recording,
@@ -59,7 +70,17 @@ pub fn run(args: ReportArgs) -> Result<ExitCode, Error> {
         },
         top: args.top,
         json: args.json.as_deref(),
+        html: args.html.as_deref(),
     };
-    output::final_report(&model, &options)?;
+    let report = output::final_report(&model, &options);
+    // Written even when stdout is lost, like the JSON: it may be the part the user wanted.
+    if let Some(path) = &args.hlog {
+        let selection = hlog::Selection {
+            pids: (!args.pids.is_empty()).then(|| args.pids.clone()),
+            window_ns: from_ns..to_ns,
+        };
+        hlog::write(&args.recording, path, &selection)?;
+    }
+    report?;
     Ok(ExitCode::SUCCESS)
 }

@@ -323,15 +323,15 @@ impl IntervalBuilder {
                 node.awake_since_ns = Some(end_ns);
             }
         }
-        let mut processes: Vec<ProcessSample> = self
-            .processes
-            .drain()
+        // Taken, not drained: a burst of thousands of processes in one interval must not leave
+        // its table's capacity behind for the rest of the run.
+        let mut processes: Vec<ProcessSample> = std::mem::take(&mut self.processes)
+            .into_iter()
             .map(|((pid, start_ns), p)| p.into_sample(pid, start_ns))
             .collect();
         processes.sort_by_key(|p| (p.pid, p.start_ns));
-        let mut stall_time: Vec<StallTime> = self
-            .stall_time
-            .drain()
+        let mut stall_time: Vec<StallTime> = std::mem::take(&mut self.stall_time)
+            .into_iter()
             .map(|((interval, pid, start_ns), ns)| StallTime {
                 interval,
                 pid,

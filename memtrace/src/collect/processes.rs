@@ -9,9 +9,6 @@ use crate::samples::ProcessExit;
 /// How long an ended process is remembered: records sent late (a minor-fault batch that waited
 /// on a quiet CPU) still find it.
 const GRACE_NS: u64 = 10_000_000_000;
-/// How far a start time read from /proc (to the clock tick, on the boot-time clock) may be from
-/// the kernel's own for the same process.
-const PROC_START_SLACK_NS: u64 = 50_000_000;
 
 /// One life of a pid.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -53,13 +50,19 @@ impl ProcessTable {
     /// its identity as first known (for one older than the recording, the /proc start).
     pub fn exit(&mut self, pid: u32, start_ns: u64, exit_ns: u64) -> ProcessExit {
         let lives = self.by_pid.entry(pid).or_default();
-        let same = |l: &&mut Incarnation| {
-            l.start_ns == start_ns
-                || (l.from_proc
-                    && l.exit_ns.is_none()
-                    && l.start_ns.abs_diff(start_ns) <= PROC_START_SLACK_NS)
+        // The kernel's start matches a life exactly, or else it is the life first seen without a
+        // start from the kernel that has not ended (only one process holds a pid at a time):
+        // its /proc start, to the tick, or none when /proc was already gone.
+        let exact = lives.iter().position(|l| l.start_ns == start_ns);
+        let from_proc = || {
+            lives
+                .iter()
+                .enumerate()
+                .filter(|(_, l)| l.from_proc && l.exit_ns.is_none())
+                .max_by_key(|(_, l)| l.start_ns)
+                .map(|(i, _)| i)
         };
-        let known = match lives.iter_mut().find(same) {
+        let known = match exact.or_else(from_proc).map(|i| &mut lives[i]) {
             Some(life) => {
                 life.exit_ns = Some(exit_ns);
                 life.start_ns
@@ -200,8 +203,27 @@ mod tests {
             },
             "late records still find it"
         );
-        // Far from the /proc start: another process.
+        // That one has ended: a second exit is of another process.
         assert_eq!(table.exit(9, 3 * S, 7 * S).start_ns, 3 * S);
+    }
+
+    #[test]
+    fn a_process_gone_before_its_first_record_was_read_is_still_one_process() {
+        let mut table = ProcessTable::default();
+        // /proc/PID was already gone when its first records were decoded: start unknown.
+        assert_eq!(table.identify(11, 5 * S, |_| None).start_ns, 0);
+        let exit = table.exit(11, 4 * S, 6 * S);
+        assert_eq!(
+            exit.start_ns, 0,
+            "the exit names the process as first known"
+        );
+        assert_eq!(
+            table.identify(11, 5 * S + 1, |_| panic!("known")),
+            Identity {
+                start_ns: 0,
+                exit_ns: Some(6 * S)
+            }
+        );
     }
 
     #[test]

@@ -25,6 +25,9 @@ use crate::{
     samples::{CgroupName, End, Header, IntervalSample, KernelCounters, StopReason},
 };
 
+/// Intervals between two returns of freed heap memory to the kernel.
+const TRIM_EVERY: u64 = 60;
+
 /// How long to record and how often to report.
 #[derive(Clone, Debug)]
 pub struct RunOptions {
@@ -149,6 +152,11 @@ pub async fn record(
                 let sample = builder.close(machine::sample(), counters, name_cgroup);
                 sink.interval(&sample);
                 model.apply(&sample);
+                if sample.index % TRIM_EVERY == TRIM_EVERY - 1 {
+                    // glibc keeps freed memory; a burst's must go back for a run of days.
+                    // SAFETY: malloc_trim only releases free memory.
+                    unsafe { libc::malloc_trim(0) };
+                }
                 let now = Instant::now();
                 (callbacks.on_tick)(Tick {
                     elapsed: now - start,

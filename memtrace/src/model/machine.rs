@@ -20,6 +20,27 @@ pub struct MachineInterval {
 }
 
 impl MachineInterval {
+    /// This interval and the one after it as one: shares and rates weighted by the lengths,
+    /// levels (free, available, swap used) as at the end, direct-reclaim entries added.
+    pub fn combine(&self, next: &Self, len_ns: u64, next_len_ns: u64) -> Self {
+        let total = (len_ns + next_len_ns).max(1) as f64;
+        let weigh = |a: f64, b: f64| (a * len_ns as f64 + b * next_len_ns as f64) / total;
+        let pct = |a: Option<f64>, b: Option<f64>| match (a, b) {
+            (Some(a), Some(b)) => Some(weigh(a, b)),
+            (a, b) => a.or(b),
+        };
+        Self {
+            psi_some_pct: pct(self.psi_some_pct, next.psi_some_pct),
+            psi_full_pct: pct(self.psi_full_pct, next.psi_full_pct),
+            mem_free_kb: next.mem_free_kb,
+            mem_available_kb: next.mem_available_kb,
+            swap_used_kb: next.swap_used_kb,
+            pswpin_per_s: weigh(self.pswpin_per_s, next.pswpin_per_s),
+            pswpout_per_s: weigh(self.pswpout_per_s, next.pswpout_per_s),
+            allocstalls: self.allocstalls + next.allocstalls,
+        }
+    }
+
     /// The interval between two readings.
     pub fn between(prev: &MachineSample, cur: &MachineSample) -> Self {
         let len_ns = cur.mono_ns.saturating_sub(prev.mono_ns);
@@ -91,6 +112,29 @@ mod tests {
         assert_eq!(m.psi_full_pct, Some(12.0));
         assert_eq!((m.pswpin_per_s, m.pswpout_per_s), (500.0, 2000.0));
         assert_eq!((m.swap_used_kb, m.allocstalls), (600, 3));
+    }
+
+    #[test]
+    fn two_intervals_combine_weighted_by_their_lengths() {
+        let a = MachineInterval {
+            psi_some_pct: Some(10.0),
+            pswpin_per_s: 100.0,
+            mem_free_kb: 5,
+            allocstalls: 2,
+            ..Default::default()
+        };
+        let b = MachineInterval {
+            psi_some_pct: Some(40.0),
+            pswpin_per_s: 400.0,
+            mem_free_kb: 3,
+            allocstalls: 1,
+            ..Default::default()
+        };
+        let c = a.combine(&b, 2, 1);
+        assert_eq!(c.psi_some_pct, Some(20.0));
+        assert_eq!(c.pswpin_per_s, 200.0);
+        assert_eq!((c.mem_free_kb, c.allocstalls), (3, 3));
+        assert_eq!(c.psi_full_pct, None);
     }
 
     #[test]

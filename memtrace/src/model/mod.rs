@@ -6,6 +6,7 @@
 //! whatever the churn: the [`KEEP_EXITED`] busiest ended processes are kept one by one, the
 //! others are folded into one entry per command (at most [`KEEP_COMMANDS`], then one for the
 //! rest), so every fault and stall still counts, in exact totals and distributions.
+pub mod diff;
 pub mod machine;
 pub mod oom;
 pub mod swap;
@@ -40,7 +41,7 @@ pub struct StallStats {
 
 impl StallStats {
     fn merge(&mut self, sample: &StallSample) {
-        self.latency.merge(&sample.latency);
+        self.latency.merge_compact(&sample.latency);
         self.pages += sample.pages;
         for a in &sample.allocations {
             *self.allocations.entry((a.order, a.gfp_flags)).or_default() += a.count;
@@ -142,7 +143,7 @@ impl ProcessFaults {
             match FaultClass::try_from(class.class) {
                 Ok(c) => self.classes[c as usize]
                     .get_or_insert_with(LatencyStats::new)
-                    .merge(&class.latency),
+                    .merge_compact(&class.latency),
                 Err(_) => unknown += 1,
             }
         }
@@ -164,13 +165,14 @@ impl ProcessFaults {
     fn absorb(&mut self, other: &Self) {
         for (mine, theirs) in self.classes.iter_mut().zip(&other.classes) {
             if let Some(theirs) = theirs {
-                mine.get_or_insert_with(LatencyStats::new).merge(theirs);
+                mine.get_or_insert_with(LatencyStats::new)
+                    .merge_compact(theirs);
             }
         }
         for (mine, theirs) in self.stalls.iter_mut().zip(&other.stalls) {
             if let Some(theirs) = theirs {
                 let mine = mine.get_or_insert_with(StallStats::default);
-                mine.latency.merge(&theirs.latency);
+                mine.latency.merge_compact(&theirs.latency);
                 mine.pages += theirs.pages;
                 for (shape, count) in &theirs.allocations {
                     *mine.allocations.entry(*shape).or_default() += count;
@@ -266,6 +268,7 @@ impl Model {
             self.timeline.add_stall(stall, comm);
         }
         self.timeline.trim(&self.focus);
+        self.coarsen();
         self.fold_exited();
         self.kswapd.apply(&sample.kswapd, &mut self.timeline);
         self.swap.apply(sample);
@@ -292,6 +295,23 @@ impl Model {
         self.last_machine = sample.machine;
         for name in &sample.cgroups {
             self.cgroups.entry(name.id).or_insert_with(|| name.clone());
+        }
+    }
+
+    /// Keeps the timeline within its bound, merging the machine's intervals as it merges rows.
+    fn coarsen(&mut self) {
+        let lengths: Vec<u64> = self
+            .timeline
+            .intervals()
+            .iter()
+            .map(|i| i.len_ns())
+            .collect();
+        let merged = self.timeline.coarsen(&self.focus);
+        // Right to left, so earlier positions stay valid.
+        for &j in merged.iter().rev() {
+            let next = self.machine.remove(j);
+            let (len, next_len) = (lengths[j - 1], lengths[j]);
+            self.machine[j - 1] = self.machine[j - 1].combine(&next, len, next_len);
         }
     }
 

@@ -305,3 +305,19 @@ fn live_and_focus_processes_are_never_folded() {
     assert!(model.process(1).is_some(), "a live process stays itself");
     assert!(model.process(5).is_some(), "a focus process stays itself");
 }
+
+#[test]
+fn a_long_run_keeps_a_bounded_timeline_with_its_machine_rows_in_step() {
+    let mut model = Model::new(Header::default());
+    for index in 0..(timeline::MAX_INTERVALS as u64 * 3) {
+        model.apply(&interval(index));
+        assert_eq!(model.machine.len(), model.timeline.intervals().len());
+        assert!(model.timeline.intervals().len() <= timeline::MAX_INTERVALS + 1);
+    }
+    let covered: u64 = model.timeline.intervals().iter().map(|i| i.len_ns()).sum();
+    assert_eq!(
+        covered,
+        timeline::MAX_INTERVALS as u64 * 3 * S,
+        "no time lost"
+    );
+}

@@ -15,11 +15,16 @@ pub const KEEP_PER_INTERVAL: usize = 8;
 /// Stalled time of one process in one interval, by category.
 pub type StallNs = [u64; CATEGORIES];
 
-/// One interval of the recording.
+/// Rows the timeline holds: past this, its older half is coarsened (two neighbours become
+/// one), so a run of days keeps a whole timeline in bounded memory, finer where it is recent.
+pub const MAX_INTERVALS: usize = 2048;
+
+/// One interval of the recording (or, once coarsened, several neighbouring ones).
 #[derive(Clone, Debug, Default)]
 pub struct Interval {
-    /// The sample's index, and its CLOCK_MONOTONIC bounds.
+    /// The first and the last sample index it covers, and its CLOCK_MONOTONIC bounds.
     pub index: u64,
+    pub last_index: u64,
     pub start_ns: u64,
     pub end_ns: u64,
     /// Stalled time per process (pid, start time), with its name.
@@ -32,6 +37,41 @@ impl Interval {
     /// Length of the interval.
     pub fn len_ns(&self) -> u64 {
         self.end_ns.saturating_sub(self.start_ns)
+    }
+
+    /// Takes in the interval that follows this one.
+    fn absorb(&mut self, next: Interval) {
+        self.last_index = next.last_index;
+        self.end_ns = next.end_ns.max(self.end_ns);
+        for (key, (comm, ns)) in next.stalls {
+            let slot = self
+                .stalls
+                .entry(key)
+                .or_insert_with(|| (comm, StallNs::default()));
+            for (mine, theirs) in slot.1.iter_mut().zip(ns) {
+                *mine += theirs;
+            }
+        }
+        for (nid, ns) in next.kswapd_awake_ns {
+            *self.kswapd_awake_ns.entry(nid).or_default() += ns;
+        }
+    }
+
+    /// Keeps the [`KEEP_PER_INTERVAL`] most stalled processes and the `focus` ones.
+    fn keep_most_stalled(&mut self, focus: &[u32]) {
+        if self.stalls.len() <= KEEP_PER_INTERVAL {
+            return;
+        }
+        let mut ranked: Vec<((u32, u64), u64)> = self
+            .stalls
+            .iter()
+            .filter(|(key, _)| !focus.contains(&key.0))
+            .map(|(key, (_, ns))| (*key, ns.iter().sum()))
+            .collect();
+        ranked.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+        for (key, _) in ranked.into_iter().skip(KEEP_PER_INTERVAL) {
+            self.stalls.remove(&key);
+        }
     }
 }
 
@@ -46,6 +86,7 @@ impl Timeline {
     pub fn open(&mut self, index: u64, start_ns: u64, end_ns: u64) {
         self.intervals.push(Interval {
             index,
+            last_index: index,
             start_ns,
             end_ns: end_ns.max(start_ns),
             ..Interval::default()
@@ -59,11 +100,40 @@ impl Timeline {
 
     /// The interval of sample `index`, if it was folded (a report's window may leave it out).
     fn get_mut(&mut self, index: u64) -> Option<&mut Interval> {
-        let first = self.intervals.first()?.index;
-        let position = usize::try_from(index.checked_sub(first)?).ok()?;
+        let position = self
+            .intervals
+            .partition_point(|interval| interval.last_index < index);
         self.intervals
             .get_mut(position)
-            .filter(|interval| interval.index == index)
+            .filter(|interval| interval.index <= index)
+    }
+
+    /// When the timeline holds more than [`MAX_INTERVALS`], merges neighbouring pairs of its
+    /// older half (keeping `focus` pids' stalls); returns the positions merged into their left
+    /// neighbour, so the caller can merge what it keeps per interval alike.
+    pub fn coarsen(&mut self, focus: &[u32]) -> Vec<usize> {
+        if self.intervals.len() <= MAX_INTERVALS {
+            return Vec::new();
+        }
+        let old = std::mem::take(&mut self.intervals);
+        let half = old.len() / 2;
+        let mut merged = Vec::new();
+        let mut iter = old.into_iter().enumerate().peekable();
+        while let Some((i, mut interval)) = iter.next() {
+            if i < half
+                && i % 2 == 0
+                && iter.peek().is_some_and(|(j, _)| *j < half)
+                && let Some((j, next)) = iter.next()
+            {
+                interval.absorb(next);
+                merged.push(j);
+            }
+            self.intervals.push(interval);
+        }
+        for interval in &mut self.intervals {
+            interval.keep_most_stalled(focus);
+        }
+        merged
     }
 
     /// Adds one process's stalled time to its interval.
@@ -86,19 +156,7 @@ impl Timeline {
         // Stalls arrive at most a few intervals late: older ones are trimmed already.
         let recent = self.intervals.len().saturating_sub(4);
         for interval in &mut self.intervals[recent..] {
-            if interval.stalls.len() <= KEEP_PER_INTERVAL {
-                continue;
-            }
-            let mut ranked: Vec<((u32, u64), u64)> = interval
-                .stalls
-                .iter()
-                .filter(|(key, _)| !focus.contains(&key.0))
-                .map(|(key, (_, ns))| (*key, ns.iter().sum()))
-                .collect();
-            ranked.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
-            for (key, _) in ranked.into_iter().skip(KEEP_PER_INTERVAL) {
-                interval.stalls.remove(&key);
-            }
+            interval.keep_most_stalled(focus);
         }
     }
 
@@ -155,6 +213,36 @@ mod tests {
         let mut kept: Vec<u32> = t.intervals()[0].stalls.keys().map(|k| k.0).collect();
         kept.sort_unstable();
         assert_eq!(kept, vec![2, 13, 14, 15, 16, 17, 18, 19, 20]);
+    }
+
+    #[test]
+    fn a_long_timeline_coarsens_its_older_half_and_keeps_every_nanosecond() {
+        let mut t = Timeline::default();
+        let total = MAX_INTERVALS as u64 + 1;
+        for i in 0..total {
+            t.open(i, i * S, (i + 1) * S);
+            t.add_kswapd(0, i, 1000);
+        }
+        let merged = t.coarsen(&[]);
+        assert_eq!(merged.len(), (total as usize / 2) / 2);
+        assert_eq!(t.intervals().len(), total as usize - merged.len());
+        let first = &t.intervals()[0];
+        assert_eq!(
+            (first.index, first.last_index, first.len_ns()),
+            (0, 1, 2 * S)
+        );
+        assert_eq!(first.kswapd_awake_ns[&0], 2000);
+        let awake: u64 = t.intervals().iter().map(|i| i.kswapd_awake_ns[&0]).sum();
+        assert_eq!(awake, total * 1000);
+        // A late stall still finds its (now merged) interval.
+        t.add_kswapd(0, 3, 5);
+        assert_eq!(t.intervals()[1].kswapd_awake_ns[&0], 2005);
+        let last = t.intervals().last().expect("last");
+        assert_eq!(
+            (last.index, last.last_index),
+            (total - 1, total - 1),
+            "recent rows stay fine"
+        );
     }
 
     #[test]

@@ -173,6 +173,18 @@ impl<R: Read> Reader<R> {
         }
     }
 
+    /// The interval samples still in the file, in order, up to its end or its first problem
+    /// (which [`Reader::problem`] then names); the end frame is passed over.
+    pub fn intervals(&mut self) -> impl Iterator<Item = IntervalSample> + '_ {
+        std::iter::from_fn(move || {
+            loop {
+                if let Frame::Interval(sample) = self.next_frame()? {
+                    return Some(*sample);
+                }
+            }
+        })
+    }
+
     /// Reads one frame's body: `Ok(None)` at a clean end of file.
     fn next_body(&mut self) -> Result<Option<(FrameKind, u8, Vec<u8>)>, ReadProblem> {
         let offset = self.offset;

@@ -2,12 +2,15 @@
 //! recording); every output (terminal table, bars, stalls, timeline, OOM blocks, JSON) is a
 //! function that writes to `&mut impl Write` and does no other I/O.
 pub mod bars;
+pub mod diff;
 #[cfg(test)]
 mod escape_tests;
 pub mod events;
 #[cfg(test)]
 pub(crate) mod fixture;
 pub mod gfp;
+pub mod hlog;
+pub mod html;
 pub mod json;
 pub mod live;
 pub mod oom;

@@ -1,0 +1,84 @@
+//! The page and its charts, rendered into a buffer from the shared fixture model.
+use super::*;
+use crate::report::{Report, View, fixture};
+
+fn page() -> String {
+    let model = fixture::model();
+    let report = Report::new(&model, &View::default());
+    let curves = curve_charts(&model);
+    let mut out = Vec::new();
+    write(&report, &curves, "the <text> report & tables", &mut out).expect("render");
+    String::from_utf8(out).expect("utf-8")
+}
+
+#[test]
+fn the_page_is_self_contained_with_every_chart() {
+    let html = page();
+    assert!(html.starts_with("<!DOCTYPE html>"));
+    assert!(html.trim_end().ends_with("</html>"));
+    for forbidden in ["<script", "<link", "@import", "src=", "href=", "url("] {
+        assert!(!html.contains(forbidden), "{forbidden} in the page");
+    }
+    // The only URLs are the SVG namespace names, which are never fetched.
+    let urls = html.matches("http").count();
+    let namespaces = html.matches("xmlns=\"http://www.w3.org/2000/svg\"").count();
+    assert_eq!(urls, namespaces);
+    let charts = html.matches("<svg ").count();
+    let curves = curve_charts(&fixture::model()).len();
+    assert_eq!(
+        charts,
+        4 + curves,
+        "four timeline charts and one per class or kind"
+    );
+    assert!(curves >= 3, "minor, major_file, swap_in at least");
+    assert!(
+        html.contains("the &lt;text&gt; report &amp; tables"),
+        "escaped tables"
+    );
+    assert!(html.contains("vm.swappiness"));
+}
+
+#[test]
+fn the_timeline_shades_flagged_intervals_and_marks_oom_kills() {
+    let model = fixture::model();
+    let report = Report::new(&model, &View::default());
+    assert!(report.timeline.iter().any(|r| r.flagged));
+    let svg = charts::stalls(&report).expect("chart");
+    assert!(svg.contains("OOM kill: "), "the kill is marked");
+    // The flagged band's colour (Okabe–Ito vermillion) at low opacity.
+    assert!(
+        svg.contains("#D55E00")
+            || svg.contains("rgb(213,94,0)")
+            || svg.to_lowercase().contains("d55e00")
+    );
+    assert!(svg.contains("memcg"), "the stalled kinds are in the legend");
+}
+
+#[test]
+fn percentile_curves_have_the_nines_on_the_axis_and_data_paths() {
+    let model = fixture::model();
+    let charts = curve_charts(&model);
+    let minor = charts
+        .iter()
+        .find(|c| c.title == "minor faults")
+        .expect("minor chart");
+    assert!(!minor.curves.is_empty() && minor.curves.len() <= curves::CURVES_PER_CHART);
+    let svg = charts::percentiles(minor).expect("chart");
+    for tick in ["90%", "99%", "99.9%"] {
+        // plotters puts a text element's content on a line of its own.
+        assert!(svg.contains(&format!("\n{tick}\n")), "tick {tick}");
+    }
+    assert!(
+        svg.contains("<polyline") || svg.contains("<path"),
+        "lines drawn"
+    );
+    assert!(
+        svg.contains("postgres[100]"),
+        "the busiest process is named"
+    );
+}
+
+#[test]
+fn text_is_escaped_for_html() {
+    assert_eq!(escape("a<b>&\"c'"), "a&lt;b&gt;&amp;&quot;c&#39;");
+}
