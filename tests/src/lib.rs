@@ -259,3 +259,27 @@ pub fn machine_state() -> Vec<String> {
     state.sort();
     state
 }
+
+/// A directory of one test's files in the temp dir, removed on drop (also when an assertion
+/// fails).
+pub struct Scratch(pub PathBuf);
+
+impl Scratch {
+    /// `memtrace-<test>-<our pid>`, created.
+    pub fn new(test: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!("memtrace-{test}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("scratch dir");
+        Self(dir)
+    }
+
+    /// A file in it.
+    pub fn file(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}

@@ -3,7 +3,7 @@
 //! limit is marked. Cut-short and bad files are answered as `memtrace report` answers them.
 use std::{
     io::Read,
-    path::{Path, PathBuf},
+    path::Path,
     process::{Child, Command, Output, Stdio},
     time::{Duration, Instant},
 };
@@ -15,30 +15,9 @@ use memtrace::{
     },
     model::diff::{Diff, MemcgDiff, ProcessDiff, RowDiff, noise::Verdict},
 };
-use memtrace_tests::{Workload, machine_state, memtrace_bin, require_root};
+use memtrace_tests::{Scratch, Workload, machine_state, memtrace_bin, require_root};
 
 const MIB: u64 = 1 << 20;
-
-/// Files of one test in the temp dir, removed on drop (also when an assertion fails).
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new(test: &str) -> Self {
-        let dir = std::env::temp_dir().join(format!("memtrace-diff-{test}-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("scratch dir");
-        Self(dir)
-    }
-
-    fn file(&self, name: &str) -> PathBuf {
-        self.0.join(name)
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 /// A child killed on drop: a failing assertion must not leave a recorder tracing.
 struct Running(Child);
@@ -210,7 +189,7 @@ fn the_memcg<'a>(diff: &'a Diff, a: &str, b: &str) -> &'a MemcgDiff {
 fn a_tighter_limit_differs_beyond_noise_and_the_same_load_does_not() {
     require_root();
     let before = machine_state();
-    let scratch = Scratch::new("limits");
+    let scratch = Scratch::new("diff-limits");
     let (base, again, tight) = (
         scratch.file("base.mtr"),
         scratch.file("again.mtr"),
@@ -277,7 +256,7 @@ fn a_tighter_limit_differs_beyond_noise_and_the_same_load_does_not() {
 fn cut_short_and_bad_recordings() {
     let fixture =
         Path::new(env!("CARGO_MANIFEST_DIR")).join("../memtrace/tests/fixtures/demo-v1.mtr");
-    let scratch = Scratch::new("bad");
+    let scratch = Scratch::new("diff-bad");
     let bytes = std::fs::read(&fixture).expect("read the fixture");
     let cut = scratch.file("cut.mtr");
     std::fs::write(&cut, &bytes[..bytes.len() - 400]).expect("write");

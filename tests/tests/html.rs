@@ -8,18 +8,9 @@ use std::{
 };
 
 use memtrace::lab::sandbox::{MemcgLimits, Sandbox};
-use memtrace_tests::{Workload, memtrace_bin, require_root};
+use memtrace_tests::{Scratch, Workload, memtrace_bin, require_root};
 
 const MIB: u64 = 1 << 20;
-
-/// A scratch directory, removed on drop (also when an assertion fails).
-struct Scratch(PathBuf);
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 /// Where the screenshot is kept: target/ of the workspace.
 fn artifact() -> PathBuf {
@@ -54,9 +45,7 @@ fn chromium(page: &Path, extra: &[&str]) -> (String, String) {
 #[test]
 fn the_html_report_opens_in_a_browser_with_its_charts() {
     require_root();
-    let scratch =
-        Scratch(std::env::temp_dir().join(format!("memtrace-html-{}", std::process::id())));
-    std::fs::create_dir_all(&scratch.0).expect("scratch");
+    let scratch = Scratch::new("html");
     let limits = MemcgLimits {
         memory_bytes: 64 * MIB,
         swap_bytes: None,

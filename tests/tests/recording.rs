@@ -2,7 +2,7 @@
 //! recorder killed with SIGKILL leaves every complete interval readable, and bad files or
 //! paths are refused with one line and status 2 before anything is traced.
 use std::{
-    path::{Path, PathBuf},
+    path::Path,
     process::{Command, Stdio},
     time::{Duration, Instant},
 };
@@ -15,30 +15,9 @@ use memtrace::{
     report::Report,
     samples::StopReason,
 };
-use memtrace_tests::{Workload, machine_state, memtrace_bin, require_root, run_memtrace};
+use memtrace_tests::{Scratch, Workload, machine_state, memtrace_bin, require_root, run_memtrace};
 
 const MIB: u64 = 1 << 20;
-
-/// Files of one test in the temp dir, removed on drop (also when an assertion fails).
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new(test: &str) -> Self {
-        let dir = std::env::temp_dir().join(format!("memtrace-rec-{test}-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("scratch dir");
-        Self(dir)
-    }
-
-    fn file(&self, name: &str) -> PathBuf {
-        self.0.join(name)
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 fn stderr_of(output: &std::process::Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
@@ -56,7 +35,7 @@ fn read_report(path: &Path) -> (String, Report) {
 #[test]
 fn a_recording_replays_to_the_live_report() {
     require_root();
-    let scratch = Scratch::new("replay");
+    let scratch = Scratch::new("rec-replay");
     let limits = MemcgLimits {
         memory_bytes: 64 * MIB,
         swap_bytes: None,
@@ -149,7 +128,7 @@ fn wait_for_file_growth(path: &Path) {
 fn a_killed_recorder_leaves_a_readable_recording() {
     require_root();
     let before = machine_state();
-    let scratch = Scratch::new("sigkill");
+    let scratch = Scratch::new("rec-sigkill");
     let recording = scratch.file("killed.mtr");
     let mut recorder = Command::new(memtrace_bin())
         .args(["record", "--quiet", "--interval", "100ms", "-o"])
@@ -195,7 +174,7 @@ fn a_killed_recorder_leaves_a_readable_recording() {
 fn bad_files_and_paths_are_refused_before_tracing() {
     require_root();
     let before = machine_state();
-    let scratch = Scratch::new("bad");
+    let scratch = Scratch::new("rec-bad");
     let empty = scratch.file("empty.mtr");
     std::fs::write(&empty, b"").expect("write");
     let foreign = scratch.file("foreign.mtr");

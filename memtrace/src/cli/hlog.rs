@@ -1,10 +1,6 @@
 //! `memtrace report --hlog FILE`: the file side of the HdrHistogram interval log
 //! (`memtrace::report::hlog` renders it).
-use std::{
-    fs::{File, OpenOptions},
-    io::{self, BufWriter, Write},
-    path::Path,
-};
+use std::path::Path;
 
 pub use memtrace::report::hlog::Selection;
 use memtrace::{
@@ -36,43 +32,9 @@ pub fn write(recording: &Path, path: &Path, selection: &Selection) -> Result<(),
     let header = reader.header.clone();
     let names = Names::of(&header, reader.intervals(), selection);
     let mut reader = Reader::open(recording)?;
-    write_file(path, |out| {
+    output::write_file(path, |out| {
         hlog::write(&header, &names, reader.intervals(), selection, out)
     })
-}
-
-/// Writes beside `path` and renames into place, so a full disk leaves no half log behind. The
-/// file a symbolic link names is replaced, not the link; a FIFO or a device (`/dev/stdout`) is
-/// written into, never replaced.
-fn write_file(
-    path: &Path,
-    write: impl FnOnce(&mut BufWriter<File>) -> io::Result<()>,
-) -> Result<(), Error> {
-    let output = |source| Error::Output {
-        path: path.to_path_buf(),
-        source,
-    };
-    let target = path.canonicalize().unwrap_or_else(|_| path.to_path_buf());
-    if std::fs::metadata(&target).is_ok_and(|meta| !meta.is_file()) {
-        let file = OpenOptions::new()
-            .write(true)
-            .open(&target)
-            .map_err(output)?;
-        let mut out = BufWriter::new(file);
-        return write(&mut out).and_then(|()| out.flush()).map_err(output);
-    }
-    let mut partial = target.clone();
-    partial.as_mut_os_string().push(".partial");
-    let result = File::create(&partial).and_then(|file| {
-        let mut out = BufWriter::new(file);
-        write(&mut out)?;
-        out.into_inner().map_err(io::IntoInnerError::into_error)?;
-        std::fs::rename(&partial, &target)
-    });
-    if result.is_err() {
-        let _ = std::fs::remove_file(&partial);
-    }
-    result.map_err(output)
 }
 
 #[cfg(test)]

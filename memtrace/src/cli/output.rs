@@ -204,7 +204,7 @@ pub fn final_report(model: &Model, options: &ReportOptions<'_>) -> Result<Report
                 .and_then(|mut out| json::write(&report, &mut out).and_then(|()| out.flush()))
                 .map_err(|e| Error::io("the JSON report is lost: stdout", e))?;
         }
-        Some(path) => write_json_file(path, |out| json::write(&report, out))?,
+        Some(path) => write_file(path, |out| json::write(&report, out))?,
     }
     if let Some(path) = options.html {
         let mut tables = Vec::new();
@@ -212,7 +212,7 @@ pub fn final_report(model: &Model, options: &ReportOptions<'_>) -> Result<Report
             .map_err(|e| Error::io("rendering the tables", e))?;
         let tables = String::from_utf8_lossy(&tables);
         let curves = html::curve_charts(model);
-        write_json_file(path, |out| html::write(&report, &curves, &tables, out))?;
+        write_file(path, |out| html::write(&report, &curves, &tables, out))?;
     }
     text?;
     Ok(report)
@@ -239,10 +239,11 @@ pub fn write_text(report: &Report, top: usize, out: &mut impl Write) -> io::Resu
     }
 }
 
-/// Writes the JSON beside `path` and renames it into place: a full disk leaves the old file
-/// (or none), never half a document. The file a symbolic link names is replaced, not the link;
-/// a FIFO or a device (`/dev/stdout`, `/dev/null`) is written into, never replaced.
-fn write_json_file(
+/// Writes an output (JSON, HTML, hlog) beside `path` and renames it into place: a full disk
+/// leaves the old file (or none), never half a document. The file a symbolic link names is
+/// replaced, not the link; a FIFO or a device (`/dev/stdout`, `/dev/null`) is written into,
+/// never replaced.
+pub fn write_file(
     path: &Path,
     write: impl FnOnce(&mut BufWriter<File>) -> io::Result<()>,
 ) -> Result<(), Error> {

@@ -63,7 +63,7 @@ fn a_symbolic_link_keeps_pointing_at_the_new_report() {
     std::fs::write(&target, "old").expect("the target");
     let link = dir.0.join("link.json");
     std::os::unix::fs::symlink(&target, &link).expect("the link");
-    write_json_file(&link, |out| out.write_all(b"{}")).expect("written");
+    write_file(&link, |out| out.write_all(b"{}")).expect("written");
     assert!(link.symlink_metadata().expect("the link").is_symlink());
     assert_eq!(std::fs::read_to_string(&target).expect("read it"), "{}");
     assert_eq!(entries(&dir.0), ["link.json", "target.json"]);
@@ -87,7 +87,7 @@ fn a_fifo_is_written_into_not_replaced() {
             text
         })
     };
-    write_json_file(&fifo, |out| out.write_all(b"{\"schema\":1}")).expect("written");
+    write_file(&fifo, |out| out.write_all(b"{\"schema\":1}")).expect("written");
     assert_eq!(reader.join().expect("the reader"), "{\"schema\":1}");
     let meta = fifo.symlink_metadata().expect("still there");
     assert!(meta.file_type().is_fifo(), "replaced by {meta:?}");
@@ -99,7 +99,7 @@ fn a_failed_write_leaves_the_old_report_and_no_partial_file() {
     let dir = TempDir::new("json-fail");
     let path = dir.0.join("report.json");
     std::fs::write(&path, "old").expect("an old report");
-    let error = write_json_file(&path, |out| {
+    let error = write_file(&path, |out| {
         out.write_all(b"{\"half")?;
         Err(io::Error::from_raw_os_error(libc::ENOSPC))
     })
