@@ -135,6 +135,10 @@ impl ProcessTable {
             });
             !lives.is_empty()
         });
+        // After a fork storm, the table's capacity goes back with its entries.
+        if self.by_pid.capacity() > 4 * self.by_pid.len().max(1024) {
+            self.by_pid.shrink_to_fit();
+        }
     }
 
     /// Pids remembered (live or recently ended).

@@ -345,6 +345,10 @@ impl Model {
                 })
                 .absorb(&process);
         }
+        // A burst of thousands of ended processes must not leave its table's capacity behind.
+        if self.processes.capacity() > 4 * self.processes.len().max(256) {
+            self.processes.shrink_to_fit();
+        }
     }
 
     /// Adds the end of the recording.
