@@ -213,13 +213,17 @@ impl IntervalBuilder {
     /// Minor faults from a batch; their process was named by its first, full record.
     pub fn add_minor_batch(&mut self, batch: &MinorBatch) {
         let count = (batch.count as usize).min(batch.entries.len());
-        for &entry in &batch.entries[..count] {
-            let (tgid, latency_ns) = MinorBatch::unpack(entry);
-            self.fault_records += 1;
+        self.fault_records += count as u64;
+        // A CPU's batch is mostly runs of one process: find its identity and table entry once
+        // per run, not per fault.
+        for run in batch.entries[..count].chunk_by(|a, b| a >> 32 == b >> 32) {
+            let (tgid, _) = MinorBatch::unpack(run[0]);
             // Entries carry no time of their own; the batch's first is the earliest.
-            self.process(tgid, batch.first_ns).classes[FaultClass::Minor as usize]
-                .get_or_insert_with(LatencyStats::new)
-                .record(u64::from(latency_ns));
+            let stats = self.process(tgid, batch.first_ns).classes[FaultClass::Minor as usize]
+                .get_or_insert_with(LatencyStats::new);
+            for &entry in run {
+                stats.record(u64::from(MinorBatch::unpack(entry).1));
+            }
         }
     }
 
