@@ -12,6 +12,10 @@ pub const SEEN_SLOTS: usize = 256;
 /// back for long (the rest is collected when the recording ends).
 pub const MINOR_BATCH_MAX_AGE_NS: u64 = 100_000_000;
 
+/// The latency of an entry that counts an untimed fault (see `fault_flags::UNTIMED`); longer
+/// minor faults than `u32::MAX - 1` ns go as full records.
+pub const UNTIMED_LATENCY: u32 = u32::MAX;
+
 /// Minor faults of one CPU, 528 bytes. Each entry is `tgid << 32 | latency_ns`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -44,6 +48,9 @@ pub struct MinorBatchSlot {
     pub batch: MinorBatch,
     /// `seen[tgid % SEEN_SLOTS] == tgid` when this CPU already sent a full record for `tgid`.
     pub seen: [u32; SEEN_SLOTS],
+    /// The memory cgroup (its `css` pointer) that full record carried: a process moved to
+    /// another cgroup sends a full record again, so its faults are counted in the new one.
+    pub seen_css: [u64; SEEN_SLOTS],
 }
 
 /// A process's main thread took a new name, 24 bytes.

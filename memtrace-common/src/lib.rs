@@ -37,17 +37,21 @@ pub const EVENT_KIND_SLOTS: u32 = 16;
 ids! {
     /// How a completed fault was resolved (the kernel's accounting).
     pub enum FaultClass {
-        /// Resolved without I/O.
+        /// Counted minor by the kernel (no I/O of its own; it may still have waited for a page
+        /// under I/O, see the fault's blocked time).
         Minor = 0 => "minor",
         /// Needed I/O that was not a swap-in: a page-cache miss (or a retried fault).
         MajorFile = 1 => "major_file",
         /// Brought a page back from swap.
         MajorSwap = 2 => "swap_in",
+        /// Allocated a transparent huge page (`THP_FAULT_ALLOC` counted in flight): a minor
+        /// fault to the kernel, but it zeroes 2 MiB, so it has a class of its own.
+        Thp = 3 => "thp",
     }
 }
 
 /// Number of [`FaultClass`] values.
-pub const FAULT_CLASSES: usize = 3;
+pub const FAULT_CLASSES: usize = 4;
 
 const _: () = assert!(FaultClass::ALL.len() == FAULT_CLASSES);
 
@@ -61,9 +65,19 @@ pub mod fault_flags {
     pub const PARKED: u32 = 1 << 2;
     /// The fault started in kernel mode (a user address touched by the kernel).
     pub const KERNEL_MODE: u32 = 1 << 3;
+    /// `THP_FAULT_ALLOC` was counted while the fault was in flight.
+    pub const THP_SEEN: u32 = 1 << 4;
+    /// A fault the kernel took for the task without a CPU exception, through get_user_pages
+    /// (execve copying its arguments, `MAP_POPULATE`, mlock, `MADV_POPULATE_*`): in the
+    /// task's minflt, but with no start to time it from. Counted, never timed.
+    pub const UNTIMED: u32 = 1 << 5;
 }
 
-/// One completed page fault, 56 bytes (64 with the ring buffer's record header).
+/// One completed page fault, 80 bytes (88 with the ring buffer's record header).
+///
+/// Its time splits in three: on-CPU (`latency_ns - off_cpu_ns`), waiting for a CPU while
+/// runnable (`waiting_ns`: the growth of the thread's `sched_info.run_delay`, preempted or
+/// just woken), and blocked (`off_cpu_ns - waiting_ns`: asleep, on I/O or a lock).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct FaultEvent {
@@ -83,11 +97,18 @@ pub struct FaultEvent {
     pub flags: u32,
     /// Pages read back from swap while the fault was in flight (readahead included).
     pub swapin_pages: u32,
+    /// Time the thread spent switched out during the fault.
+    pub off_cpu_ns: u64,
+    /// Of that, time it waited runnable for a CPU.
+    pub waiting_ns: u64,
+    /// The memory cgroup the fault was charged to: the inode of its directory (0: unknown).
+    pub memcg_id: u64,
     /// The faulting thread's `comm`, NUL-padded.
     pub comm: [u8; COMM_LEN],
 }
 
-/// State of a fault in flight, kept per CPU and parked per thread when its task sleeps.
+/// State of a fault in flight: in the CPU's slot while its thread runs, parked by thread id
+/// while it is switched out.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct InFlightFault {
@@ -101,6 +122,12 @@ pub struct InFlightFault {
     pub swapin_pages: u32,
     /// Explicit padding so the type has none implicit.
     pub _pad: u32,
+    /// When the thread was last switched out (0 while it runs).
+    pub off_since_ns: u64,
+    /// Time switched out so far.
+    pub off_cpu_ns: u64,
+    /// The thread's `sched_info.run_delay` when it was first switched out mid-fault.
+    pub run_delay_ns: u64,
 }
 
 #[cfg(feature = "user")]
@@ -132,7 +159,8 @@ pub mod fault_end {
 
 /// Indexes of the `STATS` per-CPU counters (kernel-side diagnostics, all reported).
 pub mod stat {
-    /// Fault completions with no recorded start (started before attach or state overwritten).
+    /// Fault completions with no recorded start at the perf end hook: faults in flight when
+    /// the hooks were attached or detached. (Faults without an exception are `UNTIMED`.)
     pub const UNMATCHED_END: u32 = 0;
     /// In-flight faults parked because their task was switched out.
     pub const PARKED: u32 = 1;
@@ -178,7 +206,8 @@ ids! {
         NodeReclaim = 3 => "node_reclaim",
         /// Reclaim throttling; the kernel reports the delay (`mm_vmscan_throttled`).
         Throttle = 4 => "throttle",
-        /// Direct compaction (`mm_compaction_begin/end` in an allocating task).
+        /// Direct compaction: one allocation's attempt (`mm_compaction_try_to_compact_pages`)
+        /// that was not skipped, as the kernel's `compact_stall` counts them.
         Compaction = 5 => "compaction",
     }
 }
@@ -188,7 +217,7 @@ pub const STALL_KINDS: usize = 6;
 
 const _: () = assert!(StallKind::ALL.len() == STALL_KINDS);
 
-/// One completed stall, 72 bytes.
+/// One completed stall, 80 bytes.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct StallEvent {
@@ -207,10 +236,12 @@ pub struct StallEvent {
     pub order: i32,
     /// The allocation's gfp flags (0 when unknown).
     pub gfp_flags: u32,
-    /// NUMA node, or the throttle reason for `Throttle`.
+    /// NUMA node, the throttle reason for `Throttle`, `compaction` bits for `Compaction`.
     pub detail: u32,
     /// Explicit padding so the type has none implicit.
     pub _pad: u32,
+    /// The stalled task's memory cgroup: the inode of its directory (0: unknown).
+    pub memcg_id: u64,
     pub comm: [u8; COMM_LEN],
 }
 
@@ -298,6 +329,16 @@ pub struct ProcessEvent {
     /// When it happened.
     pub ts_ns: u64,
     pub comm: [u8; COMM_LEN],
+}
+
+/// Bits of [`StallEvent::detail`] for direct compaction. One attempt compacts zone after zone;
+/// a record goes out as each zone's run ends (or as the attempt is deferred or succeeds
+/// without a run), all with the attempt's `start_ns` and the time since then.
+pub mod compaction {
+    /// The attempt's first record: it counts one stall.
+    pub const FIRST: u32 = 1 << 0;
+    /// The record ends the compaction of one zone (`nr_reclaimed` is the zone's status).
+    pub const ZONE_RUN: u32 = 1 << 1;
 }
 
 /// State of a stall in flight, kept per thread.

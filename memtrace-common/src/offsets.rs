@@ -54,6 +54,8 @@ pub struct KernelOffsets {
     pub memcg_oom_lock: u32,
     pub memcg_swappiness: u32,
     pub task_flags: u32,
+    /// `task_struct.sched_info.run_delay` (`u32::MAX` without CONFIG_SCHED_INFO).
+    pub task_run_delay: u32,
 }
 
 impl KernelOffsets {
@@ -95,6 +97,7 @@ impl KernelOffsets {
         memcg_oom_lock: u32::MAX,
         memcg_swappiness: u32::MAX,
         task_flags: u32::MAX,
+        task_run_delay: u32::MAX,
     };
 }
 

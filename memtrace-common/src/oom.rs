@@ -65,7 +65,8 @@ pub struct OomKillEvent {
     pub kind: u32,
     /// `oom_flags` bits.
     pub flags: u32,
-    /// `bpf_ktime_get_ns()` at the mark (CLOCK_MONOTONIC).
+    /// The kill (`bpf_ktime_get_ns()`, CLOCK_MONOTONIC): when the OOM killer sent the victim
+    /// its SIGKILL (`KILL_SIGNAL_SEEN`), microseconds before the mark; else the mark.
     pub ts_ns: u64,
     /// Victim thread and process ids.
     pub victim_pid: u32,
@@ -134,6 +135,9 @@ pub struct OomAftermathEvent {
     /// The task concerned (reaper tracepoints carry the victim's pid), and its process for exits.
     pub pid: u32,
     pub tgid: u32,
+    /// When the step happened: for an exit, the exit itself, even when the record is sent
+    /// later, at the mark (a victim can exit before it is marked). It always follows the kill
+    /// record on the ring.
     pub ts_ns: u64,
 }
 

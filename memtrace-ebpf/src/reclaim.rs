@@ -1,6 +1,7 @@
 //! Reclaim and compaction stalls of tasks: begin/end tracepoint pairs in the stalling task,
 //! matched by thread id (reclaim sleeps, so there is no per-CPU shortcut here; these events are
 //! rare next to faults). Throttling arrives complete, with the delay the kernel measured.
+//! Direct compaction is counted per attempt, as the kernel's `compact_stall`.
 use aya_ebpf::{
     helpers::{
         bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_get_current_task, bpf_ktime_get_ns,
@@ -9,11 +10,11 @@ use aya_ebpf::{
     maps::HashMap,
     programs::BtfTracePointContext,
 };
-use memtrace_common::{EventKind, InFlightStall, StallEvent, StallKind, stat};
+use memtrace_common::{EventKind, InFlightStall, StallEvent, StallKind, compaction, stat};
 
 use crate::{
     filter::current_wanted,
-    kernel::{off, read_at},
+    kernel::{css_memcg_id, current_memcg_css, off, read_at},
     maps::{EVENTS, LOST, STATS, bump, wakeup_flags},
 };
 
@@ -62,6 +63,7 @@ fn begin(stall: StallKind, order: i32, gfp_flags: u32, detail: u32) {
 #[inline(always)]
 pub fn forget_thread(tid: u32) {
     let _ = STALLS.remove(&tid);
+    let _ = COMPACTING.remove(&tid);
 }
 
 #[inline(always)]
@@ -98,6 +100,7 @@ fn emit(state: &InFlightStall, latency_ns: u64, nr_reclaimed: u64) {
         gfp_flags: state.gfp_flags,
         detail: state.detail,
         _pad: 0,
+        memcg_id: css_memcg_id(current_memcg_css()),
         comm: bpf_get_current_comm().unwrap_or_default(),
     });
     entry.submit(wakeup_flags());
@@ -181,13 +184,94 @@ pub fn throttled(ctx: BtfTracePointContext) -> i32 {
     0
 }
 
-/// `compaction:mm_compaction_begin(cc, ...)`: compaction of one zone; in a user task this is
-/// direct compaction on behalf of its allocation.
+/// A thread's latest direct-compaction attempt. The kernel has no tracepoint at the end of an
+/// attempt, so the state stays until the thread's next attempt or its exit; `last_ns` keeps a
+/// later, unrelated compaction of the same thread (a write to /proc/sys/vm/compact_memory) out
+/// of it.
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct CompactAttempt {
+    start_ns: u64,
+    /// Start of the zone being compacted now (0: none).
+    zone_start_ns: u64,
+    /// The attempt's latest sign of life.
+    last_ns: u64,
+    order: i32,
+    gfp_flags: u32,
+    /// A record of this attempt has gone out (it counted its stall).
+    counted: u32,
+    _pad: u32,
+}
+
+/// Longest quiet gap within one attempt: between its zones only checks run.
+const ATTEMPT_GAP_NS: u64 = 1_000_000_000;
+
+/// Direct-compaction attempts, by thread id.
+#[map(name = "COMPACTING")]
+static COMPACTING: HashMap<u32, CompactAttempt> = HashMap::with_max_entries(16_384, 0);
+
+/// The current thread's attempt, if it is still going on at `now`.
+#[inline(always)]
+fn attempt(now: u64) -> Option<&'static mut CompactAttempt> {
+    let tid = bpf_get_current_pid_tgid() as u32;
+    // SAFETY: the entry belongs to the running thread, the only one touching it.
+    let attempt = unsafe { &mut *COMPACTING.get_ptr_mut(&tid)? };
+    (now.saturating_sub(attempt.last_ns) < ATTEMPT_GAP_NS).then_some(attempt)
+}
+
+/// Sends one record of an attempt: at the end of a zone's run, or when the attempt shows it
+/// was not skipped (a zone deferred, or found ready) before any zone ran.
+#[inline(always)]
+fn compaction_record(attempt: &mut CompactAttempt, now: u64, bits: u32, status: u64) {
+    let first = if attempt.counted == 0 {
+        compaction::FIRST
+    } else {
+        0
+    };
+    attempt.counted = 1;
+    attempt.last_ns = now;
+    let state = InFlightStall {
+        start_ns: attempt.start_ns,
+        stall: StallKind::Compaction as u32,
+        order: attempt.order,
+        gfp_flags: attempt.gfp_flags,
+        detail: bits | first,
+    };
+    emit(&state, now.saturating_sub(attempt.start_ns), status);
+}
+
+/// `compaction:mm_compaction_try_to_compact_pages(order, gfp_mask, prio)`: an allocation
+/// compacts directly, zone by zone.
+#[btf_tracepoint(function = "mm_compaction_try_to_compact_pages")]
+pub fn try_to_compact_pages(ctx: BtfTracePointContext) -> i32 {
+    if !current_wanted() {
+        return 0;
+    }
+    let now = now_ns();
+    let state = CompactAttempt {
+        start_ns: now,
+        zone_start_ns: 0,
+        last_ns: now,
+        order: ctx.arg(0),
+        gfp_flags: ctx.arg(1),
+        counted: 0,
+        _pad: 0,
+    };
+    let tid = bpf_get_current_pid_tgid() as u32;
+    if COMPACTING.insert(&tid, &state, 0).is_err() {
+        bump(&STATS, stat::STALLS_DROPPED);
+    }
+    0
+}
+
+/// `compaction:mm_compaction_begin(cc, ...)`: one zone's compaction starts. Outside an attempt
+/// (kcompactd, a compact_memory write) it is background work, not a stall.
 #[btf_tracepoint(function = "mm_compaction_begin")]
 pub fn compaction_begin(_ctx: BtfTracePointContext) -> i32 {
-    // kcompactd compacts in the background; only an allocating task's compaction is a stall.
-    if !is_kthread() {
-        begin(StallKind::Compaction, -1, 0, 0);
+    let now = now_ns();
+    if let Some(attempt) = attempt(now) {
+        attempt.zone_start_ns = now;
+        attempt.last_ns = now;
     }
     0
 }
@@ -195,7 +279,39 @@ pub fn compaction_begin(_ctx: BtfTracePointContext) -> i32 {
 /// `compaction:mm_compaction_end(cc, start_pfn, end_pfn, sync, status)`.
 #[btf_tracepoint(function = "mm_compaction_end")]
 pub fn compaction_end(ctx: BtfTracePointContext) -> i32 {
-    let status: i32 = ctx.arg(4);
-    end(StallKind::Compaction, status as u64);
+    let now = now_ns();
+    if let Some(attempt) = attempt(now)
+        && attempt.zone_start_ns != 0
+    {
+        attempt.zone_start_ns = 0;
+        let status: i32 = ctx.arg(4);
+        compaction_record(attempt, now, compaction::ZONE_RUN, status as u64);
+    }
+    0
+}
+
+/// `compaction:mm_compaction_deferred(zone, order)`: a zone is skipped after recent failures;
+/// the kernel counts the attempt as a stall all the same.
+#[btf_tracepoint(function = "mm_compaction_deferred")]
+pub fn compaction_deferred(_ctx: BtfTracePointContext) -> i32 {
+    not_skipped()
+}
+
+/// `compaction:mm_compaction_defer_reset(zone, order)`: a zone can serve the allocation (found
+/// ready before a run, or after one).
+#[btf_tracepoint(function = "mm_compaction_defer_reset")]
+pub fn compaction_defer_reset(_ctx: BtfTracePointContext) -> i32 {
+    not_skipped()
+}
+
+/// The attempt was not skipped: it counts one stall, if no record has counted it yet.
+#[inline(always)]
+fn not_skipped() -> i32 {
+    let now = now_ns();
+    if let Some(attempt) = attempt(now)
+        && attempt.counted == 0
+    {
+        compaction_record(attempt, now, 0, 0);
+    }
     0
 }

@@ -8,7 +8,7 @@ use aya_ebpf::{
 use memtrace_common::{EventKind, KswapdEvent, KswapdOp, SwapEvent};
 
 use crate::{
-    kernel::{off, read_at},
+    kernel::{css_memcg_id, off},
     maps::{EVENTS, LOST, bump, wakeup_flags},
 };
 
@@ -21,11 +21,7 @@ fn now_ns() -> u64 {
 /// The inode of a `struct mem_cgroup`'s cgroup directory (memcg->css.cgroup->kn->id).
 #[inline(always)]
 fn memcg_id(memcg: u64) -> u64 {
-    let css = memcg + u64::from(off!(memcg_css));
-    read_at::<u64>(css, off!(css_cgroup))
-        .and_then(|cgroup| read_at::<u64>(cgroup, off!(cgroup_kn)))
-        .and_then(|kn| read_at::<u64>(kn, off!(kernfs_node_id)))
-        .unwrap_or(0)
+    css_memcg_id(memcg + u64::from(off!(memcg_css)))
 }
 
 /// Called from `count_memcg_events` for PSWPIN/PSWPOUT: who moved how many pages of which

@@ -1,6 +1,6 @@
-//! Pure parsers of command-line values (durations, time offsets, ring sizes): no I/O, so that
-//! the CLI, its tests and the fuzzer share them. Arithmetic is done in integer nanoseconds:
-//! no float can round a huge input into a panic or a tiny one into zero unnoticed.
+//! Pure parsers of command-line values (durations, time offsets, ring sizes, percentages): no
+//! I/O, so that the CLI, its tests and the fuzzer share them. Durations are computed in integer
+//! nanoseconds: no float can round a huge input into a panic or a tiny one into zero unnoticed.
 use std::time::Duration;
 
 /// The longest duration accepted: 100 years of 365 days. Longer is surely a typo, and it keeps
@@ -46,6 +46,15 @@ pub enum ValueError {
     /// A ring-buffer size the kernel would refuse or memtrace will not allocate.
     #[error("the ring size must be a power of two from 1 to {max} MiB")]
     RingSize { max: u32 },
+    /// A percentage that is not a number.
+    #[error("not a percentage (examples: 10, 2.5)")]
+    NotAPercent,
+    /// `nan`, `inf`: Rust's float parser takes them, but no share of time is one.
+    #[error("not a finite number (examples: 10, 2.5)")]
+    NotFinite,
+    /// A share of time below zero.
+    #[error("must be zero or more")]
+    Negative,
 }
 
 /// Parses `30` (seconds), `30s`, `1.5s`, `500ms`, `250us` (or `µs`), `100ns`, `2m` or `1h`:
@@ -76,6 +85,20 @@ pub fn ring_mib(text: &str) -> Result<u32, ValueError> {
         return Err(ValueError::RingSize { max: MAX_RING_MIB });
     }
     Ok(mib)
+}
+
+/// Parses a percentage threshold (`10`, `2.5`): a finite number, zero or more. Above 100 is
+/// allowed: a process with several stalled threads can stall more than 100 % of an interval.
+pub fn percent(text: &str) -> Result<f64, ValueError> {
+    let value: f64 = text.trim().parse().map_err(|_| ValueError::NotAPercent)?;
+    if !value.is_finite() {
+        return Err(ValueError::NotFinite);
+    }
+    if value < 0.0 {
+        return Err(ValueError::Negative);
+    }
+    // `-0` is zero; keep the JSON's `0.0` free of a sign.
+    Ok(value + 0.0)
 }
 
 /// A duration's value before the zero checks, which differ between durations and offsets.
@@ -232,6 +255,31 @@ mod tests {
         assert_eq!(offset("90s"), Ok(Duration::from_secs(90)));
         assert_eq!(offset("99999999999999999999"), Err(ValueError::TooLong));
         assert_eq!(offset("x"), Err(ValueError::NotADuration));
+    }
+
+    #[test]
+    fn percentages_are_finite_and_not_negative() {
+        assert_eq!(percent("10"), Ok(10.0));
+        assert_eq!(percent(" 2.5 "), Ok(2.5));
+        assert_eq!(percent("0"), Ok(0.0));
+        assert_eq!(percent("250"), Ok(250.0));
+        assert!(percent("-0").is_ok_and(|p| p == 0.0 && p.is_sign_positive()));
+        for text in [
+            "nan",
+            "NaN",
+            "inf",
+            "-inf",
+            "infinity",
+            "+Infinity",
+            "1e999",
+        ] {
+            assert_eq!(percent(text), Err(ValueError::NotFinite), "{text}");
+        }
+        assert_eq!(percent("-1"), Err(ValueError::Negative));
+        assert_eq!(percent("-1e-9"), Err(ValueError::Negative));
+        for text in ["", "ten", "10%", "1,5"] {
+            assert_eq!(percent(text), Err(ValueError::NotAPercent), "{text}");
+        }
     }
 
     #[test]

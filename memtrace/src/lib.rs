@@ -9,6 +9,7 @@ pub mod args;
 pub mod collect;
 pub mod error;
 pub mod lab;
+pub mod metrics;
 pub mod model;
 pub mod recording;
 pub mod report;

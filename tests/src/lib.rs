@@ -7,13 +7,14 @@ use std::{
     path::PathBuf,
     process::{Child, Command, Output, Stdio},
     sync::{
+        LazyLock,
         atomic::{AtomicU32, Ordering},
         mpsc,
     },
     time::{Duration, Instant},
 };
 
-use memtrace::report::Report;
+use memtrace::{lab::selfcheck::SelfCheck, model::diff::Diff, report::Report};
 
 /// The memtrace binary under test (`cargo xtask test` sets `MEMTRACE_BIN`).
 pub fn memtrace_bin() -> PathBuf {
@@ -35,6 +36,177 @@ pub fn require_root() {
         "the kernel tests need root; run `sudo cargo xtask test`, or set \
          MEMTRACE_SKIP_KERNEL_TESTS=1 to skip them explicitly"
     );
+}
+
+/// One of the JSON Schemas in docs/, compiled on first use (which checks it against draft
+/// 2020-12's meta-schema).
+struct Schema {
+    /// Its path in the repository, for the failure messages.
+    path: &'static str,
+    /// What the documents it describes are, in words.
+    what: &'static str,
+    validator: LazyLock<jsonschema::Validator>,
+}
+
+fn compile(path: &str, text: &str) -> jsonschema::Validator {
+    let schema: serde_json::Value =
+        serde_json::from_str(text).unwrap_or_else(|e| panic!("{path} is not JSON: {e}"));
+    jsonschema::draft202012::new(&schema)
+        .unwrap_or_else(|e| panic!("{path} is not a valid schema: {e}"))
+}
+
+/// `memtrace.report/1`: `record`, `demo` and `report --json`.
+static REPORT_SCHEMA: Schema = Schema {
+    path: "docs/report.schema.json",
+    what: "JSON report",
+    validator: LazyLock::new(|| {
+        compile(
+            "docs/report.schema.json",
+            include_str!("../../docs/report.schema.json"),
+        )
+    }),
+};
+
+/// `memtrace.diff/1`: `diff --json`.
+static DIFF_SCHEMA: Schema = Schema {
+    path: "docs/diff.schema.json",
+    what: "JSON of `memtrace diff`",
+    validator: LazyLock::new(|| {
+        compile(
+            "docs/diff.schema.json",
+            include_str!("../../docs/diff.schema.json"),
+        )
+    }),
+};
+
+/// `memtrace.selfcheck/1`: `selfcheck --json`.
+static SELFCHECK_SCHEMA: Schema = Schema {
+    path: "docs/selfcheck.schema.json",
+    what: "JSON of `memtrace selfcheck`",
+    validator: LazyLock::new(|| {
+        compile(
+            "docs/selfcheck.schema.json",
+            include_str!("../../docs/selfcheck.schema.json"),
+        )
+    }),
+};
+
+/// Schema errors listed in a failure message (each one cut to a line's length).
+const SHOWN_ERRORS: usize = 20;
+
+/// A JSON document as a test reads it: first held to `schema`, every field and type as
+/// documented and nothing else, then decoded. Fails with the validator's messages.
+fn parse_validated<T: serde::de::DeserializeOwned>(schema: &Schema, text: &str) -> T {
+    let what = schema.what;
+    let value: serde_json::Value =
+        serde_json::from_str(text).unwrap_or_else(|e| panic!("the {what} is not JSON: {e}"));
+    let errors: Vec<String> = schema
+        .validator
+        .iter_errors(&value)
+        .map(|e| {
+            format!("{}: {e}", e.instance_path())
+                .chars()
+                .take(300)
+                .collect()
+        })
+        .collect();
+    assert!(
+        errors.is_empty(),
+        "the {what} breaks {} in {} places:\n{}{}",
+        schema.path,
+        errors.len(),
+        errors[..errors.len().min(SHOWN_ERRORS)].join("\n"),
+        if errors.len() > SHOWN_ERRORS {
+            "\n..."
+        } else {
+            ""
+        }
+    );
+    serde_json::from_value(value).unwrap_or_else(|e| {
+        panic!(
+            "the {what} does not parse as a {}: {e}",
+            std::any::type_name::<T>()
+        )
+    })
+}
+
+/// A JSON report, held to docs/report.schema.json and decoded.
+pub fn parse_report(text: &str) -> Report {
+    parse_validated(&REPORT_SCHEMA, text)
+}
+
+/// The JSON of `memtrace diff`, held to docs/diff.schema.json and decoded.
+pub fn parse_diff(text: &str) -> Diff {
+    parse_validated(&DIFF_SCHEMA, text)
+}
+
+/// The JSON of `memtrace selfcheck`, held to docs/selfcheck.schema.json and decoded.
+pub fn parse_selfcheck(text: &str) -> SelfCheck {
+    parse_validated(&SELFCHECK_SCHEMA, text)
+}
+
+/// The stderr of a child, line by line, read by a thread so that a test can wait for a line
+/// with a timeout; every line read is kept for failure messages.
+pub struct StderrLines {
+    rx: mpsc::Receiver<String>,
+    /// Every line read so far.
+    pub seen: Vec<String>,
+}
+
+impl StderrLines {
+    /// Takes `child`'s piped stderr and follows it.
+    pub fn follow(child: &mut Child) -> Self {
+        let stderr = child.stderr.take().expect("a piped stderr");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        Self {
+            rx,
+            seen: Vec::new(),
+        }
+    }
+
+    /// Waits until a line starts with `prefix`; panics, naming `who`, after `timeout`.
+    pub fn wait_for(&mut self, prefix: &str, timeout: Duration, who: &str) {
+        let deadline = Instant::now() + timeout;
+        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+            match self.rx.recv_timeout(left) {
+                Ok(line) => {
+                    let found = line.starts_with(prefix);
+                    self.seen.push(line);
+                    if found {
+                        return;
+                    }
+                }
+                Err(_) => break,
+            }
+        }
+        panic!("{who} never printed {prefix:?}; stderr: {:#?}", self.seen);
+    }
+
+    /// Reads what is left (the child has ended; its last lines may still be on their way)
+    /// and returns every line.
+    pub fn rest(&mut self, quiet_for: Duration) -> Vec<String> {
+        while let Ok(line) = self.rx.recv_timeout(quiet_for) {
+            self.seen.push(line);
+        }
+        std::mem::take(&mut self.seen)
+    }
+}
+
+/// Waits up to `limit` for `child` to end.
+pub fn wait_child(child: &mut Child, limit: Duration, who: &str) -> std::process::ExitStatus {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(status) = child.try_wait().expect("wait for a child") {
+            return status;
+        }
+        assert!(Instant::now() < deadline, "{who} did not stop");
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 /// A built-in workload, started paused (`--wait`) so that a tracer can attach first.
@@ -66,6 +238,17 @@ impl Workload {
         stdin.write_all(b"go\n").expect("release the workload");
     }
 
+    /// Waits until it prints `text` as a line of its own (a workload that holds its state
+    /// until told to stop says "ready"); only for workloads that print nothing else.
+    pub fn wait_for_line(&mut self, text: &str) {
+        let stdout = self.child.stdout.take().expect("workload stdout");
+        let mut line = String::new();
+        BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("read the workload's output");
+        assert_eq!(line.trim_end(), text, "the workload said something else");
+    }
+
     /// Waits for it to finish and decodes the counters it printed.
     pub fn finish<T: serde::de::DeserializeOwned>(mut self) -> T {
         let stdout = self.child.stdout.take().expect("workload stdout");
@@ -90,8 +273,7 @@ impl Drop for Workload {
 pub struct Recorder {
     child: Child,
     json: PathBuf,
-    stderr: mpsc::Receiver<String>,
-    stderr_seen: Vec<String>,
+    stderr: StderrLines,
 }
 
 impl Recorder {
@@ -111,18 +293,10 @@ impl Recorder {
             .stderr(Stdio::piped())
             .spawn()
             .expect("spawn memtrace record");
-        let stderr = child.stderr.take().expect("memtrace stderr");
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                let _ = tx.send(line);
-            }
-        });
         let mut recorder = Self {
+            stderr: StderrLines::follow(&mut child),
             child,
             json,
-            stderr: rx,
-            stderr_seen: Vec::new(),
         };
         recorder.wait_for_line("memtrace: tracing", Duration::from_secs(30));
         recorder
@@ -134,23 +308,7 @@ impl Recorder {
     }
 
     fn wait_for_line(&mut self, prefix: &str, timeout: Duration) {
-        let deadline = Instant::now() + timeout;
-        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
-            match self.stderr.recv_timeout(left) {
-                Ok(line) => {
-                    let found = line.starts_with(prefix);
-                    self.stderr_seen.push(line);
-                    if found {
-                        return;
-                    }
-                }
-                Err(_) => break,
-            }
-        }
-        panic!(
-            "memtrace never printed {prefix:?}; stderr: {:#?}",
-            self.stderr_seen
-        );
+        self.stderr.wait_for(prefix, timeout, "memtrace");
     }
 
     /// Stops memtrace with SIGINT (as Ctrl-C would).
@@ -166,27 +324,14 @@ impl Recorder {
 
     /// As `finish`, and every line memtrace wrote on stderr.
     pub fn finish_with_stderr(mut self) -> (Report, Vec<String>) {
-        let deadline = Instant::now() + Duration::from_secs(180);
-        let status = loop {
-            if let Some(status) = self.child.try_wait().expect("wait for memtrace") {
-                break status;
-            }
-            assert!(Instant::now() < deadline, "memtrace did not stop");
-            std::thread::sleep(Duration::from_millis(50));
-        };
-        // Up to the end of the pipe: its last lines may still be on their way.
-        while let Ok(line) = self.stderr.recv_timeout(Duration::from_secs(5)) {
-            self.stderr_seen.push(line);
-        }
+        let status = wait_child(&mut self.child, Duration::from_secs(180), "memtrace");
+        let lines = self.stderr.rest(Duration::from_secs(5));
         assert!(
             status.success(),
-            "memtrace failed: {status}; stderr: {:#?}",
-            self.stderr_seen
+            "memtrace failed: {status}; stderr: {lines:#?}"
         );
         let text = std::fs::read_to_string(&self.json).expect("read the JSON report");
-        let report = serde_json::from_str::<Report>(&text)
-            .unwrap_or_else(|e| panic!("the JSON report does not parse as a Report: {e}"));
-        (report, std::mem::take(&mut self.stderr_seen))
+        (parse_report(&text), lines)
     }
 }
 

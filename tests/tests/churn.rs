@@ -105,7 +105,12 @@ fn memory_stays_flat_under_fork_churn() {
         ended_entries <= KEEP_EXITED,
         "{ended_entries} ended processes kept"
     );
-    let counted: u64 = report.processes.iter().map(|p| p.faults).sum();
+    // Every fault record is a timed fault of a class or an untimed one (one per execve).
+    let counted: u64 = report
+        .processes
+        .iter()
+        .map(|p| p.faults + p.untimed_faults)
+        .sum();
     assert_eq!(counted, report.faults, "folding keeps every fault");
     assert_eq!(report.lost.total, 0);
 }

@@ -160,6 +160,26 @@ const BAD_INPUT: &[(&[&str], &str)] = &[
         "Not a directory",
     ),
     (&["record", "--json", "/", "-d", "1"], "is a directory"),
+    // Thresholds: Rust's float parser takes `nan` and `inf`, which used to reach the JSON as
+    // `null`.
+    (
+        &["record", "--stall-threshold", "nan"],
+        "'--stall-threshold <PERCENT>': not a finite number",
+    ),
+    (
+        &["record", "--psi-threshold", "inf"],
+        "'--psi-threshold <PERCENT>': not a finite number",
+    ),
+    (
+        &["record", "--stall-threshold=-infinity"],
+        "not a finite number",
+    ),
+    (
+        &["record", "--psi-threshold", "1e999"],
+        "not a finite number",
+    ),
+    (&["record", "--psi-threshold=-5"], "must be zero or more"),
+    (&["record", "--stall-threshold", "10%"], "not a percentage"),
     (
         &[
             "report",
@@ -169,6 +189,8 @@ const BAD_INPUT: &[(&[&str], &str)] = &[
         ],
         "100 years",
     ),
+    (&["selfcheck", "--json", "/"], "is a directory"),
+    (&["selfcheck", "--allow-global"], "'--allow-global-reclaim'"),
 ];
 
 #[test]

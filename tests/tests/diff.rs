@@ -15,7 +15,7 @@ use memtrace::{
     },
     model::diff::{Diff, MemcgDiff, ProcessDiff, RowDiff, noise::Verdict},
 };
-use memtrace_tests::{Scratch, Workload, machine_state, memtrace_bin, require_root};
+use memtrace_tests::{Scratch, Workload, machine_state, memtrace_bin, parse_diff, require_root};
 
 const MIB: u64 = 1 << 20;
 
@@ -135,7 +135,7 @@ fn diff_both(a: &Path, b: &Path) -> (Diff, String) {
     let output = diff(&[a, b], true);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success() && stderr.is_empty(), "{stderr}");
-    let json: Diff = serde_json::from_slice(&output.stdout).expect("the JSON is a Diff");
+    let json = parse_diff(std::str::from_utf8(&output.stdout).expect("UTF-8"));
     let output = diff(&[a, b], false);
     assert!(output.status.success());
     (json, String::from_utf8_lossy(&output.stdout).into_owned())
@@ -268,7 +268,7 @@ fn cut_short_and_bad_recordings() {
         stderr.contains("cut short") && stderr.contains("compared over its"),
         "{stderr}"
     );
-    let diff_of_cut: Diff = serde_json::from_slice(&output.stdout).expect("a Diff");
+    let diff_of_cut = parse_diff(std::str::from_utf8(&output.stdout).expect("UTF-8"));
     assert!(
         diff_of_cut
             .b

@@ -5,14 +5,14 @@ use std::{fs::File, path::PathBuf};
 use memtrace::{
     lab::sandbox::{MemcgLimits, Sandbox},
     lab::workload::faults::FaultOutcome,
-    report::{Report, stalls::SwapShare, timeline::TimelineRow},
+    report::{Report, stalls::MemcgSwap, timeline::TimelineRow},
 };
 use memtrace_tests::{Recorder, Workload, assert_within, require_root, vmstat};
 
 const MIB: u64 = 1 << 20;
 
 /// The swap share of the sandbox's memory cgroup in a report.
-fn memcg_swap<'a>(report: &'a Report, path: &str) -> &'a SwapShare {
+fn memcg_swap<'a>(report: &'a Report, path: &str) -> &'a MemcgSwap {
     report
         .swap
         .by_memcg
@@ -83,7 +83,7 @@ fn a_memcg_swap_storm_matches_the_kernel_and_is_flagged_when_it_starts() {
     let quiet: Vec<&TimelineRow> = rows
         .iter()
         // Intervals over by 1.9 s: the workload is still in its 2 s pause.
-        .filter(|r| end_s(r) <= 1.9)
+        .filter(|r| r.end_s() <= 1.9)
         .collect();
     assert!(
         quiet.len() >= 2,
@@ -96,15 +96,10 @@ fn a_memcg_swap_storm_matches_the_kernel_and_is_flagged_when_it_starts() {
     let storm = rows
         .iter()
         // Intervals that end after the 2 s pause: the storm.
-        .filter(|r| end_s(r) > 2.0 && r.flagged)
+        .filter(|r| r.end_s() > 2.0 && r.flagged)
         .count();
     assert!(storm >= 1, "no storm interval flagged: {rows:#?}");
     drop(sandbox);
-}
-
-/// When a timeline row ends, in seconds since the recording started.
-fn end_s(row: &TimelineRow) -> f64 {
-    row.start_s + row.len_ms as f64 / 1000.0
 }
 
 fn workload_pid(pid: &str) -> u32 {
@@ -139,8 +134,21 @@ fn allocstalls() -> u64 {
         .sum()
 }
 
+/// Each node's kswapd CPU time so far, from its `/proc/PID/schedstat` (the test's own reading).
+fn kswapd_cpu_ns() -> u64 {
+    let threads = memtrace::collect::kswapd::KswapdThreads::find();
+    let readings = threads.read();
+    assert!(!readings.is_empty(), "no kswapd thread found");
+    readings.iter().map(|(_, ns)| ns).sum()
+}
+
+/// Global memory pressure, provoked safely: memory left fragmented by a workload, a hugepage
+/// pool filled until about 3 GiB stay free (each 2 MiB allocation that finds no free block
+/// compacts), then an 8 GiB sparse file read (page cache that must be reclaimed). memtrace's
+/// direct-reclaim stalls equal allocstall, its direct-compaction stalls equal compact_stall,
+/// and its kswapd CPU time is within 5 % of kswapd's schedstat.
 #[test]
-fn global_direct_reclaim_stalls_equal_allocstall() {
+fn global_pressure_stalls_and_kswapd_match_the_kernel() {
     require_root();
     let original = std::fs::read_to_string(NR_HUGEPAGES).expect("nr_hugepages");
     assert_eq!(
@@ -155,40 +163,67 @@ fn global_direct_reclaim_stalls_equal_allocstall() {
             std::process::id()
         )),
     };
+    File::create(&pressure.file)
+        .and_then(|f| f.set_len(8 << 30))
+        .expect("sparse file");
+    let mut fragmenter = Workload::spawn(&["fragment", "--mib", "4096"]);
+    fragmenter.go();
+    fragmenter.wait_for_line("ready");
+
+    let recorder = Recorder::start(&["--duration", "300"]);
+    let (stalls_before, compact_before) = (allocstalls(), vmstat("compact_stall"));
+    let kswapd_before = kswapd_cpu_ns();
     // Leave about 3 GiB free: the pool fill gives up rather than OOM-killing.
     let huge_kb = meminfo_kb("Hugepagesize");
     let pages = meminfo_kb("MemFree").saturating_sub(3 << 20) / huge_kb;
     std::fs::write(NR_HUGEPAGES, pages.to_string()).expect("set nr_hugepages");
-    File::create(&pressure.file)
-        .and_then(|f| f.set_len(8 << 30))
-        .expect("sparse file");
-
-    let recorder = Recorder::start(&["--duration", "300"]);
-    let before = allocstalls();
     let status = std::process::Command::new("cat")
         .arg(&pressure.file)
         .stdout(std::process::Stdio::null())
         .status()
         .expect("cat");
     assert!(status.success());
-    let stalls = allocstalls() - before;
+    let compacted = vmstat("compact_stall") - compact_before;
+    let stalls = allocstalls() - stalls_before;
+    // kswapd goes back to sleep once the pressure is gone: wait for it before the last reading.
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    let kswapd = kswapd_cpu_ns() - kswapd_before;
     recorder.interrupt();
     let report = recorder.finish();
+    drop(fragmenter);
     drop(pressure);
 
-    let counted: u64 = report
-        .processes
-        .iter()
-        .map(|p| p.stalls.direct_reclaim.latency.count)
-        .sum();
-    eprintln!("memtrace: {counted} direct-reclaim stalls; kernel: allocstall delta {stalls}");
+    let sum = |f: &dyn Fn(&memtrace::report::stalls::StallsReport) -> u64| -> u64 {
+        report.processes.iter().map(|p| f(&p.stalls)).sum()
+    };
+    let counted = sum(&|s| s.direct_reclaim.latency.count);
+    let compactions = sum(&|s| s.compaction.latency.count);
+    let zone_runs = sum(&|s| s.compaction.zone_runs);
+    let cpu: u64 = report.kswapd.iter().filter_map(|n| n.cpu_ns).sum();
+    let awake: u64 = report.kswapd.iter().map(|n| n.awake_ns).sum();
+    eprintln!(
+        "memtrace: {counted} direct-reclaim stalls, {compactions} compaction stalls \
+         ({zone_runs} zone runs), kswapd CPU {cpu} ns (awake {awake} ns); kernel: allocstall \
+         delta {stalls}, compact_stall delta {compacted}, kswapd schedstat delta {kswapd} ns"
+    );
     assert!(
         stalls > 0,
         "the recipe caused no direct reclaim on this machine"
     );
+    assert!(
+        compacted > 0,
+        "the recipe caused no direct compaction on this machine"
+    );
+    assert!(kswapd > 0, "kswapd did not run");
     assert_eq!(report.lost.total, 0);
     assert_eq!(
         counted, stalls,
         "direct-reclaim stalls vs /proc/vmstat allocstall_*"
     );
+    assert_eq!(
+        compactions, compacted,
+        "direct-compaction stalls vs /proc/vmstat compact_stall"
+    );
+    assert_within("kswapd CPU time", cpu, kswapd, 5.0);
+    assert!(cpu <= awake, "kswapd CPU {cpu} ns > awake {awake} ns");
 }

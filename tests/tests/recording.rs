@@ -15,7 +15,9 @@ use memtrace::{
     report::Report,
     samples::StopReason,
 };
-use memtrace_tests::{Scratch, Workload, machine_state, memtrace_bin, require_root, run_memtrace};
+use memtrace_tests::{
+    Scratch, Workload, machine_state, memtrace_bin, parse_report, require_root, run_memtrace,
+};
 
 const MIB: u64 = 1 << 20;
 
@@ -25,7 +27,7 @@ fn stderr_of(output: &std::process::Output) -> String {
 
 fn read_report(path: &Path) -> (String, Report) {
     let text = std::fs::read_to_string(path).expect("read the JSON");
-    let report = serde_json::from_str(&text).expect("a report");
+    let report = parse_report(&text);
     (text, report)
 }
 

@@ -127,6 +127,7 @@ fn kernel_blockers() -> Vec<String> {
 /// share the kernel (memcgs, swap, global counters).
 fn kernel_tests(test_args: &[String], tally: &mut Tally) -> Result<()> {
     crate::components::ensure_chromium()?;
+    crate::components::ensure_prometheus()?;
     let binary = build_memtrace()?;
     step("kernel integration tests");
     run_counted(

@@ -11,11 +11,11 @@ use memtrace_common::{
     oom::{AftermathOp, OomAftermathEvent},
 };
 
-use super::{OOM_EVENTS, OOM_VICTIMS};
+use super::{OOM_EVENTS, exits};
 use crate::maps::{LOST, bump};
 
-/// Sends one aftermath record.
-fn aftermath(op: u32, pid: u32, tgid: u32) {
+/// Sends one aftermath record, of `ts_ns` (`bpf_ktime_get_ns()`).
+pub(super) fn aftermath(op: u32, pid: u32, tgid: u32, ts_ns: u64) {
     let Some(mut entry) = OOM_EVENTS.reserve::<OomAftermathEvent>(0) else {
         bump(&LOST, EventKind::OomAftermath as u32);
         return;
@@ -25,26 +25,24 @@ fn aftermath(op: u32, pid: u32, tgid: u32) {
         op,
         pid,
         tgid,
-        // SAFETY: plain helper call.
-        ts_ns: unsafe { bpf_ktime_get_ns() },
+        ts_ns,
     });
     entry.submit(BPF_RB_FORCE_WAKEUP.into());
 }
 
-/// `sched:sched_process_exit(task, group_dead)`: the last thread of a victim is gone. One hash
-/// lookup per exiting thread, only in processes that were OOM-killed.
+/// `sched:sched_process_exit(task, group_dead)`: the last thread of a process is gone. If the
+/// kernel SIGKILLed it, it meets its mark (see `exits`); any other exit costs one lookup, and
+/// the exits of threads that leave their process behind nothing.
 #[btf_tracepoint(function = "sched_process_exit")]
 pub fn oom_victim_exit(ctx: BtfTracePointContext) -> i32 {
-    let pid_tgid = bpf_get_current_pid_tgid();
-    let tgid = (pid_tgid >> 32) as u32;
-    // SAFETY: presence test only.
-    if unsafe { OOM_VICTIMS.get(&tgid) }.is_none() {
+    let group_dead: u64 = ctx.arg(1);
+    if group_dead & 0xff == 0 {
         return 0;
     }
-    let group_dead: u64 = ctx.arg(1);
-    if group_dead & 0xff != 0 {
-        let _ = OOM_VICTIMS.remove(&tgid);
-        aftermath(AftermathOp::Exit as u32, pid_tgid as u32, tgid);
+    let pid_tgid = bpf_get_current_pid_tgid();
+    let tgid = (pid_tgid >> 32) as u32;
+    if let Some(exit) = exits::exited(ctx.arg(0), tgid, pid_tgid as u32) {
+        aftermath(AftermathOp::Exit as u32, exit.pid, tgid, exit.ts_ns);
     }
     0
 }
@@ -55,7 +53,8 @@ macro_rules! reaper_hook {
         #[btf_tracepoint(function = $tracepoint)]
         pub fn $name(ctx: BtfTracePointContext) -> i32 {
             let pid: i32 = ctx.arg(0);
-            aftermath($op, pid as u32, 0);
+            // SAFETY: plain helper call.
+            aftermath($op, pid as u32, 0, unsafe { bpf_ktime_get_ns() });
             0
         }
     };

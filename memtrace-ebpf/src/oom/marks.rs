@@ -7,15 +7,16 @@ use aya_ebpf::{
 };
 use memtrace_common::oom::OomReclaim;
 
-use super::{OOM_RECLAIM, OOM_SIGKILL};
+use super::{OOM_RECLAIM, OOM_SIGKILL, exits};
 use crate::kernel::{off, read_at};
 
 /// `SEND_SIG_PRIV`: the siginfo pointer the kernel uses for its own signals, OOM kills included.
 const SEND_SIG_PRIV: u64 = 1;
 const SIGKILL: i32 = 9;
 
-/// `signal:signal_generate(sig, info, task, group, result)`: remembers the kernel's own SIGKILLs
-/// so that a mark can be told apart from a task that was exiting anyway (no kill).
+/// `signal:signal_generate(sig, info, task, group, result)`: remembers the kernel's own SIGKILLs,
+/// so that a mark can be told apart from a task that was exiting anyway (no kill), and so that
+/// the target's exit is kept for a mark that comes after it (see `exits`).
 #[btf_tracepoint(function = "signal_generate")]
 pub fn oom_signal_generate(ctx: BtfTracePointContext) -> i32 {
     let sig: i32 = ctx.arg(0);
@@ -24,6 +25,7 @@ pub fn oom_signal_generate(ctx: BtfTracePointContext) -> i32 {
         return 0;
     }
     let target: u64 = ctx.arg(2);
+    exits::doomed(target);
     let tgid = read_at::<u32>(target, off!(task_tgid)).unwrap_or(0);
     if let Some(slot) = OOM_SIGKILL.get_ptr_mut(0) {
         let sender = bpf_get_current_pid_tgid() as u32;

@@ -4,10 +4,13 @@
 //! chain with its limits, usage and OOM bookkeeping. `struct oom_control` is out of reach
 //! without function hooks, so userspace works the domain out from these (see docs).
 //!
+//! The victim's exit may come before its mark: `exits` makes the two meet in either order.
+//!
 //! Records go to their own small ring buffer with a forced wake-up: an OOM report must never
 //! wait behind a batch of fault records. None of this runs on the fault path.
 mod aftermath;
 mod candidates;
+mod exits;
 mod marks;
 mod task;
 
@@ -17,12 +20,12 @@ use aya_ebpf::{
         bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_get_current_task, bpf_ktime_get_ns,
     },
     macros::{btf_tracepoint, map},
-    maps::{HashMap, LruHashMap, PerCpuArray, RingBuf, StackTrace},
+    maps::{LruHashMap, PerCpuArray, RingBuf, StackTrace},
     programs::{BtfTracePointContext, tracing::StackIdContext},
 };
 use memtrace_common::{
     COMM_LEN, EventKind,
-    oom::{MemcgLevel, OOM_MEMCG_LEVELS, OomKillEvent, oom_flags},
+    oom::{AftermathOp, MemcgLevel, OOM_MEMCG_LEVELS, OomKillEvent, oom_flags},
 };
 
 use task::{memcg_css, memcg_level, read_comm, read_mm_counters};
@@ -40,10 +43,6 @@ pub(crate) static OOM_EVENTS: RingBuf = RingBuf::with_byte_size(64 << 10, 0);
 #[map(name = "OOM_STACKS")]
 static OOM_STACKS: StackTrace = StackTrace::with_max_entries(256, 0);
 
-/// Victims marked and not yet exited: thread group id -> kill time.
-#[map(name = "OOM_VICTIMS")]
-pub(crate) static OOM_VICTIMS: HashMap<u32, u64> = HashMap::with_max_entries(1024, 0);
-
 /// Each thread's latest reclaim: which kind, and when it started.
 #[map(name = "OOM_RECLAIM")]
 pub(crate) static OOM_RECLAIM: LruHashMap<u32, [u64; 2]> = LruHashMap::with_max_entries(16_384, 0);
@@ -57,14 +56,23 @@ pub(crate) static OOM_SIGKILL: PerCpuArray<[u64; 3]> = PerCpuArray::with_max_ent
 pub fn oom_mark_victim(ctx: BtfTracePointContext) -> i32 {
     let victim: u64 = ctx.arg(0);
     let uid: u32 = ctx.arg(1);
-    let Some(mut entry) = OOM_EVENTS.reserve::<OomKillEvent>(0) else {
+    // SAFETY: plain helper call.
+    let now = unsafe { bpf_ktime_get_ns() };
+    if let Some(mut entry) = OOM_EVENTS.reserve::<OomKillEvent>(0) {
+        let event = entry.as_mut_ptr();
+        // SAFETY: `event` points to a reserved record of the right size, written field by field.
+        unsafe { fill_kill(&ctx, event, victim, uid, now) };
+        entry.submit(BPF_RB_FORCE_WAKEUP.into());
+    } else {
         bump(&LOST, EventKind::OomKill as u32);
+    }
+    // After the kill record: an exit that came first follows it on the ring.
+    let Some(tgid) = read_at::<u32>(victim, off!(task_tgid)) else {
         return 0;
     };
-    let event = entry.as_mut_ptr();
-    // SAFETY: `event` points to a reserved record of the right size, written field by field.
-    unsafe { fill_kill(&ctx, event, victim, uid) };
-    entry.submit(BPF_RB_FORCE_WAKEUP.into());
+    if let Some(exit) = exits::marked(victim, tgid, now) {
+        aftermath::aftermath(AftermathOp::Exit as u32, exit.pid, tgid, exit.ts_ns);
+    }
     0
 }
 
@@ -73,15 +81,23 @@ pub fn oom_mark_victim(ctx: BtfTracePointContext) -> i32 {
 /// # Safety
 /// `event` must point to writable memory for one `OomKillEvent`.
 #[inline(always)]
-unsafe fn fill_kill(ctx: &BtfTracePointContext, event: *mut OomKillEvent, victim: u64, uid: u32) {
+unsafe fn fill_kill(
+    ctx: &BtfTracePointContext,
+    event: *mut OomKillEvent,
+    victim: u64,
+    uid: u32,
+    now: u64,
+) {
     let e = unsafe { &mut *event };
-    let now = unsafe { bpf_ktime_get_ns() };
     let current = unsafe { bpf_get_current_task() };
     let pid_tgid = bpf_get_current_pid_tgid();
     let victim_tgid = read_at::<u32>(victim, off!(task_tgid)).unwrap_or(0);
     e.kind = EventKind::OomKill as u32;
-    e.flags = kill_signal_flags(pid_tgid as u32, victim_tgid, now);
-    e.ts_ns = now;
+    let (flags, signal_ns) = kill_signal(pid_tgid as u32, victim_tgid, now);
+    e.flags = flags;
+    // The kill is the SIGKILL, a few microseconds before the mark; the victim's exit can only
+    // follow it (it takes the siglock the SIGKILL was sent under).
+    e.ts_ns = signal_ns.unwrap_or(now);
     e.victim_pid = read_at::<u32>(victim, off!(task_pid)).unwrap_or(0);
     e.victim_tgid = victim_tgid;
     e.victim_uid = uid;
@@ -114,27 +130,26 @@ unsafe fn fill_kill(ctx: &BtfTracePointContext, event: *mut OomKillEvent, victim
     e.reclaim_ns = mark[1];
     fill_numa(e, current);
     fill_chain(e, memcg_css(victim));
-    let _ = OOM_VICTIMS.insert(&victim_tgid, &now, 0);
 }
 
-/// `KILL_SIGNAL_*` flags: whether this CPU just saw the trigger SIGKILL the victim.
+/// `KILL_SIGNAL_*` flags: whether this CPU just saw the trigger SIGKILL the victim, and when.
 #[inline(always)]
-fn kill_signal_flags(trigger_tid: u32, victim_tgid: u32, now: u64) -> u32 {
+fn kill_signal(trigger_tid: u32, victim_tgid: u32, now: u64) -> (u32, Option<u64>) {
     let Some(slot) = OOM_SIGKILL.get_ptr(0) else {
-        return 0;
+        return (0, None);
     };
     // SAFETY: per-CPU slot read on the CPU that owns it.
     let [sender, target, at] = unsafe { *slot };
-    let mut flags = oom_flags::KILL_SIGNAL_HOOKED;
+    let flags = oom_flags::KILL_SIGNAL_HOOKED;
     // The kill and the mark are a few instructions apart in __oom_kill_process, in the same
     // task on the same CPU; a millisecond is a generous bound.
     if sender == u64::from(trigger_tid)
         && target == u64::from(victim_tgid)
         && now.saturating_sub(at) < 1_000_000
     {
-        flags |= oom_flags::KILL_SIGNAL_SEEN;
+        return (flags | oom_flags::KILL_SIGNAL_SEEN, Some(at));
     }
-    flags
+    (flags, None)
 }
 
 /// The trigger's cpuset nodes and memory policy, which decide a cpuset/mempolicy OOM.

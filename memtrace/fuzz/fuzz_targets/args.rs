@@ -11,7 +11,7 @@ mod cli;
 use std::time::Duration;
 
 use libfuzzer_sys::fuzz_target;
-use memtrace::args::{MAX_DURATION, MAX_RING_MIB, duration, offset, ring_mib};
+use memtrace::args::{MAX_DURATION, MAX_RING_MIB, duration, offset, percent, ring_mib};
 
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {
@@ -25,6 +25,9 @@ fuzz_target!(|data: &[u8]| {
     }
     if let Ok(mib) = ring_mib(text) {
         assert!(mib.is_power_of_two() && mib <= MAX_RING_MIB, "{text:?} gave {mib}");
+    }
+    if let Ok(p) = percent(text) {
+        assert!(p.is_finite() && p >= 0.0, "{text:?} gave {p}");
     }
     // One argument per line, after the program's name.
     let argv = std::iter::once("memtrace").chain(text.split('\n'));

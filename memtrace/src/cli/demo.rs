@@ -299,9 +299,15 @@ fn read_outcome(child: &mut Child) -> Result<FaultOutcome, Error> {
 /// memtrace's counts beside the kernel's own, so the reader can check them.
 fn print_comparison(report: &Report, outcome: &FaultOutcome, pswpin: u64) {
     let process = report.processes.iter().find(|p| p.pid == outcome.pid);
-    let count =
-        |class: FaultClass| process.map_or(0, |p| p.classes.iter()[class as usize].1.latency.count);
-    let minor = count(FaultClass::Minor);
+    let count = |class: FaultClass| {
+        process
+            .and_then(|p| p.classes.iter().into_iter().find(|(c, _)| *c == class))
+            .map_or(0, |(_, stats)| stats.latency.count)
+    };
+    // The kernel's minflt also counts huge page faults and the faults it took without an
+    // exception (untimed).
+    let untimed = process.map_or(0, |p| p.untimed_faults);
+    let minor = count(FaultClass::Minor) + count(FaultClass::Thp) + untimed;
     let major = count(FaultClass::MajorFile) + count(FaultClass::MajorSwap);
     outln!(
         "\nmemtrace against the kernel's own counters for pid {}:",

@@ -11,6 +11,8 @@ mod man;
 mod output;
 mod record;
 mod report;
+mod selfcheck;
+mod serve;
 mod workload;
 
 use std::{ffi::OsString, process::ExitCode};
@@ -42,6 +44,10 @@ enum Command {
     Demo(demo::DemoArgs),
     /// Measure memtrace's overhead, throughput, footprint and start-up (prints a table).
     Bench(bench::BenchArgs),
+    /// Trace continuously and serve Prometheus metrics per memory cgroup on /metrics.
+    Serve(serve::ServeArgs),
+    /// Check memtrace against this kernel's own counters and delay accounting, in sandboxes.
+    Selfcheck(selfcheck::SelfcheckArgs),
     /// A workload with known fault counts (used by the demo and the tests).
     #[command(hide = true)]
     Workload(workload::WorkloadArgs),
@@ -83,6 +89,8 @@ pub fn run() -> Result<ExitCode, Error> {
         Command::Diff(args) => diff::run(args),
         Command::Demo(args) => demo::run(args),
         Command::Bench(args) => bench::run(args),
+        Command::Selfcheck(args) => selfcheck::run(args),
+        Command::Serve(args) => serve::run(args),
         Command::Workload(args) => workload::run(args),
         Command::Completions(args) => completions::run(args),
         Command::Man(args) => man::run(args),

@@ -13,7 +13,7 @@ use memtrace::{
         filter::{CgroupTarget, Filter},
         host::host_facts,
         kernel::KernelFacts,
-        loader::Tracer,
+        loader::{Tracer, TracerConfig},
         machine::monotonic_ns,
         session::{self, Callbacks, RunOptions, SampleSink},
     },
@@ -42,8 +42,23 @@ pub fn header(filter: &Filter, thresholds: Thresholds, facts: &KernelFacts) -> H
         focus_pids: filter.pids().to_vec(),
         thresholds,
         host: host_facts(&facts.gfp_bits),
+        fault_time_split: true,
         ..Header::default()
     }
+}
+
+/// Loads and attaches the kernel programs, and says which hooks could not be attached (the
+/// rest of the picture is still traced).
+pub fn start_tracer(config: &TracerConfig, facts: &KernelFacts) -> Result<Tracer, Error> {
+    let tracer = Tracer::start(config, facts)?;
+    for hook in tracer.hooks.iter().filter(|h| h.error.is_some()) {
+        errln!(
+            "memtrace: warning: {} not attached: {}",
+            hook.hook,
+            hook.error.as_deref().unwrap_or("")
+        );
+    }
+    Ok(tracer)
 }
 
 /// How a session shows itself while it runs.

@@ -8,7 +8,7 @@ use memtrace::{
         caps::Need,
         filter::{Filter, process_of, resolve_cgroup},
         kernel::KernelFacts,
-        loader::{FaultEnd, Tracer, TracerConfig},
+        loader::{FaultEnd, TracerConfig},
         session::{NoSink, RunOptions},
     },
     recording::Writer,
@@ -68,10 +68,10 @@ pub struct RecordArgs {
     #[arg(long)]
     faults_only: bool,
     /// Flag an interval when a process spent at least this share of it stalled (%).
-    #[arg(long, default_value_t = 10.0, value_name = "PERCENT")]
+    #[arg(long, default_value = "10", value_name = "PERCENT", value_parser = args::percent)]
     stall_threshold: f64,
     /// Flag an interval when PSI memory "some" reached this share of it (%).
-    #[arg(long, default_value_t = 10.0, value_name = "PERCENT")]
+    #[arg(long, default_value = "10", value_name = "PERCENT", value_parser = args::percent)]
     psi_threshold: f64,
 }
 
@@ -102,14 +102,7 @@ pub fn run(args: RecordArgs) -> Result<ExitCode, Error> {
         },
         reclaim: !args.faults_only,
     };
-    let tracer = Tracer::start(&config, &facts)?;
-    for hook in tracer.hooks.iter().filter(|h| h.error.is_some()) {
-        errln!(
-            "memtrace: warning: {} not attached: {}",
-            hook.hook,
-            hook.error.as_deref().unwrap_or("")
-        );
-    }
+    let tracer = output::start_tracer(&config, &facts)?;
     let options = RunOptions {
         duration: args.duration,
         interval: args.interval,

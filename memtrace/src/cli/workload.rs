@@ -5,7 +5,11 @@ use std::{path::PathBuf, process::ExitCode};
 use clap::{Args, Subcommand};
 use memtrace::{
     Error,
-    lab::workload::{self, faults::FaultPlan, oom::HogPlan},
+    lab::workload::{
+        self,
+        faults::FaultPlan,
+        oom::{HogPlan, PairPlan},
+    },
 };
 
 /// Options of `memtrace workload`.
@@ -35,6 +39,23 @@ enum Kind {
         #[arg(long, default_value_t = 0)]
         pause_ms: u64,
     },
+    /// Transparent huge page faults (`--thp-mib`) and a sequential read of a cold file through
+    /// a mapping (`--seq-mib`): one JSON line with the kernel's counters for each.
+    Pages {
+        #[arg(long, default_value_t = 0)]
+        thp_mib: usize,
+        #[arg(long, default_value_t = 0)]
+        seq_mib: usize,
+        /// Directory for the temporary file (not tmpfs).
+        #[arg(long, default_value = "/var/tmp")]
+        dir: PathBuf,
+    },
+    /// Leaves `--mib` of memory fragmented (every other page freed), prints "ready", and holds
+    /// it until a line arrives on stdin.
+    Fragment {
+        #[arg(long)]
+        mib: usize,
+    },
     /// The workloads of `memtrace bench`.
     #[command(subcommand)]
     Bench(super::bench::BenchWorkload),
@@ -54,6 +75,16 @@ enum Kind {
         step_mib: usize,
         #[arg(long, allow_negative_numbers = true)]
         oom_score_adj: Option<i32>,
+    },
+    /// Two hogs in the caller's memcg: A holds `--victim-mib` with oom_score_adj 1000 and
+    /// pauses, B grows towards `--grower-mib` until the OOM killer picks A.
+    OomPair {
+        #[arg(long, default_value_t = 20)]
+        victim_mib: usize,
+        #[arg(long, default_value_t = 40)]
+        grower_mib: usize,
+        #[arg(long, default_value_t = 4)]
+        step_mib: usize,
     },
 }
 
@@ -86,6 +117,30 @@ pub fn run(args: WorkloadArgs) -> Result<ExitCode, Error> {
                 .map_err(|e| Error::io("encoding the outcome", e.into()))?;
             outln!("{line}");
         }
+        Kind::Pages {
+            thp_mib,
+            seq_mib,
+            dir,
+        } => {
+            let io = |e| Error::io("pages workload", e);
+            let thp = (thp_mib > 0)
+                .then(|| workload::pages::thp(thp_mib))
+                .transpose()
+                .map_err(io)?;
+            let sequential = (seq_mib > 0)
+                .then(|| workload::pages::sequential(&dir, seq_mib))
+                .transpose()
+                .map_err(io)?;
+            let line = serde_json::json!({ "thp": thp, "sequential": sequential });
+            outln!("{line}");
+        }
+        Kind::Fragment { mib } => {
+            let held =
+                workload::pages::fragment(mib).map_err(|e| Error::io("fragment workload", e))?;
+            outln!("ready");
+            workload::wait_for_go();
+            drop(held);
+        }
         Kind::PidReuse {
             first_pages,
             second_pages,
@@ -108,6 +163,22 @@ pub fn run(args: WorkloadArgs) -> Result<ExitCode, Error> {
             };
             workload::oom::run(&plan, &mut std::io::stdout().lock())
                 .map_err(|e| Error::io("OOM hog workload", e))?;
+        }
+        Kind::OomPair {
+            victim_mib,
+            grower_mib,
+            step_mib,
+        } => {
+            let plan = PairPlan {
+                victim_mib,
+                grower_mib,
+                step_mib,
+            };
+            let outcome =
+                workload::oom::run_pair(&plan).map_err(|e| Error::io("OOM pair workload", e))?;
+            let line = serde_json::to_string(&outcome)
+                .map_err(|e| Error::io("encoding the outcome", e.into()))?;
+            outln!("{line}");
         }
     }
     Ok(ExitCode::SUCCESS)

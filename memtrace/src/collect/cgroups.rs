@@ -90,6 +90,11 @@ pub fn cgroup_mount_of(mountinfo: &str, dir: &Path) -> Option<CgroupMount> {
         .max_by_key(|m| m.mount_point.components().count())
 }
 
+/// Every cgroup mount (v2, or v1 with the memory controller) in `mountinfo`.
+pub fn cgroup_mounts(mountinfo: &str) -> Vec<CgroupMount> {
+    mountinfo.lines().filter_map(parse_cgroup_mount).collect()
+}
+
 /// Parses one mountinfo line; `None` unless it is a usable cgroup mount.
 fn parse_cgroup_mount(line: &str) -> Option<CgroupMount> {
     let (left, right) = line.split_once(" - ")?;

@@ -216,13 +216,16 @@ mod tests {
             latency_ns: 250,
             flags: 0,
             swapin_pages: 0,
+            off_cpu_ns: 0,
+            waiting_ns: 0,
+            memcg_id: 0,
             comm,
         }
     }
 
     #[test]
     fn fault_records_have_no_padding_and_round_trip() {
-        assert_eq!(size_of::<FaultEvent>(), 56);
+        assert_eq!(size_of::<FaultEvent>(), 80);
         let event = fault(FaultClass::MajorSwap as u32);
         let decoded = decode(&encode(&event)).expect("decodes");
         assert_eq!(
@@ -248,7 +251,7 @@ mod tests {
             Err(DecodeError::BadLength {
                 kind: 1,
                 len: 40,
-                expected: 56
+                expected: 80
             })
         );
         let mut long = bytes.clone();
@@ -278,7 +281,7 @@ mod tests {
 
     #[test]
     fn stall_swap_and_kswapd_records_round_trip() {
-        assert_eq!(size_of::<StallEvent>(), 72);
+        assert_eq!(size_of::<StallEvent>(), 80);
         assert_eq!(size_of::<SwapEvent>(), 48);
         assert_eq!(size_of::<KswapdEvent>(), 48);
         let stall = StallEvent {
@@ -293,6 +296,7 @@ mod tests {
             gfp_flags: 0xcc0,
             detail: 0,
             _pad: 0,
+            memcg_id: 0,
             comm: [0; 16],
         };
         assert_eq!(

@@ -10,12 +10,14 @@ use super::{
 use crate::error::Error;
 
 /// Programs that produce fault records.
+/// Ends first: a fault that starts after its start hook is gone must not end in a hook still
+/// there, which would count it as having no start.
 const FAULT_PROGRAMS: [&str; 5] = [
-    "page_fault_user",
-    "page_fault_kernel",
     "count_memcg_events",
     "fault_done_minor",
     "fault_done_major",
+    "page_fault_user",
+    "page_fault_kernel",
 ];
 
 impl FaultEnd {

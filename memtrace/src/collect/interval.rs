@@ -6,7 +6,9 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use memtrace_common::{
     FAULT_CLASSES, FaultClass, FaultEvent, KswapdEvent, KswapdOp, ProcessEvent, ProcessOp,
-    STALL_KINDS, StallEvent, StallKind, SwapDir, SwapEvent, batch::MinorBatch,
+    STALL_KINDS, StallEvent, StallKind, SwapDir, SwapEvent,
+    batch::{MinorBatch, UNTIMED_LATENCY},
+    compaction, fault_flags,
 };
 
 use super::{
@@ -17,7 +19,8 @@ use super::{
 use crate::samples::{
     Allocation, CgroupName, ClassSample, IntervalSample, KernelCounters, KswapdSample, KswapdWaker,
     LatencyStats, ProcessExit, ProcessSample, STALL_CATEGORIES, StallCategory, StallSample,
-    StallTime, SwapByMemcg, SwapByTask, comm_str, machine::MachineSample, oom::OomInterval,
+    StallTime, SwapByMemcg, SwapByTask, TimeSplit, comm_str, machine::MachineSample,
+    oom::OomInterval,
 };
 
 /// Stalled time of one process in one interval, by category (`StallCategory as usize`).
@@ -29,6 +32,29 @@ struct StallAccum {
     latency: LatencyStats,
     pages: u64,
     allocations: BTreeMap<(i32, u32), u64>,
+    zone_runs: u64,
+}
+
+/// Faults of one class of one process in the interval.
+struct ClassAccum {
+    latency: LatencyStats,
+    split: TimeSplit,
+}
+
+impl ClassAccum {
+    fn new() -> Self {
+        Self {
+            latency: LatencyStats::new(),
+            split: TimeSplit::default(),
+        }
+    }
+}
+
+/// A direct-compaction attempt whose zones may still be running: its latest record, and the
+/// zones it compacted so far.
+struct Attempt {
+    event: StallEvent,
+    zone_runs: u64,
 }
 
 /// One process in the interval.
@@ -37,8 +63,9 @@ struct ProcessAccum {
     exit_ns: Option<u64>,
     comm: String,
     named: bool,
-    classes: [Option<LatencyStats>; FAULT_CLASSES],
+    classes: [Option<ClassAccum>; FAULT_CLASSES],
     swapin_pages: u64,
+    untimed_faults: u64,
     stalls: [Option<StallAccum>; STALL_KINDS],
 }
 
@@ -55,10 +82,11 @@ impl ProcessAccum {
         }
     }
 
-    fn into_sample(self, pid: u32, start_ns: u64) -> ProcessSample {
+    fn into_sample(self, pid: u32, start_ns: u64, memcg_id: u64) -> ProcessSample {
         ProcessSample {
             pid,
             start_ns,
+            memcg_id,
             exit_ns: self.exit_ns,
             comm: self.comm,
             named: self.named,
@@ -66,13 +94,15 @@ impl ProcessAccum {
                 .iter()
                 .zip(self.classes)
                 .filter_map(|(class, stats)| {
-                    stats.map(|latency| ClassSample {
+                    stats.map(|c| ClassSample {
                         class: *class as u32,
-                        latency,
+                        latency: c.latency,
+                        split: c.split,
                     })
                 })
                 .collect(),
             swapin_pages: self.swapin_pages,
+            untimed_faults: self.untimed_faults,
             stalls: StallKind::ALL
                 .iter()
                 .zip(self.stalls)
@@ -90,6 +120,7 @@ impl ProcessAccum {
                                 count,
                             })
                             .collect(),
+                        zone_runs: s.zone_runs,
                     })
                 })
                 .collect(),
@@ -97,13 +128,16 @@ impl ProcessAccum {
     }
 }
 
-/// kswapd of one node: whether it is awake (kept across intervals) and this interval's work.
+/// kswapd of one node: whether it is awake and its CPU time so far (kept across intervals),
+/// and this interval's work.
 #[derive(Default)]
 struct KswapdAccum {
     awake_since_ns: Option<u64>,
     wakes: u64,
     awake_ns: BTreeMap<u64, u64>,
     woken_by: BTreeMap<(u32, String, i32), u64>,
+    cpu_total_ns: Option<u64>,
+    cpu_ns: Option<u64>,
 }
 
 /// Builds the samples of one recording.
@@ -118,9 +152,19 @@ pub struct IntervalBuilder {
     table: ProcessTable,
     exits: Vec<ProcessExit>,
     kswapd: BTreeMap<u32, KswapdAccum>,
+    /// Direct-compaction attempts of this interval not yet counted, by thread id; and those
+    /// counted at the last close, whose later zones only add time.
+    compacting: HashMap<u32, Attempt>,
+    compacted: HashMap<u32, (u64, u64)>,
     swap_by_task: HashMap<u32, SwapByTask>,
     swap_by_memcg: HashMap<u64, SwapByMemcg>,
     named_memcgs: HashSet<u64>,
+    /// The memory cgroup of each process, as its last full fault or stall record said (batched
+    /// minor faults carry none; the kernel sends a full record when a process changes cgroup),
+    /// and the processes that ended in the last interval with their memcg then: forgotten at
+    /// the next close, once their last batches are in.
+    memcgs: HashMap<u32, u64>,
+    ended: Vec<(u32, u64)>,
     /// OOM kills and their aftermath, filled by the session.
     pub oom: OomInterval,
     fault_records: u64,
@@ -139,9 +183,13 @@ impl IntervalBuilder {
             table: ProcessTable::default(),
             exits: Vec::new(),
             kswapd: BTreeMap::new(),
+            compacting: HashMap::new(),
+            compacted: HashMap::new(),
             swap_by_task: HashMap::new(),
             swap_by_memcg: HashMap::new(),
             named_memcgs: HashSet::new(),
+            memcgs: HashMap::new(),
+            ended: Vec::new(),
             oom: OomInterval::default(),
             fault_records: 0,
             malformed: 0,
@@ -197,16 +245,36 @@ impl IntervalBuilder {
         }
     }
 
+    /// Notes the memory cgroup a full record gave for its process.
+    fn note_memcg(&mut self, tgid: u32, memcg_id: u64) {
+        if memcg_id != 0 {
+            self.memcgs.insert(tgid, memcg_id);
+        }
+    }
+
     fn add_fault(&mut self, event: &FaultEvent, class: FaultClass) {
         self.fault_records += 1;
+        self.note_memcg(event.tgid, event.memcg_id);
         let process = self.process(event.tgid, event.start_ns);
         process.name(event.tgid, event.tid, &event.comm);
-        process.classes[class as usize]
-            .get_or_insert_with(LatencyStats::new)
-            .record(event.latency_ns);
+        if event.flags & fault_flags::UNTIMED != 0 {
+            process.untimed_faults += 1;
+            return;
+        }
+        let accum = process.classes[class as usize].get_or_insert_with(ClassAccum::new);
+        accum.latency.record(event.latency_ns);
+        accum.split.add(&TimeSplit {
+            off_cpu_ns: event.off_cpu_ns,
+            waiting_ns: event.waiting_ns,
+        });
         process.swapin_pages += u64::from(event.swapin_pages);
         if let Some(category) = StallCategory::of_fault(class) {
             self.add_stalled(event.tgid, category, event.start_ns, event.latency_ns);
+        } else if event.off_cpu_ns > event.waiting_ns {
+            // Placed at the fault's end, where a fault's blocked time usually lies.
+            let blocked = event.off_cpu_ns - event.waiting_ns;
+            let from = event.start_ns + event.latency_ns.saturating_sub(blocked);
+            self.add_stalled(event.tgid, StallCategory::MinorBlocked, from, blocked);
         }
     }
 
@@ -219,15 +287,38 @@ impl IntervalBuilder {
         for run in batch.entries[..count].chunk_by(|a, b| a >> 32 == b >> 32) {
             let (tgid, _) = MinorBatch::unpack(run[0]);
             // Entries carry no time of their own; the batch's first is the earliest.
-            let stats = self.process(tgid, batch.first_ns).classes[FaultClass::Minor as usize]
-                .get_or_insert_with(LatencyStats::new);
+            let process = self.process(tgid, batch.first_ns);
+            let untimed = run
+                .iter()
+                .filter(|&&e| MinorBatch::unpack(e).1 == UNTIMED_LATENCY)
+                .count();
+            process.untimed_faults += untimed as u64;
+            if untimed == run.len() {
+                continue;
+            }
+            let stats = &mut process.classes[FaultClass::Minor as usize]
+                .get_or_insert_with(ClassAccum::new)
+                .latency;
             for &entry in run {
-                stats.record(u64::from(MinorBatch::unpack(entry).1));
+                let latency = MinorBatch::unpack(entry).1;
+                if latency != UNTIMED_LATENCY {
+                    stats.record(u64::from(latency));
+                }
             }
         }
     }
 
     fn add_stall(&mut self, event: &StallEvent, kind: StallKind) {
+        if kind == StallKind::Compaction {
+            self.add_compaction(event);
+        } else {
+            self.count_stall(event, kind, 0);
+        }
+    }
+
+    /// Counts one stall: its latency, pages, allocation and stalled time.
+    fn count_stall(&mut self, event: &StallEvent, kind: StallKind, zone_runs: u64) {
+        self.note_memcg(event.tgid, event.memcg_id);
         let process = self.process(event.tgid, event.start_ns);
         process.name(event.tgid, event.tid, &event.comm);
         let stats = process.stalls[kind as usize].get_or_insert_with(StallAccum::default);
@@ -235,12 +326,74 @@ impl IntervalBuilder {
         if kind != StallKind::Compaction {
             stats.pages += event.nr_reclaimed;
         }
+        stats.zone_runs += zone_runs;
         *stats
             .allocations
             .entry((event.order, event.gfp_flags))
             .or_default() += 1;
         let category = StallCategory::of_stall(kind);
         self.add_stalled(event.tgid, category, event.start_ns, event.latency_ns);
+    }
+
+    /// One record of a direct-compaction attempt. Its records share the attempt's start and
+    /// each carries the time since: the attempt is one stall, counted with its last record's
+    /// time once it can have no more (at the close of the interval, or at the thread's next
+    /// attempt). A zone that ends after that close only adds its time.
+    fn add_compaction(&mut self, event: &StallEvent) {
+        let zone_run = u64::from(event.detail & compaction::ZONE_RUN != 0);
+        if let Some(attempt) = self.compacting.get_mut(&event.tid)
+            && attempt.event.start_ns == event.start_ns
+        {
+            attempt.event.latency_ns = attempt.event.latency_ns.max(event.latency_ns);
+            attempt.zone_runs += zone_run;
+            return;
+        }
+        if event.detail & compaction::FIRST != 0 {
+            let attempt = Attempt {
+                event: *event,
+                zone_runs: zone_run,
+            };
+            if let Some(done) = self.compacting.insert(event.tid, attempt) {
+                self.count_stall(&done.event, StallKind::Compaction, done.zone_runs);
+            }
+            return;
+        }
+        // A late zone of an attempt counted at the last close.
+        let Some((start_ns, counted_ns)) = self.compacted.get_mut(&event.tid) else {
+            return;
+        };
+        if *start_ns != event.start_ns || event.latency_ns <= *counted_ns {
+            return;
+        }
+        let (from, extra) = (*start_ns + *counted_ns, event.latency_ns - *counted_ns);
+        *counted_ns = event.latency_ns;
+        let process = self.process(event.tgid, event.start_ns);
+        process.stalls[StallKind::Compaction as usize]
+            .get_or_insert_with(StallAccum::default)
+            .zone_runs += zone_run;
+        self.add_stalled(event.tgid, StallCategory::Compaction, from, extra);
+    }
+
+    /// Counts the attempts still open: called at each close.
+    fn count_attempts(&mut self) {
+        self.compacted.clear();
+        for (tid, attempt) in std::mem::take(&mut self.compacting) {
+            let e = &attempt.event;
+            self.compacted.insert(tid, (e.start_ns, e.latency_ns));
+            self.count_stall(e, StallKind::Compaction, attempt.zone_runs);
+        }
+    }
+
+    /// The cumulative CPU time of each node's kswapd (`(nid, ns)`), read just before a close:
+    /// the interval gets the growth since the last reading.
+    pub fn kswapd_cpu(&mut self, readings: &[(u32, u64)]) {
+        for &(nid, total) in readings {
+            let node = self.kswapd.entry(nid).or_default();
+            if let Some(before) = node.cpu_total_ns {
+                *node.cpu_ns.get_or_insert(0) += total.saturating_sub(before);
+            }
+            node.cpu_total_ns = Some(total);
+        }
     }
 
     fn add_stalled(&mut self, pid: u32, category: StallCategory, start_ns: u64, len_ns: u64) {
@@ -316,6 +469,7 @@ impl IntervalBuilder {
     ) -> IntervalSample {
         let end_ns = machine.mono_ns;
         let start_ns = self.boundaries.last().copied().unwrap_or(end_ns);
+        self.count_attempts();
         // kswapd still awake: its time so far belongs to this interval.
         for node in self.kswapd.values_mut() {
             if let Some(since) = node.awake_since_ns
@@ -329,9 +483,12 @@ impl IntervalBuilder {
         }
         // Taken, not drained: a burst of thousands of processes in one interval must not leave
         // its table's capacity behind for the rest of the run.
+        let memcgs = &self.memcgs;
         let mut processes: Vec<ProcessSample> = std::mem::take(&mut self.processes)
             .into_iter()
-            .map(|((pid, start_ns), p)| p.into_sample(pid, start_ns))
+            .map(|((pid, start_ns), p)| {
+                p.into_sample(pid, start_ns, memcgs.get(&pid).copied().unwrap_or(0))
+            })
             .collect();
         processes.sort_by_key(|p| (p.pid, p.start_ns));
         let mut stall_time: Vec<StallTime> = std::mem::take(&mut self.stall_time)
@@ -354,11 +511,15 @@ impl IntervalBuilder {
         let mut swap_by_memcg: Vec<SwapByMemcg> =
             self.swap_by_memcg.drain().map(|(_, m)| m).collect();
         swap_by_memcg.sort_by_key(|m| m.memcg_id);
-        let cgroups = swap_by_memcg
+        let mut new_memcgs: Vec<u64> = swap_by_memcg
             .iter()
-            .filter(|m| m.memcg_id != 0 && self.named_memcgs.insert(m.memcg_id))
-            .map(|m| name_cgroup(m.memcg_id))
+            .map(|m| m.memcg_id)
+            .chain(processes.iter().map(|p| p.memcg_id))
+            .filter(|&id| id != 0 && self.named_memcgs.insert(id))
             .collect();
+        new_memcgs.sort_unstable();
+        let cgroups = new_memcgs.into_iter().map(&mut name_cgroup).collect();
+        self.forget_ended();
         let sample = IntervalSample {
             index: self.index,
             start_ns,
@@ -383,12 +544,36 @@ impl IntervalBuilder {
         sample
     }
 
+    /// Forgets the memcgs of the processes that ended in the previous interval (unless their
+    /// pid is another process's now), and remembers this interval's for the next close.
+    fn forget_ended(&mut self) {
+        for (pid, memcg_id) in std::mem::take(&mut self.ended) {
+            if self.memcgs.get(&pid) == Some(&memcg_id) {
+                self.memcgs.remove(&pid);
+            }
+        }
+        self.ended = self
+            .exits
+            .iter()
+            .filter_map(|e| Some((e.pid, *self.memcgs.get(&e.pid)?)))
+            .collect();
+        if self.memcgs.capacity() > 4 * self.memcgs.len().max(256) {
+            self.memcgs.shrink_to_fit();
+        }
+    }
+
     fn take_kswapd(&mut self) -> Vec<KswapdSample> {
         self.kswapd
             .iter_mut()
-            .filter(|(_, n)| n.wakes > 0 || !n.awake_ns.is_empty() || !n.woken_by.is_empty())
+            .filter(|(_, n)| {
+                n.wakes > 0
+                    || !n.awake_ns.is_empty()
+                    || !n.woken_by.is_empty()
+                    || n.cpu_ns.is_some()
+            })
             .map(|(&nid, node)| KswapdSample {
                 nid,
+                cpu_ns: node.cpu_ns.take(),
                 wakes: std::mem::take(&mut node.wakes),
                 awake_ns: std::mem::take(&mut node.awake_ns).into_iter().collect(),
                 woken_by: std::mem::take(&mut node.woken_by)
@@ -425,4 +610,8 @@ fn split(boundaries: &[u64], start_ns: u64, len_ns: u64) -> Vec<(u64, u64)> {
 }
 
 #[cfg(test)]
+mod memcg_tests;
+#[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod truth_tests;

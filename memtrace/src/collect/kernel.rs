@@ -18,6 +18,8 @@ pub struct KernelFacts {
     /// `ZSWPIN`, absent without CONFIG_ZSWAP (then `u32::MAX`, which matches nothing).
     pub vm_zswpin: u32,
     pub vm_pswpout: u32,
+    /// `THP_FAULT_ALLOC`, absent without transparent huge pages (then `u32::MAX`).
+    pub vm_thp_fault_alloc: u32,
     /// Byte offsets of every struct member the kernel programs read.
     pub offsets: KernelOffsets,
     /// Whether the kernel has the `memcg:count_memcg_events` tracepoint.
@@ -47,6 +49,8 @@ impl KernelFacts {
             vm_pswpin: enum_value(btf, "vm_event_item", "PSWPIN")?,
             vm_zswpin: enum_value(btf, "vm_event_item", "ZSWPIN").unwrap_or(u32::MAX),
             vm_pswpout: enum_value(btf, "vm_event_item", "PSWPOUT")?,
+            vm_thp_fault_alloc: enum_value(btf, "vm_event_item", "THP_FAULT_ALLOC")
+                .unwrap_or(u32::MAX),
             gfp_bits: enum_members_with_prefix(btf, "___GFP_"),
             has_count_memcg_events: btf.has_typedef("btf_trace_count_memcg_events"),
             offsets,

@@ -34,7 +34,7 @@ enum Part {
 
 /// Every BTF-tracepoint hook: (program, tracepoint, part). Each is attached on its own: a
 /// kernel without one loses that part of the picture and says so.
-const HOOKS: [(&str, &str, Part); 30] = [
+const HOOKS: [(&str, &str, Part); 33] = [
     ("page_fault_user", "page_fault_user", Part::Faults),
     ("page_fault_kernel", "page_fault_kernel", Part::Faults),
     ("sched_switch", "sched_switch", Part::Faults),
@@ -83,8 +83,23 @@ const HOOKS: [(&str, &str, Part); 30] = [
         Part::Reclaim,
     ),
     ("throttled", "mm_vmscan_throttled", Part::Reclaim),
+    (
+        "try_to_compact_pages",
+        "mm_compaction_try_to_compact_pages",
+        Part::Reclaim,
+    ),
     ("compaction_begin", "mm_compaction_begin", Part::Reclaim),
     ("compaction_end", "mm_compaction_end", Part::Reclaim),
+    (
+        "compaction_deferred",
+        "mm_compaction_deferred",
+        Part::Reclaim,
+    ),
+    (
+        "compaction_defer_reset",
+        "mm_compaction_defer_reset",
+        Part::Reclaim,
+    ),
     ("kswapd_wake", "mm_vmscan_kswapd_wake", Part::Reclaim),
     ("kswapd_sleep", "mm_vmscan_kswapd_sleep", Part::Reclaim),
     ("wakeup_kswapd", "mm_vmscan_wakeup_kswapd", Part::Reclaim),
@@ -170,6 +185,7 @@ impl Tracer {
             .override_global("VM_PSWPIN", &facts.vm_pswpin, true)
             .override_global("VM_ZSWPIN", &facts.vm_zswpin, true)
             .override_global("VM_PSWPOUT", &facts.vm_pswpout, true)
+            .override_global("VM_THP_FAULT_ALLOC", &facts.vm_thp_fault_alloc, true)
             .override_global("FILTER_MODE", &filter.mode, true)
             .override_global("FOLLOW_CHILDREN", &filter.follow_children, true)
             .override_global("CGROUP_ID", &filter.cgroup_id, true)

@@ -26,6 +26,10 @@ pub fn resolve_core(btf: &Btf, offsets: &mut KernelOffsets) -> Result<(), Error>
     offsets.cgroup_ancestors = m("cgroup", "ancestors")?;
     offsets.cgroup_kn = m("cgroup", "kn")?;
     offsets.kernfs_node_id = m("kernfs_node", "id")?;
+    // Without CONFIG_SCHED_INFO a fault's time off the CPU is all counted blocked.
+    offsets.task_run_delay = (m("task_struct", "sched_info").ok())
+        .zip(m("sched_info", "run_delay").ok())
+        .map_or(u32::MAX, |(info, delay)| info + delay);
     Ok(())
 }
 

@@ -15,6 +15,7 @@ use super::{
     decode::{Record, decode},
     filter::{CgroupTarget, Filter},
     interval::IntervalBuilder,
+    kswapd::KswapdThreads,
     loader::Tracer,
     machine,
     oom::OomCollector,
@@ -115,6 +116,8 @@ pub async fn record(
     sink.header(&header);
     let mut oom = OomCollector::new(tracer.filter.clone(), first.mono_ns);
     let mut builder = IntervalBuilder::new(first.mono_ns);
+    let kswapd = KswapdThreads::find();
+    builder.kswapd_cpu(&kswapd.read());
     let mut model = Model::new(header);
     let mut last_counters = KernelCounters::default();
 
@@ -132,56 +135,57 @@ pub async fn record(
 
     let stop = loop {
         tokio::select! {
-            guard = ring.readable_mut() => {
-                let mut guard = guard.map_err(|e| Error::io("waiting on the ring buffer", e))?;
-                drain(guard.get_inner_mut(), &mut builder, &mut callbacks.on_record);
-                guard.clear_ready();
-            }
-            guard = oom_ring.readable_mut() => {
-                let mut guard = guard.map_err(|e| Error::io("waiting on the OOM ring buffer", e))?;
-                oom.drain(guard.get_inner_mut(), &mut tracer, &mut builder);
-                guard.clear_ready();
-                oom.show_ready(&mut callbacks.on_oom, false);
-            }
-            _ = ticker.tick() => {
-                drain(ring.get_mut(), &mut builder, &mut callbacks.on_record);
-                oom.drain(oom_ring.get_mut(), &mut tracer, &mut builder);
-                oom.poll_kmsg(&mut builder);
-                oom.show_ready(&mut callbacks.on_oom, false);
-                let counters = tracer.counters()?;
-                let sample = builder.close(machine::sample(), counters, name_cgroup);
-                sink.interval(&sample);
-                model.apply(&sample);
-                if sample.index % TRIM_EVERY == TRIM_EVERY - 1 {
-                    // glibc keeps freed memory; a burst's must go back for a run of days.
-                    // SAFETY: malloc_trim only releases free memory.
-                    unsafe { libc::malloc_trim(0) };
+                guard = ring.readable_mut() => {
+                    let mut guard = guard.map_err(|e| Error::io("waiting on the ring buffer", e))?;
+                    drain(guard.get_inner_mut(), &mut builder, &mut callbacks.on_record);
+                    guard.clear_ready();
                 }
-                let now = Instant::now();
-                (callbacks.on_tick)(Tick {
-                    elapsed: now - start,
-                    interval: now - last_tick,
-                    sample: &sample,
-                    lost_faults: lost_faults(&counters) - lost_faults(&last_counters),
-                    model: &model,
-                });
-                last_counters = counters;
-                last_tick = now;
-                if let Some(gone) = watched_cgroup.take_if(|target| target.is_gone()) {
-                    (callbacks.on_cgroup_gone)(&gone);
+                guard = oom_ring.readable_mut() => {
+                    let mut guard = guard.map_err(|e| Error::io("waiting on the OOM ring buffer", e))?;
+                    oom.drain(guard.get_inner_mut(), &mut tracer, &mut builder);
+                    guard.clear_ready();
+                    oom.show_ready(&mut callbacks.on_oom, false);
+                }
+                _ = ticker.tick() => {
+                    drain(ring.get_mut(), &mut builder, &mut callbacks.on_record);
+                    oom.drain(oom_ring.get_mut(), &mut tracer, &mut builder);
+                    oom.poll_kmsg(&mut builder);
+                    oom.show_ready(&mut callbacks.on_oom, false);
+                    let counters = tracer.counters()?;
+                    builder.kswapd_cpu(&kswapd.read());
+        let sample = builder.close(machine::sample(), counters, name_cgroup);
+                    sink.interval(&sample);
+                    model.apply(&sample);
+                    if sample.index % TRIM_EVERY == TRIM_EVERY - 1 {
+                        // glibc keeps freed memory; a burst's must go back for a run of days.
+                        // SAFETY: malloc_trim only releases free memory.
+                        unsafe { libc::malloc_trim(0) };
+                    }
+                    let now = Instant::now();
+                    (callbacks.on_tick)(Tick {
+                        elapsed: now - start,
+                        interval: now - last_tick,
+                        sample: &sample,
+                        lost_faults: lost_faults(&counters) - lost_faults(&last_counters),
+                        model: &model,
+                    });
+                    last_counters = counters;
+                    last_tick = now;
+                    if let Some(gone) = watched_cgroup.take_if(|target| target.is_gone()) {
+                        (callbacks.on_cgroup_gone)(&gone);
+                    }
+                }
+                _ = sleep_until(deadline) => break StopReason::Duration,
+                _ = sigint.recv() => break StopReason::Interrupted,
+                _ = sigterm.recv() => break StopReason::Interrupted,
+                _ = sighup.recv() => break StopReason::Interrupted,
+                Some(_) = exited.recv(), if remaining > 0 => {
+                    remaining -= 1;
+                    if remaining == 0 {
+                        break StopReason::TracedExited;
+                    }
                 }
             }
-            _ = sleep_until(deadline) => break StopReason::Duration,
-            _ = sigint.recv() => break StopReason::Interrupted,
-            _ = sigterm.recv() => break StopReason::Interrupted,
-            _ = sighup.recv() => break StopReason::Interrupted,
-            Some(_) = exited.recv(), if remaining > 0 => {
-                remaining -= 1;
-                if remaining == 0 {
-                    break StopReason::TracedExited;
-                }
-            }
-        }
     };
     // Everything the kernel produced up to now is in the ring: take it all, and close the last
     // (partial) interval so the timeline covers the whole recording.
@@ -197,6 +201,7 @@ pub async fn record(
     oom.poll_kmsg(&mut builder);
     oom.show_ready(&mut callbacks.on_oom, true);
     let counters = tracer.counters()?;
+    builder.kswapd_cpu(&kswapd.read());
     let sample = builder.close(machine::sample(), counters, name_cgroup);
     sink.interval(&sample);
     model.apply(&sample);

@@ -14,4 +14,5 @@ macro_rules! progress {
 pub mod bench;
 pub mod sandbox;
 pub mod scenario;
+pub mod selfcheck;
 pub mod workload;

@@ -24,7 +24,7 @@ use timeline::Timeline;
 
 use crate::samples::{
     CgroupName, End, Header, IntervalSample, KernelCounters, ProcessSample, StallSample,
-    StopReason, machine::MachineSample,
+    StopReason, TimeSplit, machine::MachineSample,
 };
 pub use crate::samples::{LatencyStats, LatencySummary, Log2Bucket, SIGNIFICANT_DIGITS};
 
@@ -37,12 +37,15 @@ pub struct StallStats {
     pub pages: u64,
     /// How many stalls each (order, gfp flags) of allocation caused.
     pub allocations: BTreeMap<(i32, u32), u64>,
+    /// Direct compaction: zones compacted during the attempts.
+    pub zone_runs: u64,
 }
 
 impl StallStats {
     fn merge(&mut self, sample: &StallSample) {
         self.latency.merge_compact(&sample.latency);
         self.pages += sample.pages;
+        self.zone_runs += sample.zone_runs;
         for a in &sample.allocations {
             *self.allocations.entry((a.order, a.gfp_flags)).or_default() += a.count;
         }
@@ -71,8 +74,13 @@ pub struct ProcessFaults {
     pub comm: String,
     /// Per class (indexed by `FaultClass as usize`); `None` until the first fault of the class.
     pub classes: [Option<LatencyStats>; FAULT_CLASSES],
+    /// Per class, where the time went.
+    pub splits: [TimeSplit; FAULT_CLASSES],
     /// Pages read back from swap during this process's faults.
     pub swapin_pages: u64,
+    /// Faults taken without a CPU exception (get_user_pages: execve's arguments,
+    /// `MAP_POPULATE`, mlock, `MADV_POPULATE_*`): in minflt, but never timed.
+    pub untimed_faults: u64,
     /// Reclaim and compaction stalls, per kind (indexed by `StallKind as usize`).
     pub stalls: [Option<StallStats>; STALL_KINDS],
 }
@@ -87,7 +95,9 @@ impl ProcessFaults {
             folded: 0,
             comm: String::new(),
             classes: Default::default(),
+            splits: Default::default(),
             swapin_pages: 0,
+            untimed_faults: 0,
             stalls: Default::default(),
         }
     }
@@ -141,13 +151,17 @@ impl ProcessFaults {
         }
         for class in &sample.faults {
             match FaultClass::try_from(class.class) {
-                Ok(c) => self.classes[c as usize]
-                    .get_or_insert_with(LatencyStats::new)
-                    .merge_compact(&class.latency),
+                Ok(c) => {
+                    self.classes[c as usize]
+                        .get_or_insert_with(LatencyStats::new)
+                        .merge_compact(&class.latency);
+                    self.splits[c as usize].add(&class.split);
+                }
                 Err(_) => unknown += 1,
             }
         }
         self.swapin_pages += sample.swapin_pages;
+        self.untimed_faults += sample.untimed_faults;
         for stall in &sample.stalls {
             match StallKind::try_from(stall.kind) {
                 Ok(k) => self.stalls[k as usize]
@@ -169,17 +183,22 @@ impl ProcessFaults {
                     .merge_compact(theirs);
             }
         }
+        for (mine, theirs) in self.splits.iter_mut().zip(&other.splits) {
+            mine.add(theirs);
+        }
         for (mine, theirs) in self.stalls.iter_mut().zip(&other.stalls) {
             if let Some(theirs) = theirs {
                 let mine = mine.get_or_insert_with(StallStats::default);
                 mine.latency.merge_compact(&theirs.latency);
                 mine.pages += theirs.pages;
+                mine.zone_runs += theirs.zone_runs;
                 for (shape, count) in &theirs.allocations {
                     *mine.allocations.entry(*shape).or_default() += count;
                 }
             }
         }
         self.swapin_pages += other.swapin_pages;
+        self.untimed_faults += other.untimed_faults;
         self.folded += other.folded.max(1);
         self.exit_ns = self.exit_ns.max(other.exit_ns);
     }
@@ -270,7 +289,8 @@ impl Model {
         self.timeline.trim(&self.focus);
         self.coarsen();
         self.fold_exited();
-        self.kswapd.apply(&sample.kswapd, &mut self.timeline);
+        self.kswapd
+            .apply(sample.index, &sample.kswapd, &mut self.timeline);
         self.swap.apply(sample);
         for name in &sample.cgroups {
             self.cgroups.entry(name.id).or_insert_with(|| name.clone());

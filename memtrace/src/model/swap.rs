@@ -55,8 +55,10 @@ pub struct KswapdNode {
     pub nid: u32,
     /// Times kswapd started working.
     pub runs: u64,
-    /// Wall time it was awake (wake to sleep).
-    pub busy_ns: u64,
+    /// Wall time it was awake (wake to sleep): not busy, it includes naps and CPU waits.
+    pub awake_ns: u64,
+    /// CPU time; `None` when not measured (older recordings).
+    pub cpu_ns: Option<u64>,
     /// Who woke it: (pid, comm, order) -> times.
     #[serde(skip)]
     pub woken_by: HashMap<(u32, String, i32), u64>,
@@ -69,8 +71,8 @@ pub struct Kswapd {
 }
 
 impl Kswapd {
-    /// Adds one interval of kswapd activity, its awake time to the timeline too.
-    pub fn apply(&mut self, samples: &[KswapdSample], timeline: &mut Timeline) {
+    /// Adds one interval (`index`) of kswapd activity, its times to the timeline too.
+    pub fn apply(&mut self, index: u64, samples: &[KswapdSample], timeline: &mut Timeline) {
         for sample in samples {
             let node = self.nodes.entry(sample.nid).or_insert_with(|| KswapdNode {
                 nid: sample.nid,
@@ -78,8 +80,12 @@ impl Kswapd {
             });
             node.runs += sample.wakes;
             for &(index, ns) in &sample.awake_ns {
-                node.busy_ns += ns;
+                node.awake_ns += ns;
                 timeline.add_kswapd(sample.nid, index, ns);
+            }
+            if let Some(ns) = sample.cpu_ns {
+                *node.cpu_ns.get_or_insert(0) += ns;
+                timeline.add_kswapd_cpu(index, ns);
             }
             for waker in &sample.woken_by {
                 *node

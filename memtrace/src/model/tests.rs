@@ -25,6 +25,7 @@ fn process(pid: u32, comm: &str, named: bool, minor: &[u64]) -> ProcessSample {
         faults: vec![ClassSample {
             class: FaultClass::Minor as u32,
             latency: stats(minor),
+            ..ClassSample::default()
         }],
         ..ProcessSample::default()
     }
@@ -90,6 +91,7 @@ fn stalls_swap_kswapd_and_cgroups_fold() {
                 gfp_flags: 0xcc0,
                 count: 2,
             }],
+            zone_runs: 0,
         }],
         ..ProcessSample::default()
     });
@@ -113,6 +115,7 @@ fn stalls_swap_kswapd_and_cgroups_fold() {
         nid: 0,
         wakes: 1,
         awake_ns: vec![(0, S / 4)],
+        cpu_ns: Some(S / 20),
         woken_by: vec![],
     });
     model.apply(&first);
@@ -127,6 +130,7 @@ fn stalls_swap_kswapd_and_cgroups_fold() {
         nid: 0,
         wakes: 0,
         awake_ns: vec![(0, S / 4), (1, S / 2)],
+        cpu_ns: Some(S / 10),
         woken_by: vec![],
     });
     model.apply(&second);
@@ -147,7 +151,8 @@ fn stalls_swap_kswapd_and_cgroups_fold() {
         model.cgroup_path(50).as_deref(),
         Some("/sys/fs/cgroup/memory/box")
     );
-    assert_eq!(model.kswapd.nodes[&0].busy_ns, S);
+    assert_eq!(model.kswapd.nodes[&0].awake_ns, S);
+    assert_eq!(model.kswapd.nodes[&0].cpu_ns, Some(S / 20 + S / 10));
     assert_eq!(model.kswapd.nodes[&0].runs, 1);
     let intervals = model.timeline.intervals();
     assert_eq!(
@@ -169,6 +174,7 @@ fn unknown_ids_in_a_sample_are_counted_not_folded_into_another_kind() {
     p.faults.push(ClassSample {
         class: 99,
         latency: stats(&[5]),
+        ..ClassSample::default()
     });
     sample.processes.push(p);
     sample.malformed = 2;

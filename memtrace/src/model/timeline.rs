@@ -31,6 +31,8 @@ pub struct Interval {
     pub stalls: HashMap<(u32, u64), (String, StallNs)>,
     /// kswapd awake time per NUMA node.
     pub kswapd_awake_ns: HashMap<u32, u64>,
+    /// kswapd CPU time, all nodes together; `None` when not measured (older recordings).
+    pub kswapd_cpu_ns: Option<u64>,
 }
 
 impl Interval {
@@ -54,6 +56,9 @@ impl Interval {
         }
         for (nid, ns) in next.kswapd_awake_ns {
             *self.kswapd_awake_ns.entry(nid).or_default() += ns;
+        }
+        if let Some(ns) = next.kswapd_cpu_ns {
+            *self.kswapd_cpu_ns.get_or_insert(0) += ns;
         }
     }
 
@@ -164,6 +169,13 @@ impl Timeline {
     pub fn add_kswapd(&mut self, nid: u32, index: u64, ns: u64) {
         if let Some(interval) = self.get_mut(index) {
             *interval.kswapd_awake_ns.entry(nid).or_default() += ns;
+        }
+    }
+
+    /// Adds kswapd CPU time to interval `index`.
+    pub fn add_kswapd_cpu(&mut self, index: u64, ns: u64) {
+        if let Some(interval) = self.get_mut(index) {
+            *interval.kswapd_cpu_ns.get_or_insert(0) += ns;
         }
     }
 }

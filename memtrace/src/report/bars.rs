@@ -127,7 +127,7 @@ mod tests {
     #[test]
     fn empty_buckets_in_between_are_shown_without_stars() {
         let stats = fixture::stats(&[1, 16, 16, 16]);
-        let class = ClassReport::from_stats(Some(&stats));
+        let class = ClassReport::new(Some(&stats), None);
         let text = render(|out| write_histogram(&class, out));
         assert_eq!(
             buckets(&text),

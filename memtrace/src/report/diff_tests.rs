@@ -5,10 +5,16 @@ use super::*;
 use crate::{
     model::diff::{
         Diff,
-        tests::{steady_diff, tight_diff},
+        tests::{one_interval_diff, steady_diff, tight_diff},
     },
-    report::fixture::{render, words_of},
+    report::fixture::{render, schema_errors, words_of},
 };
+
+/// docs/diff.schema.json.
+const SCHEMA: &str = include_str!(concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../docs/diff.schema.json"
+));
 
 fn text(diff: &Diff, top: usize) -> String {
     render(|out| write_text(diff, top, out))
@@ -209,6 +215,81 @@ fn the_json_parses_back_and_writes_the_same_bytes() {
     assert_eq!(memcg["memory_limit_b_bytes"], 40 << 20);
     assert!(value["a"]["problem"].is_null());
     assert!(json.ends_with("}\n"));
+}
+
+fn json_of(diff: &Diff) -> serde_json::Value {
+    let json = render(|out| write_json(diff, out));
+    serde_json::from_str(&json).expect("valid JSON")
+}
+
+#[test]
+fn the_json_of_every_fixture_matches_the_schema() {
+    // What else may be null or differ: a setting one run lacks, a file cut short, a memcg
+    // without a limit; and pids matched.
+    let mut rest = tight_diff();
+    rest.match_by = MatchBy::Pid;
+    let thp = &mut rest.settings[6];
+    (thp.b, thp.differs) = (None, true);
+    rest.b.problem = Some("the file is cut short".into());
+    rest.swap.memcgs[0].memory_limit_b_bytes = None;
+    let one = json_of(&one_interval_diff());
+    // The fixtures hold every null the schema allows.
+    let memcg = &one["swap"]["memcgs"][0];
+    assert!(memcg["path_a"].is_null() && memcg["memory_limit_a_bytes"].is_null());
+    let rate = &one["swap"]["total"][0]["figures"][0];
+    assert!(rate["band_a"].is_null() && rate["band_b"].is_null());
+    for (name, value) in [
+        ("steady", json_of(&steady_diff())),
+        ("tight", json_of(&tight_diff())),
+        ("one interval", one),
+        ("the rest", json_of(&rest)),
+    ] {
+        let errors = schema_errors(SCHEMA, &value);
+        assert!(errors.is_empty(), "{name}:\n{}", errors.join("\n"));
+    }
+}
+
+/// Every error of `value`, which must be exactly the `expected` (beginnings of messages).
+fn assert_errors(value: &serde_json::Value, expected: &[&str]) {
+    let errors = schema_errors(SCHEMA, value);
+    for needle in expected {
+        assert!(
+            errors.iter().any(|e| e.starts_with(needle)),
+            "{needle} not in:\n{}",
+            errors.join("\n")
+        );
+    }
+    assert_eq!(errors.len(), expected.len(), "{}", errors.join("\n"));
+}
+
+#[test]
+fn the_schema_refuses_an_unknown_field_a_missing_one_and_misplaced_nulls() {
+    let mut value = json_of(&tight_diff());
+    value["processes"][0]["rows"][0]["figures"][0]["p42_ns"] = 1.into();
+    let memcg = value["swap"]["memcgs"][0]
+        .as_object_mut()
+        .expect("an object");
+    memcg.remove("limit_differs");
+    assert_errors(
+        &value,
+        &[
+            "/processes/0/rows/0/figures/0: Additional properties are not allowed ('p42_ns'",
+            "/swap/memcgs/0: \"limit_differs\" is a required property",
+        ],
+    );
+    // A rate is always a number; a memcg is in one run at least (here in B only).
+    let mut value = json_of(&one_interval_diff());
+    value["processes"][0]["rows"][0]["figures"][0]["a"] = serde_json::Value::Null;
+    let memcg = &mut value["swap"]["memcgs"][0];
+    memcg["path_b"] = serde_json::Value::Null;
+    memcg["memory_limit_b_bytes"] = serde_json::Value::Null;
+    assert_errors(
+        &value,
+        &[
+            "/processes/0/rows/0/figures/0/a: null is not of type \"number\"",
+            "/swap/memcgs/0: {\"properties\":{\"path_a\":{\"type\":\"null\"},\"path_b\":{\"type\":\"null\"}}} is not allowed",
+        ],
+    );
 }
 
 #[test]

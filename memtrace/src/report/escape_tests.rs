@@ -149,6 +149,7 @@ fn the_event_log_escapes_names() {
                 gfp_flags: 0,
                 detail: 0,
                 _pad: 0,
+                memcg_id: 0,
                 comm,
             },
             stall: StallKind::MemcgReclaim,

@@ -94,6 +94,7 @@ mod tests {
             gfp_flags: 0,
             detail: 0,
             _pad: 0,
+            memcg_id: 0,
             comm,
         };
         Record::Stall {
@@ -140,6 +141,9 @@ mod tests {
                 latency_ns,
                 flags: 0,
                 swapin_pages,
+                off_cpu_ns: 0,
+                waiting_ns: 0,
+                memcg_id: 0,
                 comm,
             },
             class,

@@ -28,7 +28,7 @@ use crate::{
     samples::{
         Allocation, CgroupName, ClassSample, End, Header, HookStatus, IntervalSample,
         KernelCounters, KswapdSample, KswapdWaker, LatencyStats, ProcessSample, StallCategory,
-        StallSample, StallTime, StopReason, SwapByMemcg, SwapByTask,
+        StallSample, StallTime, StopReason, SwapByMemcg, SwapByTask, TimeSplit,
         host::{HostFacts, Tunables},
         machine::{MachineSample, Thresholds},
     },
@@ -91,9 +91,17 @@ pub(crate) fn stats(latencies_ns: &[u64]) -> LatencyStats {
 }
 
 pub(crate) fn faults(class: FaultClass, latencies_ns: &[u64]) -> ClassSample {
+    let latency = stats(latencies_ns);
+    // A fixed share of the time off the CPU, for renderers to show: a quarter, a tenth of it
+    // waiting for a CPU.
+    let off_cpu_ns = latency.total_ns() / 4;
     ClassSample {
         class: class as u32,
-        latency: stats(latencies_ns),
+        latency,
+        split: TimeSplit {
+            off_cpu_ns,
+            waiting_ns: off_cpu_ns / 10,
+        },
     }
 }
 
@@ -107,6 +115,7 @@ pub(crate) fn stall(
         kind: kind as u32,
         latency: stats(latencies_ns),
         pages,
+        zone_runs: u64::from(kind == StallKind::Compaction) * 2 * latencies_ns.len() as u64,
         allocations: allocations
             .iter()
             .map(|&(order, gfp_flags, count)| Allocation {
@@ -208,6 +217,7 @@ pub(crate) fn header() -> Header {
             },
             ..HostFacts::default()
         },
+        fault_time_split: true,
     }
 }
 
@@ -238,6 +248,7 @@ pub(crate) fn first_interval() -> IntervalSample {
             nid: 0,
             wakes: 1,
             awake_ns: vec![(0, 50 * MS)],
+            cpu_ns: Some(7 * MS),
             woken_by: Vec::new(),
         }],
         cgroups: vec![CgroupName {
@@ -292,6 +303,7 @@ pub(crate) fn second_interval() -> IntervalSample {
             nid: 0,
             wakes: 3,
             awake_ns: vec![(1, 150 * MS)],
+            cpu_ns: Some(21 * MS),
             woken_by: vec![waker(200, "redis", 3, 2), waker(100, "postgres", 0, 5)],
         }],
         swap_by_task: vec![
@@ -395,4 +407,15 @@ pub(crate) fn words_of<'a>(text: &'a str, prefix: &str) -> Vec<&'a str> {
         .find(|line| line.trim_start().starts_with(prefix))
         .map(|line| line.split_whitespace().collect())
         .unwrap_or_default()
+}
+
+/// Where and why `document` breaks the JSON Schema `schema` (compiled as draft 2020-12, which
+/// also checks it against the draft's meta-schema); empty when it does not.
+pub(crate) fn schema_errors(schema: &str, document: &serde_json::Value) -> Vec<String> {
+    let schema: serde_json::Value = serde_json::from_str(schema).expect("the schema is JSON");
+    let validator = jsonschema::draft202012::new(&schema).expect("a valid draft 2020-12 schema");
+    validator
+        .iter_errors(document)
+        .map(|e| format!("{}: {e}", e.instance_path()))
+        .collect()
 }

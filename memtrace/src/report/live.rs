@@ -80,10 +80,11 @@ pub fn write(
     let counts = IntervalCounts::of(tick.sample);
     write!(
         out,
-        "{} faults/s {:>6} (minor {}, file {}, swap-in {}) faults lost {}",
+        "{} faults/s {:>6} (minor {}, thp {}, file {}, swap-in {}) faults lost {}",
         stamp(tick.elapsed, tick.interval),
         units::rate(counts.total(), secs),
         units::rate(counts.faults[FaultClass::Minor as usize], secs),
+        units::rate(counts.faults[FaultClass::Thp as usize], secs),
         units::rate(counts.faults[FaultClass::MajorFile as usize], secs),
         units::rate(counts.faults[FaultClass::MajorSwap as usize], secs),
         tick.lost_faults,
@@ -169,7 +170,7 @@ mod tests {
         let text = line(&fixture::tick(&model, &second, 3), &[]);
         assert_eq!(
             text,
-            "00:00:02 faults/s      4 (minor 1, file 2, swap-in 1) faults lost 3 \
+            "00:00:02 faults/s      4 (minor 1, thp 0, file 2, swap-in 1) faults lost 3 \
              stalls 4 (230ms) swap in/out 50/1.50k per s PSI 30% oom-kills 1 \
              | postgres[100] 3 cron[300] 1 \
              !! postgres[100] stalled 23% (direct 3% memcg 20%)\n"
@@ -183,7 +184,7 @@ mod tests {
         let text = line(&fixture::tick(&model, &first, 0), &[]);
         assert_eq!(
             text,
-            "00:00:01 faults/s      7 (minor 7, file 0, swap-in 0) faults lost 0 \
+            "00:00:01 faults/s      7 (minor 7, thp 0, file 0, swap-in 0) faults lost 0 \
              stalls 1 (2.00ms) | postgres[100] 4 redis[200] 3\n"
         );
     }
@@ -199,7 +200,7 @@ mod tests {
         // 7 faults in a quarter of a second.
         assert!(
             text.starts_with(
-                "00:00:01.250 faults/s     28 (minor 28, file 0, swap-in 0) faults lost 2 "
+                "00:00:01.250 faults/s     28 (minor 28, thp 0, file 0, swap-in 0) faults lost 2 "
             ),
             "{text}"
         );
@@ -252,7 +253,7 @@ mod tests {
         assert_eq!(
             counts,
             IntervalCounts {
-                faults: [1, 2, 1],
+                faults: [1, 2, 1, 0],
                 per_pid: vec![(100, 3), (300, 1)],
                 stalls: 4,
                 stall_ns: 230 * MS,
@@ -268,6 +269,7 @@ mod tests {
             faults: vec![ClassSample {
                 class: FaultClass::Minor as u32,
                 latency: fixture::stats(&vec![1_000; n]),
+                ..ClassSample::default()
             }],
             ..ProcessSample::default()
         };

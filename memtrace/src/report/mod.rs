@@ -13,18 +13,22 @@ pub mod hlog;
 pub mod html;
 pub mod json;
 pub mod live;
+pub mod metrics;
 pub mod oom;
 pub mod stalls;
 pub mod table;
 pub mod timeline;
 pub mod units;
 
-use memtrace_common::{EventKind, FaultClass};
+use memtrace_common::{EventKind, FAULT_CLASSES, FaultClass};
 use serde::{Deserialize, Serialize};
 
 use crate::{
     model::{LatencyStats, LatencySummary, Log2Bucket, Model, ProcessFaults, oom::OomKill},
-    samples::{HookStatus, KernelCounters, StopReason, host::Tunables, machine::Thresholds},
+    samples::{
+        Header, HookStatus, KernelCounters, StopReason, TimeSplit, host::Tunables,
+        machine::Thresholds,
+    },
 };
 use gfp::GfpNames;
 use stalls::{KswapdReport, StallsReport, SwapReport};
@@ -55,7 +59,7 @@ pub struct Report {
     pub traced: String,
     pub duration_s: f64,
     pub stop_reason: StopReason,
-    /// Fault records received.
+    /// Faults received: every process's `faults` and `untimed_faults` together.
     pub faults: u64,
     /// Records lost because the ring buffer was full (never silently dropped).
     pub lost: LostReport,
@@ -96,7 +100,9 @@ pub struct LostReport {
 /// Kernel-side diagnostics that explain gaps.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Diagnostics {
-    /// Fault completions whose start was not seen (faults already in flight at start-up).
+    /// Fault completions whose start was not seen: faults in flight when the hooks were
+    /// attached or detached, at the perf end hook. (Faults that have no start, taken through
+    /// get_user_pages, are each process's `untimed_faults`.)
     pub unmatched_ends: u64,
     /// Faults whose task slept or was preempted mid-fault.
     pub parked: u64,
@@ -131,54 +137,94 @@ pub struct ProcessReport {
     pub fault_time_ns: u64,
     /// Pages read back from swap during its faults (readahead included).
     pub swapin_pages: u64,
+    /// Faults taken for it without a CPU exception, through get_user_pages (execve copying
+    /// its arguments, `MAP_POPULATE`, mlock, `MADV_POPULATE_*`): in its minflt, but with no
+    /// start to time, so in no class. `faults` + this = the kernel's minflt + majflt.
+    #[serde(default)]
+    pub untimed_faults: u64,
     pub classes: ClassesReport,
     /// Time in reclaim and compaction stalls.
     pub stall_time_ns: u64,
     pub stalls: StallsReport,
 }
 
-/// The three fault classes.
+/// The fault classes.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct ClassesReport {
     pub minor: ClassReport,
+    /// Transparent huge page faults (minor to the kernel).
+    #[serde(default)]
+    pub thp: ClassReport,
     pub major_file: ClassReport,
     pub swap_in: ClassReport,
 }
 
 impl ClassesReport {
     /// The classes in display order with their names.
-    pub fn iter(&self) -> [(FaultClass, &ClassReport); 3] {
+    pub fn iter(&self) -> [(FaultClass, &ClassReport); FAULT_CLASSES] {
         [
             (FaultClass::Minor, &self.minor),
+            (FaultClass::Thp, &self.thp),
             (FaultClass::MajorFile, &self.major_file),
             (FaultClass::MajorSwap, &self.swap_in),
         ]
     }
 
-    fn from_stats(stats: [Option<&LatencyStats>; 3]) -> Self {
-        let [minor, major_file, swap_in] = stats.map(ClassReport::from_stats);
+    /// From the stats and splits of every class (indexed by `FaultClass as usize`).
+    fn new(
+        stats: [Option<&LatencyStats>; FAULT_CLASSES],
+        splits: &[TimeSplit; FAULT_CLASSES],
+        split_known: bool,
+    ) -> Self {
+        let class = |c: FaultClass| {
+            let split = split_known.then_some(&splits[c as usize]);
+            ClassReport::new(stats[c as usize], split)
+        };
         Self {
-            minor,
-            major_file,
-            swap_in,
+            minor: class(FaultClass::Minor),
+            thp: class(FaultClass::Thp),
+            major_file: class(FaultClass::MajorFile),
+            swap_in: class(FaultClass::MajorSwap),
         }
     }
 }
 
-/// One class of one process: summary and log2 distribution.
+/// One class of one process: summary, where the time went, and log2 distribution.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct ClassReport {
     #[serde(flatten)]
     pub latency: LatencySummary,
+    /// The total split three ways: running on a CPU, waiting runnable for one (preempted or
+    /// just woken), and blocked (asleep: waiting for I/O, a page under I/O, a lock). `null`
+    /// in recordings made before memtrace measured it.
+    #[serde(default)]
+    pub on_cpu_ns: Option<u64>,
+    #[serde(default)]
+    pub waiting_ns: Option<u64>,
+    #[serde(default)]
+    pub blocked_ns: Option<u64>,
     pub log2_buckets: Vec<Log2Bucket>,
 }
 
 impl ClassReport {
-    fn from_stats(stats: Option<&LatencyStats>) -> Self {
-        stats.map_or_else(Self::default, |s| Self {
-            latency: s.summary(),
-            log2_buckets: s.log2_buckets(),
-        })
+    fn new(stats: Option<&LatencyStats>, split: Option<&TimeSplit>) -> Self {
+        let Some(stats) = stats else {
+            let zero = split.map(|_| 0);
+            return Self {
+                on_cpu_ns: zero,
+                waiting_ns: zero,
+                blocked_ns: zero,
+                ..Self::default()
+            };
+        };
+        let total = stats.total_ns();
+        Self {
+            latency: stats.summary(),
+            on_cpu_ns: split.map(|s| total.saturating_sub(s.off_cpu_ns)),
+            waiting_ns: split.map(|s| s.waiting_ns),
+            blocked_ns: split.map(TimeSplit::blocked_ns),
+            log2_buckets: stats.log2_buckets(),
+        }
     }
 }
 
@@ -203,7 +249,7 @@ impl Report {
                 .then(a.start_ns.cmp(&b.start_ns))
                 .then(a.comm.cmp(&b.comm))
         });
-        let total = merge_all(&processes);
+        let (total, total_splits) = merge_all(&processes);
         let gfp = GfpNames::from_enum(header.host.gfp_bits.iter().map(|(n, b)| (n.as_str(), *b)));
         Self {
             schema: SCHEMA.to_string(),
@@ -221,10 +267,14 @@ impl Report {
                 ..diagnostics(&model.counters)
             },
             hooks: header.hooks.clone(),
-            total: ClassesReport::from_stats([0, 1, 2].map(|i| total[i].as_ref())),
+            total: ClassesReport::new(
+                total.each_ref().map(Option::as_ref),
+                &total_splits,
+                header.fault_time_split,
+            ),
             processes: processes
                 .iter()
-                .map(|p| process_report(p, &gfp, header.start_mono_ns))
+                .map(|p| process_report(p, &gfp, header))
                 .collect(),
             swap: SwapReport::new(&model.swap, |id| {
                 let cgroup = model.cgroups.get(&id);
@@ -234,14 +284,15 @@ impl Report {
                 )
             }),
             kswapd: stalls::kswapd_reports(&model.kswapd),
-            thresholds: header.thresholds,
+            thresholds: timeline::shown_thresholds(header.thresholds),
             timeline: timeline::rows(model, &header.thresholds, focus),
             oom_kills: model.oom.kills.clone(),
         }
     }
 }
 
-fn process_report(p: &ProcessFaults, gfp: &GfpNames, origin_ns: u64) -> ProcessReport {
+fn process_report(p: &ProcessFaults, gfp: &GfpNames, header: &Header) -> ProcessReport {
+    let origin_ns = header.start_mono_ns;
     ProcessReport {
         pid: p.pid,
         comm: p.comm.clone(),
@@ -252,15 +303,26 @@ fn process_report(p: &ProcessFaults, gfp: &GfpNames, origin_ns: u64) -> ProcessR
         faults: p.total_count(),
         fault_time_ns: p.total_ns(),
         swapin_pages: p.swapin_pages,
-        classes: ClassesReport::from_stats(FaultClass::ALL.map(|c| p.class(c))),
+        untimed_faults: p.untimed_faults,
+        classes: ClassesReport::new(
+            FaultClass::ALL.map(|c| p.class(c)),
+            &p.splits,
+            header.fault_time_split,
+        ),
         stall_time_ns: p.stall_ns(),
         stalls: StallsReport::of(p, gfp),
     }
 }
 
-/// The distributions of all processes merged, per class.
-fn merge_all(processes: &[&ProcessFaults]) -> [Option<LatencyStats>; 3] {
-    let mut merged: [Option<LatencyStats>; 3] = Default::default();
+/// The distributions and splits of all processes merged, per class.
+fn merge_all(
+    processes: &[&ProcessFaults],
+) -> (
+    [Option<LatencyStats>; FAULT_CLASSES],
+    [TimeSplit; FAULT_CLASSES],
+) {
+    let mut merged: [Option<LatencyStats>; FAULT_CLASSES] = Default::default();
+    let mut splits = [TimeSplit::default(); FAULT_CLASSES];
     for process in processes {
         for class in FaultClass::ALL {
             if let Some(stats) = process.class(class) {
@@ -268,9 +330,10 @@ fn merge_all(processes: &[&ProcessFaults]) -> [Option<LatencyStats>; 3] {
                     .get_or_insert_with(LatencyStats::new)
                     .merge(stats);
             }
+            splits[class as usize].add(&process.splits[class as usize]);
         }
     }
-    merged
+    (merged, splits)
 }
 
 /// Lost-record totals from the kernel counters.

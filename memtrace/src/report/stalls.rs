@@ -29,6 +29,10 @@ pub struct StallReport {
     pub pages_reclaimed: u64,
     /// Which allocations stalled, most frequent first.
     pub allocations: Vec<AllocationReport>,
+    /// Direct compaction: zones compacted during these stalls (an attempt compacts zones
+    /// until one can serve it; a deferred or ready zone needs no run); 0 for other kinds.
+    #[serde(default)]
+    pub zone_runs: u64,
 }
 
 impl StallReport {
@@ -51,6 +55,7 @@ impl StallReport {
             latency: stats.latency.summary(),
             pages_reclaimed: stats.pages,
             allocations,
+            zone_runs: stats.zone_runs,
         }
     }
 }
@@ -93,16 +98,23 @@ impl StallsReport {
     }
 }
 
-/// Pages moved by one task or for one memory cgroup.
+/// Pages moved by one task: the one doing the I/O (the reclaimer, for swap-outs).
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
-pub struct SwapShare {
-    /// The task doing the I/O (the reclaimer, for swap-outs).
-    pub pid: Option<u32>,
-    pub comm: Option<String>,
-    /// The memory cgroup owning the pages: its inode and path.
-    pub memcg_id: Option<u64>,
+pub struct TaskSwap {
+    pub pid: u32,
+    pub comm: String,
+    pub out_pages: u64,
+    pub in_pages: u64,
+}
+
+/// Pages moved for one memory cgroup: the one owning the pages.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub struct MemcgSwap {
+    /// Its inode.
+    pub memcg_id: u64,
+    /// Its path, `None` when its directory was gone before memtrace named it.
     pub memcg_path: Option<String>,
-    /// Its memory limit when first seen (`null`: unlimited or unknown).
+    /// Its memory limit when first seen (`None`: unlimited or unknown).
     #[serde(default)]
     pub memory_limit_bytes: Option<u64>,
     pub out_pages: u64,
@@ -114,49 +126,40 @@ pub struct SwapShare {
 pub struct SwapReport {
     pub out_pages: u64,
     pub in_pages: u64,
-    pub by_task: Vec<SwapShare>,
-    pub by_memcg: Vec<SwapShare>,
+    pub by_task: Vec<TaskSwap>,
+    pub by_memcg: Vec<MemcgSwap>,
 }
 
 impl SwapReport {
     /// Builds the section; `memcg` gives a cgroup inode's recorded path and limit.
     pub fn new(swap: &SwapTraffic, memcg: impl Fn(u64) -> (Option<String>, Option<u64>)) -> Self {
-        let mut by_task: Vec<SwapShare> = swap
+        let mut by_task: Vec<TaskSwap> = swap
             .by_task
             .iter()
-            .map(|(&pid, (comm, c))| SwapShare {
-                pid: Some(pid),
-                comm: Some(comm.clone()),
-                memcg_id: None,
-                memcg_path: None,
-                memory_limit_bytes: None,
+            .map(|(&pid, (comm, c))| TaskSwap {
+                pid,
+                comm: comm.clone(),
                 out_pages: c.out_pages,
                 in_pages: c.in_pages,
             })
             .collect();
-        let mut by_memcg: Vec<SwapShare> = swap
+        let mut by_memcg: Vec<MemcgSwap> = swap
             .by_memcg
             .iter()
-            .map(|(&id, c)| SwapShare {
-                pid: None,
-                comm: None,
-                memcg_id: Some(id),
-                memcg_path: memcg(id).0,
-                memory_limit_bytes: memcg(id).1,
-                out_pages: c.out_pages,
-                in_pages: c.in_pages,
+            .map(|(&id, c)| {
+                let (memcg_path, memory_limit_bytes) = memcg(id);
+                MemcgSwap {
+                    memcg_id: id,
+                    memcg_path,
+                    memory_limit_bytes,
+                    out_pages: c.out_pages,
+                    in_pages: c.in_pages,
+                }
             })
             .collect();
         // Busiest first; ties by pid or inode, so that every rendering orders them alike.
-        let key = |s: &SwapShare| {
-            (
-                std::cmp::Reverse(s.out_pages + s.in_pages),
-                s.pid,
-                s.memcg_id,
-            )
-        };
-        by_task.sort_by_key(key);
-        by_memcg.sort_by_key(key);
+        by_task.sort_by_key(|s| (std::cmp::Reverse(s.out_pages + s.in_pages), s.pid));
+        by_memcg.sort_by_key(|s| (std::cmp::Reverse(s.out_pages + s.in_pages), s.memcg_id));
         Self {
             out_pages: swap.total.out_pages,
             in_pages: swap.total.in_pages,
@@ -179,8 +182,16 @@ pub struct Waker {
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct KswapdReport {
     pub nid: u32,
+    /// Times it woke to work.
     pub runs: u64,
-    pub busy_ns: u64,
+    /// Its CPU time (`/proc/PID/schedstat`); `null` in recordings made before memtrace
+    /// measured it.
+    #[serde(default)]
+    pub cpu_ns: Option<u64>,
+    /// Wall time from wake to sleep: includes its naps before sleeping and its waits for a
+    /// CPU, so it overstates its work (often several times). (`busy_ns` in memtrace 0.1.0.)
+    #[serde(default, alias = "busy_ns")]
+    pub awake_ns: u64,
     pub woken_by: Vec<Waker>,
 }
 
@@ -210,7 +221,8 @@ pub fn kswapd_reports(kswapd: &Kswapd) -> Vec<KswapdReport> {
             KswapdReport {
                 nid: n.nid,
                 runs: n.runs,
-                busy_ns: n.busy_ns,
+                cpu_ns: n.cpu_ns,
+                awake_ns: n.awake_ns,
                 woken_by,
             }
         })
@@ -274,8 +286,8 @@ pub fn write(report: &Report, top: usize, out: &mut impl Write) -> io::Result<()
             writeln!(
                 out,
                 "  swapped out by {}[{}]: {} pages",
-                units::printable(s.comm.as_deref().unwrap_or("?")),
-                s.pid.unwrap_or(0),
+                units::printable(&s.comm),
+                s.pid,
                 s.out_pages
             )?;
         }
@@ -283,7 +295,7 @@ pub fn write(report: &Report, top: usize, out: &mut impl Write) -> io::Result<()
             let path = s
                 .memcg_path
                 .clone()
-                .unwrap_or_else(|| format!("memcg id {}", s.memcg_id.unwrap_or(0)));
+                .unwrap_or_else(|| format!("memcg id {}", s.memcg_id));
             writeln!(
                 out,
                 "  pages of {}: {} out, {} in",
@@ -296,7 +308,7 @@ pub fn write(report: &Report, top: usize, out: &mut impl Write) -> io::Result<()
     for node in report
         .kswapd
         .iter()
-        .filter(|n| n.runs > 0 || !n.woken_by.is_empty())
+        .filter(|n| n.runs > 0 || !n.woken_by.is_empty() || n.cpu_ns > Some(0))
     {
         let wakers: Vec<String> = node
             .woken_by
@@ -307,12 +319,13 @@ pub fn write(report: &Report, top: usize, out: &mut impl Write) -> io::Result<()
                 format!("{comm}[{}] order {} x{}", w.pid, w.order, w.count)
             })
             .collect();
+        let cpu = node.cpu_ns.map_or("-".to_string(), units::duration_ns);
         writeln!(
             out,
-            "kswapd{}: {} runs, busy {}; woken by {}",
+            "kswapd{}: {} runs, CPU {cpu} (awake {}); woken by {}",
             node.nid,
             node.runs,
-            units::duration_ns(node.busy_ns),
+            units::duration_ns(node.awake_ns),
             if wakers.is_empty() {
                 "-".to_string()
             } else {
@@ -463,7 +476,7 @@ mod tests {
         let text = section(&fixture::report(), 10);
         assert!(
             text.ends_with(
-                "\nkswapd0: 4 runs, busy 200ms; woken by postgres[100] order 0 x5, redis[200] order 3 x2\n"
+                "\nkswapd0: 4 runs, CPU 28.0ms (awake 200ms); woken by postgres[100] order 0 x5, redis[200] order 3 x2\n"
             ),
             "{text}"
         );
@@ -477,7 +490,10 @@ mod tests {
         }
         let model = fixture::model_of(&[first], None);
         let text = section(&Report::new(&model, &View::default()), 10);
-        assert_eq!(text, "kswapd0: 1 runs, busy 50.0ms; woken by -\n");
+        assert_eq!(
+            text,
+            "kswapd0: 1 runs, CPU 7.00ms (awake 50.0ms); woken by -\n"
+        );
     }
 
     #[test]
@@ -494,10 +510,10 @@ mod tests {
     #[test]
     fn swap_shares_and_wakers_are_busiest_first() {
         let report = fixture::report();
-        let by_memcg: Vec<Option<u64>> = report.swap.by_memcg.iter().map(|s| s.memcg_id).collect();
-        assert_eq!(by_memcg, [Some(501), Some(999)]);
-        let by_task: Vec<Option<u32>> = report.swap.by_task.iter().map(|s| s.pid).collect();
-        assert_eq!(by_task, [Some(90), Some(100), Some(200)]);
+        let by_memcg: Vec<u64> = report.swap.by_memcg.iter().map(|s| s.memcg_id).collect();
+        assert_eq!(by_memcg, [501, 999]);
+        let by_task: Vec<u32> = report.swap.by_task.iter().map(|s| s.pid).collect();
+        assert_eq!(by_task, [90, 100, 200]);
         let wakers: Vec<(u32, u64)> = report.kswapd[0]
             .woken_by
             .iter()

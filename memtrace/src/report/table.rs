@@ -5,9 +5,11 @@ use std::io::{self, Write};
 use super::{ClassReport, Report, units};
 use crate::samples::StopReason;
 
-/// Column headings of the table.
-const HEADER: [&str; 11] = [
-    "PID", "COMM", "CLASS", "COUNT", "TOTAL", "MEAN", "P50", "P90", "P99", "P99.9", "MAX",
+/// Column headings of the table. CPU%, WAIT% and BLOCK% split each row's total: on a CPU,
+/// waiting runnable for one, and blocked (asleep: I/O, a page under I/O, a lock).
+const HEADER: [&str; 14] = [
+    "PID", "COMM", "CLASS", "COUNT", "TOTAL", "MEAN", "P50", "P90", "P99", "P99.9", "MAX", "CPU%",
+    "WAIT%", "BLOCK%",
 ];
 
 /// Writes the header lines and the table of the `top` busiest processes.
@@ -21,7 +23,7 @@ pub fn write(report: &Report, top: usize, out: &mut impl Write) -> io::Result<()
     }
     writeln!(
         out,
-        "{:>7} {:<16} {:<10} {:>9} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8}",
+        "{:>7} {:<16} {:<10} {:>9} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>5} {:>5} {:>6}",
         HEADER[0],
         HEADER[1],
         HEADER[2],
@@ -32,7 +34,10 @@ pub fn write(report: &Report, top: usize, out: &mut impl Write) -> io::Result<()
         HEADER[7],
         HEADER[8],
         HEADER[9],
-        HEADER[10]
+        HEADER[10],
+        HEADER[11],
+        HEADER[12],
+        HEADER[13]
     )?;
     for process in faulted.iter().take(top) {
         let mut first = true;
@@ -113,9 +118,13 @@ fn write_row(
 ) -> io::Result<()> {
     let l = &stats.latency;
     let d = units::duration_ns;
+    let share = |part: Option<u64>| match part {
+        Some(ns) if l.total_ns > 0 => format!("{:.0}", ns as f64 * 100.0 / l.total_ns as f64),
+        _ => "-".to_string(),
+    };
     writeln!(
         out,
-        "{pid:>7} {comm:<16} {class:<10} {:>9} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8}",
+        "{pid:>7} {comm:<16} {class:<10} {:>9} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>5} {:>5} {:>6}",
         l.count,
         d(l.total_ns),
         d(l.mean_ns),
@@ -123,7 +132,10 @@ fn write_row(
         d(l.p90_ns),
         d(l.p99_ns),
         d(l.p999_ns),
-        d(l.max_ns)
+        d(l.max_ns),
+        share(stats.on_cpu_ns),
+        share(stats.waiting_ns),
+        share(stats.blocked_ns)
     )
 }
 
@@ -203,6 +215,14 @@ pub fn write_header(report: &Report, out: &mut impl Write) -> io::Result<()> {
             out,
             "note: ended processes beyond the {} busiest are folded by command (PID -, COMM name ×count)",
             crate::model::KEEP_EXITED
+        )?;
+    }
+    let untimed: u64 = report.processes.iter().map(|p| p.untimed_faults).sum();
+    if untimed > 0 {
+        writeln!(
+            out,
+            "note: {untimed} faults taken through get_user_pages (execve arguments, MAP_POPULATE, \
+             mlock) have no start to time: counted per process (untimed_faults), in no class"
         )?;
     }
     if report.kernel_counters.park_failed > 0 {
@@ -302,7 +322,7 @@ mod tests {
         let expected: Vec<Vec<&str>> = vec![
             vec![
                 "100", "postgres", "minor", "4", "5.00µs", "1.25µs", "1.00µs", "2.00µs", "2.00µs",
-                "2.00µs", "2.00µs",
+                "2.00µs", "2.00µs", "75", "2", "22",
             ],
             vec![
                 "major_file",
@@ -314,22 +334,26 @@ mod tests {
                 "3.00ms",
                 "3.00ms",
                 "3.00ms",
+                "75",
+                "2",
+                "22",
             ],
             vec![
                 "swap_in", "1", "250µs", "250µs", "250µs", "250µs", "250µs", "250µs", "250µs",
+                "75", "2", "22",
             ],
             vec![
                 "200", "redis", "minor", "3", "3.00µs", "1.00µs", "1.00µs", "1.00µs", "1.00µs",
-                "1.00µs", "1.00µs",
+                "1.00µs", "1.00µs", "75", "2", "22",
             ],
             vec![
                 "300", "cron", "minor", "1", "700ns", "700ns", "700ns", "700ns", "700ns", "700ns",
-                "700ns",
+                "700ns", "75", "2", "23",
             ],
             // 8 minor faults of 8.7 µs in all: the mean is 1087 ns.
             vec![
                 "all", "minor", "8", "8.70µs", "1.09µs", "1.00µs", "2.00µs", "2.00µs", "2.00µs",
-                "2.00µs",
+                "2.00µs", "75", "2", "23",
             ],
             vec![
                 "all",
@@ -342,10 +366,13 @@ mod tests {
                 "3.00ms",
                 "3.00ms",
                 "3.00ms",
+                "75",
+                "2",
+                "22",
             ],
             vec![
                 "all", "swap_in", "1", "250µs", "250µs", "250µs", "250µs", "250µs", "250µs",
-                "250µs",
+                "250µs", "75", "2", "22",
             ],
         ];
         assert_eq!(table_rows(&text), expected, "{text}");
@@ -423,7 +450,7 @@ mod tests {
             table_rows(&text),
             [[
                 "200", "redis", "minor", "3", "3.00µs", "1.00µs", "1.00µs", "1.00µs", "1.00µs",
-                "1.00µs", "1.00µs"
+                "1.00µs", "1.00µs", "75", "2", "22"
             ]],
             "{text}"
         );

@@ -35,13 +35,48 @@ pub struct ProcessShare {
 pub struct TimelineRow {
     /// Start, in seconds since the recording started.
     pub start_s: f64,
-    pub len_ms: u64,
+    /// Length in milliseconds, fractional: the last interval is cut short where the run ended,
+    /// often less than a millisecond after the last full one.
+    pub len_ms: f64,
     /// A process's stall share or PSI `some` passed its threshold.
     pub flagged: bool,
     pub machine: MachineInterval,
-    /// kswapd busy time as a share of the interval (all nodes), in %.
-    pub kswapd_busy_pct: f64,
+    /// kswapd CPU time as a share of one CPU over the interval (all nodes), in %; `null` in
+    /// recordings made before memtrace measured it.
+    pub kswapd_cpu_pct: Option<f64>,
+    /// kswapd awake time (wake to sleep, naps and CPU waits included) as a share of the
+    /// interval (all nodes), in %. (Reports of memtrace 0.1.0 had `kswapd_busy_pct`, the same
+    /// awake share under a misleading name.)
+    #[serde(default, alias = "kswapd_busy_pct")]
+    pub kswapd_awake_pct: f64,
     pub processes: Vec<ProcessShare>,
+}
+
+impl TimelineRow {
+    /// End, in seconds since the recording started.
+    pub fn end_s(&self) -> f64 {
+        self.start_s + self.len_ms / 1000.0
+    }
+}
+
+/// The thresholds as a report shows them: numbers, zero or more, with the same effect. JSON has
+/// no NaN or infinity (serde would write `null`); the command line refuses them and negative
+/// values, but a recording made before it did may hold them. NaN and +inf flag nothing, as
+/// `f64::MAX` does; a negative value or -inf flags every process share and PSI reading, as 0
+/// does (neither is ever negative).
+pub fn shown_thresholds(thresholds: Thresholds) -> Thresholds {
+    let shown = |pct: f64| {
+        if pct.is_nan() || pct == f64::INFINITY {
+            f64::MAX
+        } else {
+            // `+ 0.0` turns -0 into 0.
+            pct.max(0.0) + 0.0
+        }
+    };
+    Thresholds {
+        stall_pct: shown(thresholds.stall_pct),
+        psi_pct: shown(thresholds.psi_pct),
+    }
 }
 
 /// The rows of a model. With `focus` pids, each row lists those; otherwise the most stalled.
@@ -106,10 +141,11 @@ fn row(
     let worst = processes.first().map_or(0.0, |p| p.stalled_pct);
     TimelineRow {
         start_s: interval.start_ns.saturating_sub(origin) as f64 / 1e9,
-        len_ms: len / 1_000_000,
+        len_ms: len as f64 / 1e6,
         flagged: thresholds.flags(worst, machine.psi_some_pct),
         machine: *machine,
-        kswapd_busy_pct: share_pct(interval.kswapd_awake_ns.values().sum(), len),
+        kswapd_cpu_pct: interval.kswapd_cpu_ns.map(|ns| share_pct(ns, len)),
+        kswapd_awake_pct: share_pct(interval.kswapd_awake_ns.values().sum(), len),
         processes,
     }
 }
@@ -123,7 +159,7 @@ pub fn write(rows: &[TimelineRow], out: &mut impl Write) -> io::Result<()> {
     writeln!(
         out,
         "{:>9}  {:>11} {:>8} {:>8} {:>8} {:>9} {:>9} {:>7}  STALLED PROCESSES",
-        "TIME", "PSI SOME/FU", "FREE", "AVAIL", "SWAPUSED", "SWPIN/s", "SWPOUT/s", "KSWAPD"
+        "TIME", "PSI SOME/FU", "FREE", "AVAIL", "SWAPUSED", "SWPIN/s", "SWPOUT/s", "KSWAPD%"
     )?;
     for row in rows {
         let psi = match (row.machine.psi_some_pct, row.machine.psi_full_pct) {
@@ -151,7 +187,7 @@ pub fn write(rows: &[TimelineRow], out: &mut impl Write) -> io::Result<()> {
             .collect();
         writeln!(
             out,
-            "{} {:>7.1}s  {:>11} {:>8} {:>8} {:>8} {:>9} {:>9} {:>6.0}%  {}",
+            "{} {:>7.1}s  {:>11} {:>8} {:>8} {:>8} {:>9} {:>9} {:>7}  {}",
             if row.flagged { "!!" } else { "  " },
             row.start_s,
             psi,
@@ -160,7 +196,8 @@ pub fn write(rows: &[TimelineRow], out: &mut impl Write) -> io::Result<()> {
             kb(row.machine.swap_used_kb),
             units::count(row.machine.pswpin_per_s.round() as u64),
             units::count(row.machine.pswpout_per_s.round() as u64),
-            row.kswapd_busy_pct,
+            row.kswapd_cpu_pct
+                .map_or("-".to_string(), |pct| format!("{pct:.0}%")),
             procs.join(", ")
         )?;
     }
@@ -223,5 +260,59 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("memcg 40%"), "{text}");
+    }
+
+    #[test]
+    fn the_last_row_keeps_its_length_when_the_run_ends_just_after_a_boundary() {
+        let mut model = Model::new(Header {
+            start_mono_ns: 1_000,
+            ..Header::default()
+        });
+        let interval = |index: u64, start_ns: u64, end_ns: u64| IntervalSample {
+            index,
+            start_ns,
+            end_ns,
+            machine: MachineSample {
+                mono_ns: end_ns,
+                ..Default::default()
+            },
+            ..IntervalSample::default()
+        };
+        model.apply(&interval(0, 1_000, 1_000_001_000));
+        // The run stopped 437.5 µs after the first interval closed.
+        model.apply(&interval(1, 1_000_001_000, 1_000_438_500));
+        let rows = rows(&model, &Thresholds::default(), &[]);
+        let lengths: Vec<f64> = rows.iter().map(|r| r.len_ms).collect();
+        assert_eq!(lengths, [1000.0, 0.4375]);
+        assert!((rows[1].end_s() - 1.000_437_5).abs() < 1e-12, "{rows:?}");
+    }
+
+    #[test]
+    fn thresholds_are_shown_as_numbers_with_the_same_effect() {
+        let shown = |stall_pct: f64, psi_pct: f64| {
+            let t = shown_thresholds(Thresholds { stall_pct, psi_pct });
+            (t.stall_pct, t.psi_pct)
+        };
+        assert_eq!(shown(10.0, 2.5), (10.0, 2.5));
+        assert_eq!(shown(f64::NAN, f64::INFINITY), (f64::MAX, f64::MAX));
+        assert_eq!(shown(f64::NEG_INFINITY, -5.0), (0.0, 0.0));
+        assert!(shown(-0.0, 0.0).0.is_sign_positive());
+        // Same flags as the originals, on every share and PSI reading a row can have.
+        for original in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY, -5.0, -0.0, 7.0] {
+            let t = Thresholds {
+                stall_pct: original,
+                psi_pct: original,
+            };
+            let s = shown_thresholds(t);
+            for value in [0.0_f64, 6.9, 7.0, 100.0, 1e300] {
+                for psi in [None, Some(0.0), Some(value.min(100.0))] {
+                    assert_eq!(
+                        t.flags(value, psi),
+                        s.flags(value, psi),
+                        "{original} at {value}, {psi:?}"
+                    );
+                }
+            }
+        }
     }
 }

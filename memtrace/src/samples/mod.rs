@@ -39,6 +39,9 @@ pub struct Header {
     pub machine: MachineSample,
     /// Facts about the machine, as they were when recording started.
     pub host: HostFacts,
+    /// Fault samples carry their time split (on-CPU, waiting, blocked); false in recordings
+    /// made before memtrace measured it.
+    pub fault_time_split: bool,
 }
 
 /// The outcome of attaching one hook.
@@ -147,10 +150,15 @@ pub struct ProcessSample {
     /// exec gave it, which overrides earlier names.
     pub comm: String,
     pub named: bool,
+    /// Its memory cgroup (the inode of the directory; 0: unknown, or a recording made before
+    /// memtrace kept it), as its last full fault or stall record said.
+    pub memcg_id: u64,
     /// Faults per class.
     pub faults: Vec<ClassSample>,
     /// Pages read back from swap during its faults.
     pub swapin_pages: u64,
+    /// Faults taken for it without a CPU exception (get_user_pages): counted, not timed.
+    pub untimed_faults: u64,
     /// Reclaim and compaction stalls per kind.
     pub stalls: Vec<StallSample>,
 }
@@ -171,6 +179,33 @@ pub struct ClassSample {
     /// A `FaultClass` id.
     pub class: u32,
     pub latency: LatencyStats,
+    /// Where their time went (see [`Header::fault_time_split`]).
+    pub split: TimeSplit,
+}
+
+/// Where faults' time went, besides its total (the sum of their latencies): the rest of the
+/// total was on-CPU.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct TimeSplit {
+    /// Time the faulting threads were switched out mid-fault.
+    pub off_cpu_ns: u64,
+    /// Of that, time they waited runnable for a CPU (preempted, or woken and queued); the rest
+    /// they were blocked (asleep: I/O, a lock).
+    pub waiting_ns: u64,
+}
+
+impl TimeSplit {
+    /// Adds another split to this one.
+    pub fn add(&mut self, other: &Self) {
+        self.off_cpu_ns += other.off_cpu_ns;
+        self.waiting_ns += other.waiting_ns;
+    }
+
+    /// Blocked time: off the CPU and not runnable.
+    pub fn blocked_ns(&self) -> u64 {
+        self.off_cpu_ns.saturating_sub(self.waiting_ns)
+    }
 }
 
 /// Stalls of one kind.
@@ -184,6 +219,9 @@ pub struct StallSample {
     pub pages: u64,
     /// Which allocations stalled.
     pub allocations: Vec<Allocation>,
+    /// Direct compaction only: zones compacted during these attempts (one attempt may
+    /// compact several zones, or none when a zone was deferred or already ready).
+    pub zone_runs: u64,
 }
 
 /// Stalls caused by allocations of one order and gfp mask.
@@ -218,10 +256,13 @@ pub enum StallCategory {
     Throttle,
     SwapIn,
     MajorFault,
+    /// Time minor and THP faults spent blocked (waiting for a page under I/O, a lock): the
+    /// I/O wait the kernel's minor/major accounting hides.
+    MinorBlocked,
 }
 
 /// Number of [`StallCategory`] values.
-pub const STALL_CATEGORIES: usize = 7;
+pub const STALL_CATEGORIES: usize = 8;
 
 impl StallCategory {
     /// Every category, in display order (also the index order of per-category arrays).
@@ -233,6 +274,7 @@ impl StallCategory {
         Self::Throttle,
         Self::SwapIn,
         Self::MajorFault,
+        Self::MinorBlocked,
     ];
 
     /// The category of a reclaim or compaction stall (soft-limit reclaim is memcg reclaim).
@@ -249,7 +291,7 @@ impl StallCategory {
     /// The category of a fault, if it counts as a stall (minor faults do not).
     pub fn of_fault(class: FaultClass) -> Option<Self> {
         match class {
-            FaultClass::Minor => None,
+            FaultClass::Minor | FaultClass::Thp => None,
             FaultClass::MajorFile => Some(Self::MajorFault),
             FaultClass::MajorSwap => Some(Self::SwapIn),
         }
@@ -265,6 +307,7 @@ impl StallCategory {
             Self::Throttle => "throttle",
             Self::SwapIn => "swapin",
             Self::MajorFault => "majflt",
+            Self::MinorBlocked => "minblk",
         }
     }
 }
@@ -276,8 +319,12 @@ pub struct KswapdSample {
     pub nid: u32,
     /// Times it started working.
     pub wakes: u64,
-    /// Time it was awake (wake to sleep), split at interval boundaries: (interval, ns).
+    /// Time it was awake (wake to sleep), split at interval boundaries: (interval, ns). Awake
+    /// is not busy: it includes its naps before sleeping and its waits for a CPU.
     pub awake_ns: Vec<(u64, u64)>,
+    /// Its CPU time in this interval (`/proc/PID/schedstat`); `None` when not read (older
+    /// recordings, or no kswapd thread found for the node).
+    pub cpu_ns: Option<u64>,
     /// Who woke it.
     pub woken_by: Vec<KswapdWaker>,
 }

@@ -1,7 +1,9 @@
 //! Helpers of the OOM tests: hogs whose progress can be followed, 48 MiB sandboxes without swap,
-//! and the kernel's OOM counters to hold memtrace's reports against.
+//! and the kernel's OOM counters and log lines to hold memtrace's reports against.
 use std::{
-    io::{BufRead, BufReader, Write},
+    fs::File,
+    io::{BufRead, BufReader, ErrorKind, Read, Write},
+    os::{fd::AsRawFd, unix::fs::OpenOptionsExt},
     path::Path,
     process::{Child, Command, ExitStatus, Stdio},
     sync::mpsc,
@@ -151,4 +153,47 @@ impl KernelCounts {
             "/proc/vmstat oom_kill"
         );
     }
+}
+
+/// /dev/kmsg read from the moment it is opened: the kernel's own "Killed process PID" lines,
+/// read here independently of memtrace's reader.
+pub struct KernelLog(File);
+
+impl KernelLog {
+    /// Opens /dev/kmsg past the records already logged.
+    pub fn open() -> Self {
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open("/dev/kmsg")
+            .expect("open /dev/kmsg");
+        // SAFETY: plain lseek on our own fd; SEEK_END on /dev/kmsg skips the existing records.
+        unsafe { libc::lseek(file.as_raw_fd(), 0, libc::SEEK_END) };
+        Self(file)
+    }
+
+    /// The pids of every "Killed process PID (comm) ..." line logged since the last call, in
+    /// order.
+    pub fn killed_pids(&mut self) -> Vec<u32> {
+        let mut pids = Vec::new();
+        let mut buf = vec![0u8; 8192];
+        loop {
+            match self.0.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => pids.extend(killed_pid(&String::from_utf8_lossy(&buf[..n]))),
+                // Records overwritten before we read them: carry on with the next.
+                Err(e) if e.raw_os_error() == Some(libc::EPIPE) => continue,
+                Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                Err(e) => panic!("reading /dev/kmsg: {e}"),
+            }
+        }
+        pids
+    }
+}
+
+/// The pid of a `prio,seq,usec,flags;<message>: Killed process PID (comm) ...` record.
+fn killed_pid(record: &str) -> Option<u32> {
+    let (_, message) = record.split_once(';')?;
+    let rest = &message[message.find("Killed process ")? + "Killed process ".len()..];
+    rest.split_whitespace().next()?.parse().ok()
 }

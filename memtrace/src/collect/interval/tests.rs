@@ -30,6 +30,9 @@ fn fault(tgid: u32, tid: u32, class: FaultClass, start_ns: u64, latency_ns: u64)
             latency_ns,
             flags: 0,
             swapin_pages: u32::from(class == FaultClass::MajorSwap),
+            off_cpu_ns: 0,
+            waiting_ns: 0,
+            memcg_id: 0,
             comm: comm(if tid == tgid { b"main" } else { b"worker" }),
         },
         class,
@@ -43,7 +46,7 @@ fn at(ns: u64) -> MachineSample {
     }
 }
 
-fn close(builder: &mut IntervalBuilder, ns: u64) -> crate::samples::IntervalSample {
+pub(super) fn close(builder: &mut IntervalBuilder, ns: u64) -> crate::samples::IntervalSample {
     builder.close(at(ns), Default::default(), |id| {
         crate::samples::CgroupName {
             id,
@@ -133,6 +136,7 @@ fn a_stall_that_ends_in_the_next_interval_credits_the_earlier_one() {
             gfp_flags: 0xcc0,
             detail: 0,
             _pad: 0,
+            memcg_id: 0,
             comm: comm(b"hog"),
         },
         stall: StallKind::MemcgReclaim,

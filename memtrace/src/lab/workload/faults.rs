@@ -1,8 +1,6 @@
 //! A workload with known page-fault counts: file-backed major faults, anonymous minor faults,
 //! and swap-ins (when run in a memory cgroup smaller than `swap_mib`, with swap on).
 use std::{
-    fs::File,
-    io::Write,
     os::fd::AsRawFd,
     path::{Path, PathBuf},
 };
@@ -77,24 +75,8 @@ pub fn run(plan: &FaultPlan) -> std::io::Result<FaultOutcome> {
 fn file_phase(dir: &Path, mib: usize) -> std::io::Result<u64> {
     let path = dir.join(format!(".memtrace-workload-{}", std::process::id()));
     let result = (|| {
-        let mut file = File::options()
-            .read(true)
-            .write(true)
-            .create_new(true)
-            .open(&path)?;
-        let chunk = vec![0x5a_u8; 1 << 20];
-        for _ in 0..mib {
-            file.write_all(&chunk)?;
-        }
-        file.sync_all()?;
+        let file = super::cold_file(&path, mib)?;
         let len = mib << 20;
-        // SAFETY: plain syscall on our own fd.
-        let rc = unsafe {
-            libc::posix_fadvise(file.as_raw_fd(), 0, len as i64, libc::POSIX_FADV_DONTNEED)
-        };
-        if rc != 0 {
-            return Err(std::io::Error::from_raw_os_error(rc));
-        }
         let map = Mapping::new(len, Some(file.as_raw_fd()))?;
         map.advise(libc::MADV_RANDOM)?;
         map.touch_pages(false);

@@ -35,6 +35,25 @@ impl Mapping {
         Ok(map)
     }
 
+    /// The mapping's first byte.
+    pub fn as_ptr(&self) -> *mut u8 {
+        self.ptr.as_ptr()
+    }
+
+    /// `madvise` over `len` bytes from `offset` (page-aligned, inside the mapping).
+    pub fn advise_range(&self, offset: usize, len: usize, advice: i32) -> std::io::Result<()> {
+        if offset.saturating_add(len) > self.len {
+            return Err(std::io::Error::other("madvise range outside the mapping"));
+        }
+        // SAFETY: the range is inside this mapping.
+        let at = unsafe { self.ptr.as_ptr().add(offset) };
+        // SAFETY: as above.
+        if unsafe { libc::madvise(at.cast(), len, advice) } != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(())
+    }
+
     /// `madvise` over the whole mapping.
     pub fn advise(&self, advice: i32) -> std::io::Result<()> {
         // SAFETY: the range is this mapping.

@@ -4,6 +4,7 @@ pub mod bench;
 pub mod faults;
 pub mod mapping;
 pub mod oom;
+pub mod pages;
 pub mod reuse;
 
 use std::io::BufRead;
@@ -45,6 +46,29 @@ pub fn parse_stat(stat: &str) -> Option<FaultCounters> {
         minflt: fields.get(7)?.parse().ok()?,
         majflt: fields.get(9)?.parse().ok()?,
     })
+}
+
+/// Creates the file `path` with `mib` MiB of data, writes it to disk and drops it from the page
+/// cache: reading it back needs I/O. The caller removes the file.
+pub fn cold_file(path: &std::path::Path, mib: usize) -> std::io::Result<std::fs::File> {
+    use std::{io::Write, os::fd::AsRawFd};
+    let mut file = std::fs::File::options()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .open(path)?;
+    let chunk = vec![0x5a_u8; 1 << 20];
+    for _ in 0..mib {
+        file.write_all(&chunk)?;
+    }
+    file.sync_all()?;
+    let len = (mib << 20) as i64;
+    // SAFETY: plain syscall on our own fd.
+    let rc = unsafe { libc::posix_fadvise(file.as_raw_fd(), 0, len, libc::POSIX_FADV_DONTNEED) };
+    if rc != 0 {
+        return Err(std::io::Error::from_raw_os_error(rc));
+    }
+    Ok(file)
 }
 
 /// Names the calling thread (its `comm`), so reports show the workload apart from memtrace.

@@ -323,12 +323,17 @@ fn settings_that_differ_are_counted_and_others_are_not() {
     assert_eq!((diff.differing_settings, diff.differing_figures), (2, 0));
 }
 
-#[test]
-fn one_interval_cannot_tell_anything() {
+/// No interval in A, one in B: no bands, and B's memcg has no counterpart in A.
+pub(crate) fn one_interval_diff() -> Diff {
     let samples = [interval(0, 100, tight(0), BOX_A)];
     let a = fold(header(), &samples[..0], MatchBy::Comm);
     let b = fold(header(), &samples, MatchBy::Comm);
-    let diff = diff(&a, &b, MatchBy::Comm);
+    diff(&a, &b, MatchBy::Comm)
+}
+
+#[test]
+fn one_interval_cannot_tell_anything() {
+    let diff = one_interval_diff();
     assert_eq!(diff.differing_figures, 0);
     assert_eq!((diff.a.intervals, diff.b.intervals), (0, 1));
     assert!(

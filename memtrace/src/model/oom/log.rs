@@ -38,7 +38,9 @@ impl OomLog {
         self.shown.push(false);
     }
 
-    /// Places an exit or reaper step on the latest kill of its task.
+    /// Places an exit or reaper step on the latest kill of its task before it. The kernel
+    /// sends a victim's exit only once it has met the victim's kill, and after the kill record,
+    /// whichever came first; its time is the exit's own, never before the kill (the SIGKILL).
     pub fn apply_aftermath(&mut self, event: &OomAftermathEvent) {
         // Decoding refused unknown steps; one in a recording is ignored.
         let Ok(op) = AftermathOp::try_from(event.op) else {

@@ -67,6 +67,7 @@ fn interval(index: u64) -> IntervalSample {
             faults: vec![ClassSample {
                 class: FaultClass::Minor as u32,
                 latency,
+                ..ClassSample::default()
             }],
             ..ProcessSample::default()
         }],

@@ -47,11 +47,7 @@ fn svg(
 
 /// A timeline's x range: the recording's seconds.
 fn span(report: &Report) -> f64 {
-    report
-        .timeline
-        .last()
-        .map_or(1.0, |r| r.start_s + r.len_ms as f64 / 1000.0)
-        .max(0.001)
+    report.timeline.last().map_or(1.0, |r| r.end_s()).max(0.001)
 }
 
 /// Step points: a value holds over its whole interval.
@@ -61,7 +57,7 @@ fn steps(report: &Report, value: impl Fn(&TimelineRow) -> f64) -> Vec<(f64, f64)
         .iter()
         .flat_map(|r| {
             let v = value(r);
-            [(r.start_s, v), (r.start_s + r.len_ms as f64 / 1000.0, v)]
+            [(r.start_s, v), (r.end_s(), v)]
         })
         .collect()
 }
@@ -100,7 +96,7 @@ pub fn stalls(report: &Report) -> io::Result<String> {
             .draw()
             .map_err(failed)?;
         let bands = report.timeline.iter().filter(|r| r.flagged).map(|r| {
-            let end = r.start_s + r.len_ms as f64 / 1000.0;
+            let end = r.end_s();
             Rectangle::new([(r.start_s, 0.0), (end, y_max)], FLAGGED.mix(0.12).filled())
         });
         chart.draw_series(bands).map_err(failed)?;
@@ -124,7 +120,7 @@ pub fn stalls(report: &Report) -> io::Result<String> {
                 .timeline
                 .iter()
                 .zip(tops)
-                .flat_map(|(r, &v)| [(r.start_s, v), (r.start_s + r.len_ms as f64 / 1000.0, v)])
+                .flat_map(|(r, &v)| [(r.start_s, v), (r.end_s(), v)])
                 .collect();
             let color = *color;
             chart

@@ -78,7 +78,7 @@ pub fn write(
             &[
                 ("PSI some", &|r| r.machine.psi_some_pct),
                 ("PSI full", &|r| r.machine.psi_full_pct),
-                ("kswapd awake", &|r| Some(r.kswapd_busy_pct)),
+                ("kswapd CPU", &|r| r.kswapd_cpu_pct),
             ],
             &|v| format!("{v:.0}"),
         )?,

@@ -137,6 +137,24 @@ fn aftermath_lands_on_its_kill_and_releases_the_live_view() {
 }
 
 #[test]
+fn an_exit_lands_on_the_kill_of_its_own_process_when_the_pid_was_killed_before() {
+    let mut log = OomLog::default();
+    log.add(OomKill::from_sample(&sample(kill_event())));
+    // The pid is reused and its new process is killed 3 s later.
+    let mut second = kill_event();
+    second.ts_ns += 3_000_000_000;
+    log.add(OomKill::from_sample(&sample(second)));
+    log.apply_aftermath(&step(AftermathOp::Exit as u32, 3_000));
+    assert_eq!(log.kills[0].aftermath.exit_ms, None);
+    assert_eq!(log.kills[1].aftermath.exit_ms, Some(0.0));
+    // An interval's kills are applied before its exits: the first process's exit, from before
+    // the second kill, still lands on the first.
+    log.apply_aftermath(&step(AftermathOp::Exit as u32, 7));
+    assert_eq!(log.kills[0].aftermath.exit_ms, Some(7.0));
+    assert_eq!(log.kills[1].aftermath.exit_ms, Some(0.0));
+}
+
+#[test]
 fn the_live_view_shows_a_kill_after_a_second_without_exit() {
     let mut log = OomLog::default();
     log.add(OomKill::from_sample(&sample(kill_event())));
