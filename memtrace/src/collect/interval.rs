@@ -288,21 +288,13 @@ impl IntervalBuilder {
             let (tgid, _) = MinorBatch::unpack(run[0]);
             // Entries carry no time of their own; the batch's first is the earliest.
             let process = self.process(tgid, batch.first_ns);
-            let untimed = run
-                .iter()
-                .filter(|&&e| MinorBatch::unpack(e).1 == UNTIMED_LATENCY)
-                .count();
-            process.untimed_faults += untimed as u64;
-            if untimed == run.len() {
-                continue;
-            }
-            let stats = &mut process.classes[FaultClass::Minor as usize]
-                .get_or_insert_with(ClassAccum::new)
-                .latency;
             for &entry in run {
-                let latency = MinorBatch::unpack(entry).1;
-                if latency != UNTIMED_LATENCY {
-                    stats.record(u64::from(latency));
+                match MinorBatch::unpack(entry).1 {
+                    UNTIMED_LATENCY => process.untimed_faults += 1,
+                    latency => process.classes[FaultClass::Minor as usize]
+                        .get_or_insert_with(ClassAccum::new)
+                        .latency
+                        .record(u64::from(latency)),
                 }
             }
         }
