@@ -1,7 +1,7 @@
 //! What each fault figure means, against the kernel's own accounting: transparent huge page
 //! faults have a class of their own (thp_fault_alloc), and each fault's time splits into
-//! on-CPU, waiting for a CPU, and blocked (delay accounting's block I/O wait, schedstat's
-//! run delay).
+//! on-CPU, waiting for a CPU, and blocked (the thread's schedstat: run delay, and the time
+//! neither running nor runnable).
 use memtrace::{
     lab::workload::pages::{SequentialOutcome, ThpOutcome},
     report::ClassesReport,
@@ -67,40 +67,17 @@ fn thp_faults_are_a_class_of_their_own() {
     );
 }
 
-/// Restores `kernel.task_delayacct`, also on panic.
-struct DelayAccounting(String);
-
-const TASK_DELAYACCT: &str = "/proc/sys/kernel/task_delayacct";
-
-impl DelayAccounting {
-    fn enable() -> Self {
-        let before = std::fs::read_to_string(TASK_DELAYACCT).expect("task_delayacct");
-        std::fs::write(TASK_DELAYACCT, "1").expect("enable delay accounting");
-        Self(before)
-    }
-}
-
-impl Drop for DelayAccounting {
-    fn drop(&mut self) {
-        let _ = std::fs::write(TASK_DELAYACCT, self.0.trim());
-    }
-}
-
 /// A sequential read of a cold file through a mapping: readahead makes most faults wait for a
-/// page already under I/O, which the kernel counts as minor. The time memtrace calls blocked
-/// is bounded by delay accounting's block I/O wait from below (that wait also holds the wait
-/// for a CPU after each wake-up), and off-CPU time bounds it from above; waiting for a CPU is
-/// within the thread's schedstat run delay.
+/// page already under I/O, which the kernel counts as minor. The thread sleeps only in those
+/// faults, so the time memtrace calls blocked is its time asleep over the read (wall clock
+/// minus schedstat's on-CPU time and run delay); waiting for a CPU is within the run delay,
+/// and on-CPU within the CPU time.
 #[test]
 fn fault_time_splits_into_on_cpu_waiting_and_blocked() {
     require_root();
-    let accounting = DelayAccounting::enable();
     let (outcome, classes) = traced_pages(&["--seq-mib", "256"]);
-    drop(accounting);
     let seq = outcome.sequential.expect("sequential outcome");
-    let blkio = seq.blkio.expect("taskstats of the workload");
-    let mut off_cpu = 0;
-    let (mut blocked, mut waiting) = (0, 0);
+    let (mut on_cpu, mut waiting, mut blocked) = (0, 0, 0);
     for (class, c) in classes.iter() {
         let (on, wait, block) = (
             c.on_cpu_ns.expect("on-CPU time"),
@@ -119,37 +96,41 @@ fn fault_time_splits_into_on_cpu_waiting_and_blocked() {
             "{} split does not add up",
             class.name()
         );
-        off_cpu += wait + block;
-        blocked += block;
+        on_cpu += on;
         waiting += wait;
+        blocked += block;
     }
+    let time = seq.time;
     eprintln!(
-        "memtrace: blocked {blocked} ns, off-CPU {off_cpu} ns, waiting {waiting} ns; kernel: \
-         blkio delay {} ns over {} waits, run delay {} ns; {} pages, minflt {} majflt {}",
-        blkio.total_ns,
-        blkio.count,
-        seq.run_delay_ns,
+        "memtrace: on-CPU {on_cpu} ns, waiting {waiting} ns, blocked {blocked} ns; kernel over \
+         the read: {} ns wall = on-CPU {} + run delay {} + asleep {}; {} pages, minflt {} \
+         majflt {}",
+        time.wall_ns,
+        time.on_cpu_ns,
+        time.run_delay_ns,
+        time.asleep_ns,
         seq.pages,
         seq.faults.minflt,
         seq.faults.majflt
     );
-    assert!(blkio.count > 0, "the read waited for no I/O: a warm file?");
-    // Tolerance: 2 % and 1 ms, for the clocks' different reading points.
-    let slack = |v: u64| v + v / 50 + 1_000_000;
     assert!(
-        blocked <= slack(blkio.total_ns),
-        "blocked {blocked} ns > block I/O delay {} ns",
-        blkio.total_ns
+        seq.faults.majflt > 0,
+        "the read needed no I/O: a warm file?"
+    );
+    // Tolerance: 2 % and 1 ms for the clocks' different reading points, and 5 ms below, since
+    // in a VM the wall clock also holds time the hypervisor took while the thread ran (2–4.5 ms
+    // over the read here, with bpftrace's sched_switch and memtrace agreeing within 0.9 ms).
+    // The workload's other faults (before the read) ran without sleeping, as the bounds assume.
+    let near = |m: u64, k: u64| m <= k + k / 50 + 1_000_000 && m + k / 50 + 5_000_000 >= k;
+    assert!(
+        near(blocked, time.asleep_ns),
+        "blocked {blocked} ns, but the thread slept {} ns over the read",
+        time.asleep_ns
     );
     assert!(
-        blkio.total_ns <= slack(off_cpu),
-        "block I/O delay {} ns > time off the CPU in faults {off_cpu} ns",
-        blkio.total_ns
-    );
-    assert!(
-        waiting <= slack(seq.run_delay_ns),
+        waiting <= time.run_delay_ns + time.run_delay_ns / 50 + 1_000_000,
         "waiting {waiting} ns > run delay {} ns",
-        seq.run_delay_ns
+        time.run_delay_ns
     );
     // The point of the split: faults counted minor waited for I/O.
     assert!(

@@ -9,7 +9,7 @@ use super::{
 };
 use crate::{
     collect::taskstats::Delay,
-    lab::workload::pages::SequentialOutcome,
+    lab::workload::pages::{SequentialOutcome, ThpOutcome},
     report::{ClassReport, ProcessReport},
 };
 
@@ -289,13 +289,16 @@ pub fn memcg_oom(o: &Observed) -> Vec<Row> {
 }
 
 /// The pages scenario: huge page faults against `thp_fault_alloc`; the time faults spent
-/// blocked against the workload's block I/O delay over its sequential read (which it reports,
-/// taken around the read alone), and their wait for a CPU against its run delay.
+/// blocked against the time the workload slept over its two phases (it sleeps only in
+/// faults there), and their wait for a CPU against its run delay.
 pub fn pages(o: &Observed) -> Vec<Row> {
     let classes = process(o).map(|p| &p.classes);
     let outcome: Result<PagesOutcome, String> =
         serde_json::from_str(o.output.trim()).map_err(|e| format!("the workload's report: {e}"));
-    let sequential = outcome.and_then(|o| o.sequential.ok_or_else(|| "no read".to_string()));
+    let asleep = outcome.and_then(|o| match (o.thp, o.sequential) {
+        (Some(thp), Some(seq)) => Ok(Value::Ns(thp.time.plus(&seq.time).asleep_ns)),
+        _ => Err("the workload ran only one phase".to_string()),
+    });
     let split = |f: fn(&ClassReport) -> Option<u64>| -> Option<Value> {
         let classes = classes?;
         let parts: Option<Vec<u64>> = classes.iter().iter().map(|(_, c)| f(c)).collect();
@@ -313,13 +316,9 @@ pub fn pages(o: &Observed) -> Vec<Row> {
         Row::new(
             "faults' blocked time",
             split(|c| c.blocked_ns),
-            kernel(
-                &sequential,
-                |s| s.blkio.map(|d| Value::Ns(d.total_ns)),
-                "no taskstats",
-            ),
-            "taskstats blkio_delay_total over the read",
-            Tolerance::AtMost,
+            asleep,
+            "time asleep in the writes and the read: wall - schedstat on-CPU - run delay",
+            Tolerance::Near,
         ),
         // Huge page faults wait for a CPU too, so this one is held against the whole life's.
         Row::new(
@@ -335,6 +334,7 @@ pub fn pages(o: &Observed) -> Vec<Row> {
 /// What the pages workload prints.
 #[derive(serde::Deserialize)]
 struct PagesOutcome {
+    thp: Option<ThpOutcome>,
     sequential: Option<SequentialOutcome>,
 }
 

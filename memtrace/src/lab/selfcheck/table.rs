@@ -91,6 +91,7 @@ fn tolerance(tolerance: Tolerance) -> String {
         Tolerance::Percent(p) => format!("±{p} %"),
         Tolerance::AtLeast => "≥ kernel".to_string(),
         Tolerance::AtMost => "≤ kernel".to_string(),
+        Tolerance::Near => "-5..+1ms ±2%".to_string(),
         Tolerance::Wraps { per_event_ns, .. } => {
             format!("+0..{}µs each", per_event_ns / 1000)
         }

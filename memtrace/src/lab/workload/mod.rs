@@ -6,6 +6,7 @@ pub mod mapping;
 pub mod oom;
 pub mod pages;
 pub mod reuse;
+pub mod thread_time;
 
 use std::io::BufRead;
 

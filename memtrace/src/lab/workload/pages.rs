@@ -1,11 +1,15 @@
 //! Workloads for the figures whose meaning the kernel's own accounting can check: transparent
 //! huge page faults (against `thp_fault_alloc`), a sequential read of a cold file through a
-//! mapping (its faults wait for readahead I/O, yet most count as minor: against delay
-//! accounting), and fragmented free memory (so high-order allocations must compact).
+//! mapping (its faults wait for readahead I/O, yet most count as minor: against the thread's
+//! time asleep, by schedstat), and fragmented free memory (so high-order allocations must compact).
 use std::{os::fd::AsRawFd, path::Path};
 
-use super::{FaultCounters, PAGE, mapping::Mapping, vmstat};
-use crate::collect::taskstats::{Delay, Taskstats};
+use super::{
+    FaultCounters, PAGE,
+    mapping::Mapping,
+    thread_time::{ThreadClock, ThreadTime},
+    vmstat,
+};
 
 /// Size of a transparent huge page on x86-64.
 pub const HUGE: usize = 2 << 20;
@@ -20,6 +24,8 @@ pub struct ThpOutcome {
     pub faults: FaultCounters,
     /// `/proc/vmstat` thp_fault_alloc over the phase (machine-wide).
     pub thp_fault_alloc: u64,
+    /// The thread's time over the writes.
+    pub time: ThreadTime,
 }
 
 /// Touches `mib` (at least 2) of `MADV_HUGEPAGE` memory, one write per 2 MiB: with THP on
@@ -33,30 +39,31 @@ pub fn thp(mib: usize) -> std::io::Result<ThpOutcome> {
     map.advise_range(aligned - base, chunks * HUGE, libc::MADV_HUGEPAGE)?;
     let alloc_before = vmstat("thp_fault_alloc")?;
     let before = FaultCounters::read("self")?;
+    let clock = ThreadClock::now()?;
     for chunk in 0..chunks {
         // SAFETY: inside the mapping, which is writable; volatile keeps every write.
         unsafe { ((aligned + chunk * HUGE) as *mut u8).write_volatile(1) };
     }
+    let time = ThreadClock::now()?.since(&clock);
     let faults = FaultCounters::read("self")?.since(&before);
     Ok(ThpOutcome {
         pid: std::process::id(),
         chunks: chunks as u64,
         faults,
         thp_fault_alloc: vmstat("thp_fault_alloc")? - alloc_before,
+        time,
     })
 }
 
-/// What the sequential read did, by the kernel's counters and delay accounting.
+/// What the sequential read did, by the kernel's counters and the scheduler's accounting.
 #[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct SequentialOutcome {
     pub pid: u32,
     pub pages: u64,
     pub faults: FaultCounters,
-    /// Delay accounting's block I/O wait over the reads (`None` when taskstats can't be read;
-    /// its count stays 0 when `kernel.task_delayacct` is off).
-    pub blkio: Option<Delay>,
-    /// Growth of this thread's `sched_info.run_delay` (`/proc/self/schedstat`), in ns.
-    pub run_delay_ns: u64,
+    /// The thread's time over the reads: it sleeps only in faults there, so `asleep_ns` is
+    /// the time its faults were blocked.
+    pub time: ThreadTime,
 }
 
 /// Writes a file of `mib`, drops its page cache, then reads one byte per page through a
@@ -69,43 +76,20 @@ pub fn sequential(dir: &Path, mib: usize) -> std::io::Result<SequentialOutcome> 
         let len = mib << 20;
         let map = Mapping::new(len, Some(file.as_raw_fd()))?;
         map.advise(libc::MADV_SEQUENTIAL)?;
-        let mut stats = Taskstats::open().ok();
-        let tid = std::process::id();
-        let blkio_before = stats
-            .as_mut()
-            .and_then(|s| s.task(tid).ok())
-            .map(|t| t.blkio);
-        let delay_before = run_delay_ns()?;
         let before = FaultCounters::read("self")?;
+        let clock = ThreadClock::now()?;
         map.touch_pages(false);
+        let time = ThreadClock::now()?.since(&clock);
         let faults = FaultCounters::read("self")?.since(&before);
-        let run_delay = run_delay_ns()? - delay_before;
-        let blkio_after = stats
-            .as_mut()
-            .and_then(|s| s.task(tid).ok())
-            .map(|t| t.blkio);
         Ok(SequentialOutcome {
-            pid: tid,
+            pid: std::process::id(),
             pages: (len / PAGE) as u64,
             faults,
-            blkio: blkio_before.zip(blkio_after).map(|(b, a)| Delay {
-                count: a.count - b.count,
-                total_ns: a.total_ns - b.total_ns,
-            }),
-            run_delay_ns: run_delay,
+            time,
         })
     })();
     let _ = std::fs::remove_file(&path);
     result
-}
-
-/// This thread's time waiting runnable for a CPU so far (`/proc/thread-self/schedstat`).
-fn run_delay_ns() -> std::io::Result<u64> {
-    let text = std::fs::read_to_string("/proc/thread-self/schedstat")?;
-    text.split_whitespace()
-        .nth(1)
-        .and_then(|v| v.parse().ok())
-        .ok_or_else(|| std::io::Error::other("unexpected /proc/thread-self/schedstat"))
 }
 
 /// Touches `mib` of anonymous memory in 4 KiB pages, then frees every other page: the freed
