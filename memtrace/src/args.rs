@@ -55,6 +55,47 @@ pub enum ValueError {
     /// A share of time below zero.
     #[error("must be zero or more")]
     Negative,
+    /// Not a whole number of bytes with an optional unit.
+    #[error("not a size (examples: 64M, 1G, 512KiB, 1048576)")]
+    NotASize,
+    /// A file size beyond what memtrace will write.
+    #[error("larger than the maximum of 1 PiB")]
+    TooLarge,
+}
+
+/// The largest size [`size`] accepts: a petabyte of recording is already a mistake.
+pub const MAX_SIZE: u64 = 1 << 50;
+
+/// Parses a size in bytes: a whole number with an optional binary unit (`k`/`KiB`, `M`/`MiB`,
+/// `G`/`GiB`, `T`/`TiB`; `B` or none for bytes), more than zero, at most [`MAX_SIZE`].
+pub fn size(text: &str) -> Result<u64, ValueError> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let shift = match unit.trim() {
+        "" | "B" => 0,
+        "k" | "K" | "KiB" | "KB" => 10,
+        "M" | "MiB" | "MB" => 20,
+        "G" | "GiB" | "GB" => 30,
+        "T" | "TiB" | "TB" => 40,
+        _ => return Err(ValueError::NotASize),
+    };
+    if number.is_empty() {
+        return Err(ValueError::NotASize);
+    }
+    let value: u64 = match number.trim_start_matches('0') {
+        "" => 0,
+        digits => digits.parse().map_err(|_| ValueError::TooLarge)?,
+    };
+    if value == 0 {
+        return Err(ValueError::Zero);
+    }
+    match value.checked_mul(1 << shift) {
+        Some(bytes) if bytes <= MAX_SIZE => Ok(bytes),
+        _ => Err(ValueError::TooLarge),
+    }
 }
 
 /// Parses `30` (seconds), `30s`, `1.5s`, `500ms`, `250us` (or `µs`), `100ns`, `2m` or `1h`:
@@ -160,6 +201,24 @@ fn nanoseconds(text: &str) -> Result<Parsed, ValueError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sizes_in_bytes_and_binary_units() {
+        assert_eq!(size("1048576"), Ok(1 << 20));
+        assert_eq!(size("64M"), Ok(64 << 20));
+        assert_eq!(size(" 64 MiB "), Ok(64 << 20));
+        assert_eq!(size("512k"), Ok(512 << 10));
+        assert_eq!(size("1G"), Ok(1 << 30));
+        assert_eq!(size("2TiB"), Ok(2 << 40));
+        assert_eq!(size("100B"), Ok(100));
+        assert_eq!(size("1024T"), Ok(MAX_SIZE));
+        assert_eq!(size("1025T"), Err(ValueError::TooLarge));
+        assert_eq!(size("99999999999999999999999"), Err(ValueError::TooLarge));
+        assert_eq!(size("0M"), Err(ValueError::Zero));
+        for bad in ["", "M", "1.5G", "-1", "10 parsecs", "1e6"] {
+            assert_eq!(size(bad), Err(ValueError::NotASize), "{bad:?}");
+        }
+    }
 
     #[test]
     fn durations_with_and_without_units() {

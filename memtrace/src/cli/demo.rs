@@ -162,6 +162,7 @@ impl Run<'_> {
             duration: Some(Duration::from_secs(120)),
             interval: self.interval,
             watch_pids: vec![pid],
+            model: true,
         };
         let header = output::header(self.filter, Thresholds::default(), self.facts);
         let views = output::LiveViews {

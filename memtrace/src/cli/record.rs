@@ -107,6 +107,7 @@ pub fn run(args: RecordArgs) -> Result<ExitCode, Error> {
         duration: args.duration,
         interval: args.interval,
         watch_pids: filter.pids().to_vec(),
+        model: true,
     };
     for note in &notes {
         errln!("memtrace: {note}");

@@ -23,7 +23,7 @@ use memtrace::{
     },
     metrics::{Metrics, MetricsSettings, Mount},
     model::Tick,
-    recording::Writer,
+    recording::{RotatingWriter, Rotation},
     report::metrics::SharedMetrics,
     samples::machine::Thresholds,
 };
@@ -64,9 +64,20 @@ pub struct ServeArgs {
     /// Stop after this long; until SIGTERM or Ctrl-C when absent.
     #[arg(short, long, value_parser = args::duration)]
     duration: Option<Duration>,
-    /// Also write a recording to FILE, for `memtrace report` (one file, not rotated).
+    /// Also write a recording to FILE, for `memtrace report`. It rotates: see --rotate-every,
+    /// --rotate-size and --keep.
     #[arg(short, long = "output", value_name = "FILE")]
     output: Option<PathBuf>,
+    /// With -o: end FILE once it covers this long, rename it FILE.1 (older ones move up to
+    /// FILE.2, ...), and go on in a new FILE.
+    #[arg(long, default_value = "1h", value_parser = args::duration, value_name = "DURATION")]
+    rotate_every: Duration,
+    /// With -o: also rotate once FILE holds this much (64M, 1G, ...).
+    #[arg(long, value_parser = args::size, value_name = "SIZE", requires = "output")]
+    rotate_size: Option<u64>,
+    /// With -o: how many rotated files to keep beside FILE; older ones are removed.
+    #[arg(long, default_value_t = 24, value_name = "N")]
+    keep: u32,
     /// Ring-buffer size in MiB (power of two).
     #[arg(long, default_value = "4", value_parser = args::ring_mib)]
     ring_size: u32,
@@ -87,7 +98,16 @@ pub fn run(args: ServeArgs) -> Result<ExitCode, Error> {
             value: args.listen.to_string(),
             reason: e.to_string(),
         })?;
-    let mut writer = args.output.as_deref().map(Writer::create).transpose()?;
+    let rotation = Rotation {
+        max_bytes: args.rotate_size.unwrap_or(0),
+        max_age_ns: args.rotate_every.as_nanos() as u64,
+        keep: args.keep,
+    };
+    let mut writer = args
+        .output
+        .as_deref()
+        .map(|path| RotatingWriter::create(path, rotation))
+        .transpose()?;
     let facts = KernelFacts::from_running_kernel()?;
     let config = TracerConfig {
         filter: filter.clone(),
@@ -100,6 +120,7 @@ pub fn run(args: ServeArgs) -> Result<ExitCode, Error> {
         duration: args.duration,
         interval: args.interval,
         watch_pids: filter.pids().to_vec(),
+        model: false,
     };
     let header = output::header(&filter, Thresholds::default(), &facts);
     let metrics: SharedMetrics = Arc::new(Mutex::new(Metrics::new(MetricsSettings {
@@ -130,9 +151,16 @@ pub fn run(args: ServeArgs) -> Result<ExitCode, Error> {
     errln!("memtrace: stopped after {scrapes} scrapes");
     if let Some(writer) = writer.as_ref() {
         errln!(
-            "memtrace: recorded {} intervals to {}",
+            "memtrace: recorded {} intervals to {}{}",
             writer.intervals(),
-            writer.path().display()
+            writer.path().display(),
+            match writer.rotated() {
+                0 => String::new(),
+                n => format!(
+                    " after {n} rotations (the older files are {}.1 ...)",
+                    writer.path().display()
+                ),
+            }
         );
         if let Some(reason) = writer.failure() {
             errln!("memtrace: the recording stopped early: {reason}");
@@ -245,10 +273,15 @@ mod tests {
             &["--per-process"],
             &["--pid", "1", "--children", "--per-process"],
             &["--expire", "soon"],
+            &["--rotate-size", "64M"],
+            &["-o", "x.mtr", "--rotate-size", "1.5G"],
+            &["-o", "x.mtr", "--rotate-every", "0"],
+            &["-o", "x.mtr", "--keep", "-1"],
         ] {
             let error = serve_args(args).expect_err("a usage error");
             assert!(error.use_stderr(), "{args:?}");
         }
         assert!(serve_args(&["--pid", "1", "--per-process"]).is_ok());
+        assert!(serve_args(&["-o", "x.mtr", "--rotate-size", "64M", "--keep", "0"]).is_ok());
     }
 }

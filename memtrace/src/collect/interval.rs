@@ -2,7 +2,7 @@
 //! stalled time split at the interval boundaries, kswapd's awake time, swap traffic, OOM kills.
 //! It keeps what must outlive an interval (the boundaries so far, kswapd's state, the cgroups
 //! already named, which process each live pid is) and no distribution past its interval.
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 
 use memtrace_common::{
     FAULT_CLASSES, FaultClass, FaultEvent, KswapdEvent, KswapdOp, ProcessEvent, ProcessOp,
@@ -22,6 +22,10 @@ use crate::samples::{
     StallTime, SwapByMemcg, SwapByTask, TimeSplit, comm_str, machine::MachineSample,
     oom::OomInterval,
 };
+
+/// Intervals after which a memory cgroup not seen since is forgotten by the naming (ten
+/// minutes at the default interval).
+pub const NAME_AGAIN_AFTER: u64 = 600;
 
 /// Stalled time of one process in one interval, by category (`StallCategory as usize`).
 type CategoryNs = [u64; STALL_CATEGORIES];
@@ -158,7 +162,11 @@ pub struct IntervalBuilder {
     compacted: HashMap<u32, (u64, u64)>,
     swap_by_task: HashMap<u32, SwapByTask>,
     swap_by_memcg: HashMap<u64, SwapByMemcg>,
-    named_memcgs: HashSet<u64>,
+    /// Memory cgroups already named in a sample, with the last interval each was seen in.
+    /// One unseen for `NAME_AGAIN_AFTER` intervals is forgotten (named again if it comes back,
+    /// which also names a new cgroup that reused its id right): the set stays bounded by the
+    /// cgroups active lately, however many come and go over weeks of `serve`.
+    named_memcgs: HashMap<u64, u64>,
     /// The memory cgroup of each process, as its last full fault or stall record said (batched
     /// minor faults carry none; the kernel sends a full record when a process changes cgroup),
     /// and the processes that ended in the last interval with their memcg then: forgotten at
@@ -187,7 +195,7 @@ impl IntervalBuilder {
             compacted: HashMap::new(),
             swap_by_task: HashMap::new(),
             swap_by_memcg: HashMap::new(),
-            named_memcgs: HashSet::new(),
+            named_memcgs: HashMap::new(),
             memcgs: HashMap::new(),
             ended: Vec::new(),
             oom: OomInterval::default(),
@@ -507,8 +515,13 @@ impl IntervalBuilder {
             .iter()
             .map(|m| m.memcg_id)
             .chain(processes.iter().map(|p| p.memcg_id))
-            .filter(|&id| id != 0 && self.named_memcgs.insert(id))
+            .filter(|&id| id != 0 && self.named_memcgs.insert(id, self.index).is_none())
             .collect();
+        if self.index % NAME_AGAIN_AFTER == 0 {
+            let index = self.index;
+            self.named_memcgs
+                .retain(|_, seen| index - *seen < NAME_AGAIN_AFTER);
+        }
         new_memcgs.sort_unstable();
         let cgroups = new_memcgs.into_iter().map(&mut name_cgroup).collect();
         self.forget_ended();

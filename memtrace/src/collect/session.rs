@@ -38,6 +38,10 @@ pub struct RunOptions {
     pub interval: Duration,
     /// Stop once all of these processes have exited (empty: never).
     pub watch_pids: Vec<u32>,
+    /// Build the model of the whole run (its report). `serve` keeps its own metrics and runs
+    /// for weeks, so it does without: the model's timeline and process table would be memory
+    /// nobody reads.
+    pub model: bool,
 }
 
 /// Where the samples go besides the model: a recording file, or nowhere.
@@ -155,7 +159,9 @@ pub async fn record(
                     builder.kswapd_cpu(&kswapd.read());
         let sample = builder.close(machine::sample(), counters, name_cgroup);
                     sink.interval(&sample);
-                    model.apply(&sample);
+                    if options.model {
+                        model.apply(&sample);
+                    }
                     if sample.index % TRIM_EVERY == TRIM_EVERY - 1 {
                         // glibc keeps freed memory; a burst's must go back for a run of days.
                         // SAFETY: malloc_trim only releases free memory.
@@ -204,7 +210,9 @@ pub async fn record(
     builder.kswapd_cpu(&kswapd.read());
     let sample = builder.close(machine::sample(), counters, name_cgroup);
     sink.interval(&sample);
-    model.apply(&sample);
+    if options.model {
+        model.apply(&sample);
+    }
     let end = End {
         stop,
         elapsed_ns: start.elapsed().as_nanos() as u64,

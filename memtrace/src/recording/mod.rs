@@ -10,8 +10,10 @@
 //! ```
 mod frame;
 mod reader;
+mod rotate;
 mod writer;
 
 pub use frame::{FORMAT_VERSION, FrameKind, MAGIC};
 pub use reader::{Frame, ReadProblem, Reader, read_model};
+pub use rotate::{RotatingWriter, Rotation};
 pub use writer::Writer;

@@ -8,7 +8,10 @@
 use std::{
     fmt,
     io::{self, Write},
-    sync::{Arc, Mutex},
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicUsize, Ordering},
+    },
 };
 
 use memtrace_common::{EventKind, FaultClass, StallKind};
@@ -98,24 +101,30 @@ pub fn families(
 
 /// Writes every metric in `format`.
 pub fn write(metrics: &SharedMetrics, format: Format, out: &mut impl Write) -> io::Result<()> {
+    out.write_all(&encode(metrics, format)?)
+}
+
+/// The length of the last text exposition of each format, to size the next one's buffer: a
+/// node's exposition can be tens of MB, and growing a buffer to that by doubling costs more
+/// (copies, page faults on fresh memory) than encoding it.
+static LAST_LEN: [AtomicUsize; 2] = [AtomicUsize::new(0), AtomicUsize::new(0)];
+
+/// Every metric in `format`, as the body of a scrape.
+pub fn encode(metrics: &SharedMetrics, format: Format) -> io::Result<Vec<u8>> {
     let registry = registry(metrics);
     let encoding = |e: fmt::Error| io::Error::other(format!("encoding the metrics: {e}"));
+    let text = |slot: usize, encode: fn(&mut String, &Registry) -> fmt::Result| {
+        let hint = LAST_LEN[slot].load(Ordering::Relaxed);
+        let mut buffer = String::with_capacity(hint + hint / 8);
+        encode(&mut buffer, &registry).map_err(encoding)?;
+        LAST_LEN[slot].store(buffer.len(), Ordering::Relaxed);
+        Ok(buffer.into_bytes())
+    };
     match format {
-        Format::Protobuf => {
-            let bytes = prometheus_protobuf::encode_to_vec(&registry)
-                .map_err(|e| io::Error::other(format!("encoding the metrics: {e:?}")))?;
-            out.write_all(&bytes)
-        }
-        Format::OpenMetrics => {
-            let mut buffer = String::new();
-            text::encode(&mut buffer, &registry).map_err(encoding)?;
-            out.write_all(buffer.as_bytes())
-        }
-        Format::PrometheusText => {
-            let mut buffer = String::new();
-            prometheus_text::encode(&mut buffer, &registry).map_err(encoding)?;
-            out.write_all(buffer.as_bytes())
-        }
+        Format::Protobuf => prometheus_protobuf::encode_to_vec(&registry)
+            .map_err(|e| io::Error::other(format!("encoding the metrics: {e:?}"))),
+        Format::OpenMetrics => text(0, |b, r| text::encode(b, r)),
+        Format::PrometheusText => text(1, |b, r| prometheus_text::encode(b, r)),
     }
 }
 

@@ -175,6 +175,7 @@ pub fn write_header(report: &Report, out: &mut impl Write) -> io::Result<()> {
             StopReason::Interrupted => "interrupted",
             StopReason::TracedExited => "traced processes exited",
             StopReason::Unfinished => "the recording has no end",
+            StopReason::Rotated => "the file was rotated; the run went on in the next one",
         },
         report.faults,
         report.lost.total,

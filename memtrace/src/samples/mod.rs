@@ -88,6 +88,9 @@ pub enum StopReason {
     TracedExited,
     /// The recording has no end: its recorder was killed, or the file was cut short.
     Unfinished,
+    /// The file reached its size or age (`serve -o` with rotation); the run went on in the
+    /// next file.
+    Rotated,
 }
 
 /// The last frame of a recording that finished.

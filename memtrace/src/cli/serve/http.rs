@@ -24,7 +24,7 @@ use hyper::{
     service::service_fn,
 };
 use hyper_util::rt::{TokioIo, TokioTimer};
-use memtrace::report::metrics::{Format, SharedMetrics, write};
+use memtrace::report::metrics::{Format, SharedMetrics, encode};
 use tokio::{net::TcpListener, sync::Semaphore};
 
 /// Connections served at once.
@@ -125,9 +125,8 @@ fn respond(
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
     let format = Format::negotiate(accept);
-    let mut body = Vec::with_capacity(64 * 1024);
-    match write(metrics, format, &mut body) {
-        Ok(()) => {
+    match encode(metrics, format) {
+        Ok(body) => {
             scrapes.fetch_add(1, Ordering::Relaxed);
             with_type(StatusCode::OK, format.content_type(), body.into())
         }

@@ -89,6 +89,31 @@ fn batched_faults_count_in_the_memcg_of_the_last_full_record() {
 }
 
 #[test]
+fn memcgs_unseen_for_a_while_are_forgotten_and_named_again() {
+    let mut b = IntervalBuilder::new(0);
+    b.add(Ok(full_fault(40003, 77, 1)));
+    b.add(Ok(full_fault(40004, 78, 2)));
+    let first = close(&mut b, S);
+    assert_eq!(first.cgroups.len(), 2);
+    // 77 stays busy; 78 goes quiet (a removed cgroup).
+    let mut renamed = Vec::new();
+    for i in 1..=super::NAME_AGAIN_AFTER + 1 {
+        b.add(Ok(full_fault(40003, 77, i * S + 1)));
+        let sample = close(&mut b, (i + 1) * S);
+        renamed.extend(sample.cgroups.iter().map(|c| c.id));
+    }
+    assert!(renamed.is_empty(), "{renamed:?}");
+    assert_eq!(b.named_memcgs.len(), 1, "78 forgotten, 77 kept");
+    // 78's id is back (reused by a new cgroup, or the old one woke): named again.
+    b.add(Ok(full_fault(40004, 78, 1000 * S)));
+    let back = close(&mut b, 1001 * S);
+    assert_eq!(
+        back.cgroups.iter().map(|c| c.id).collect::<Vec<_>>(),
+        vec![78]
+    );
+}
+
+#[test]
 fn stalls_carry_their_memcg_and_ended_processes_are_forgotten() {
     let mut b = IntervalBuilder::new(0);
     b.add(Ok(Record::Stall {

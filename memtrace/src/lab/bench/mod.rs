@@ -14,6 +14,7 @@ mod overhead;
 mod procfs;
 mod recorded;
 mod recording;
+mod scrape;
 mod startup;
 pub mod stats;
 mod swap;
@@ -30,8 +31,8 @@ use std::{
 };
 
 use self::{
-    footprint::FootprintPlan, overhead::OverheadPlan, recording::RecordingPlan, swap::SwapPlan,
-    table::Row, throughput::ThroughputPlan, tracers::Tracer,
+    footprint::FootprintPlan, overhead::OverheadPlan, recording::RecordingPlan, scrape::ScrapePlan,
+    swap::SwapPlan, table::Row, throughput::ThroughputPlan, tracers::Tracer,
 };
 use crate::{Error, lab::workload::bench::ChurnPlan};
 
@@ -49,6 +50,7 @@ pub struct Plan {
     pub recording: RecordingPlan,
     /// Launches timed for start-up.
     pub startup_runs: usize,
+    pub scrape: ScrapePlan,
 }
 
 impl Plan {
@@ -82,6 +84,10 @@ impl Plan {
                 duration: Duration::from_secs(30),
             },
             startup_runs: 5,
+            scrape: ScrapePlan {
+                cgroups: 1_000,
+                runs: 21,
+            },
         }
     }
 
@@ -108,6 +114,10 @@ impl Plan {
                 ..Self::full().recording
             },
             startup_runs: 5,
+            scrape: ScrapePlan {
+                runs: 5,
+                ..Self::full().scrape
+            },
         }
     }
 }
@@ -153,6 +163,7 @@ pub fn run(plan: &Plan) -> Result<Vec<Row>, Error> {
     section(&mut rows, "start-up", || {
         startup::run(&exe, plan.startup_runs)
     });
+    section(&mut rows, "scrape", || scrape::run(&plan.scrape));
     interrupt::check()?;
     Ok(rows)
 }
@@ -194,6 +205,9 @@ fn run_overhead(exe: &Path, plan: &Plan) -> Result<Vec<Row>, Error> {
             faults_only: true,
             recording: false,
         })),
+        // Ten times the scrape rate of a 1 s Prometheus, so that scrapes land inside the
+        // short fault loops.
+        Ok(Some(Tracer::Serve { scrape_ms: 100 })),
         Ok(Some(Tracer::Memtrace {
             fault_end: "perf",
             faults_only: false,

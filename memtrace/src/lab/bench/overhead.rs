@@ -88,7 +88,7 @@ fn traced_run(exe: &Path, churn: &ChurnPlan, tracer: Option<&Tracer>) -> Result<
             reason: format!("did not stop cleanly: {}", said.trim()),
         });
     }
-    let lost = if tracer.is_memtrace() {
+    let lost = if tracer.writes_report() {
         recorded::read(report.path())?.lost
     } else {
         0
@@ -132,7 +132,7 @@ fn row(plan: &OverheadPlan, s: &Series) -> Row {
         let extra = targets::signed(summary.diff_median);
         result.push_str(&format!(" ({extra} ns per fault, median of the pairs)"));
     }
-    if tracer.is_some_and(Tracer::is_memtrace) {
+    if tracer.is_some_and(Tracer::writes_report) {
         result.push_str(&format!("; {} records lost", s.lost));
     }
     let verdict = match tracer {

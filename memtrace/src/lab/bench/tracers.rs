@@ -38,6 +38,9 @@ pub enum Tracer {
         faults_only: bool,
         recording: bool,
     },
+    /// `memtrace serve` on a loopback port, scraped every `scrape_ms` by a client of the bench
+    /// (as Prometheus would), from its start until it stops.
+    Serve { scrape_ms: u64 },
     /// bpftrace running [`BPFTRACE_SCRIPT`].
     Bpftrace { binary: PathBuf },
     /// `perf stat -e page-faults -a`: counting only.
@@ -68,6 +71,9 @@ impl Tracer {
                 }
                 label
             }
+            Self::Serve { scrape_ms } => {
+                format!("memtrace serve, scraped every {}", scrape_label(*scrape_ms))
+            }
             Self::Bpftrace { .. } => BPFTRACE_LABEL.into(),
             Self::PerfStat { .. } => PERF_STAT_LABEL.into(),
         }
@@ -75,6 +81,11 @@ impl Tracer {
 
     /// Whether memtrace's own targets apply to this row (the others are for comparison).
     pub fn is_memtrace(&self) -> bool {
+        matches!(self, Self::Memtrace { .. } | Self::Serve { .. })
+    }
+
+    /// Whether it writes a JSON report (with the records it lost).
+    pub fn writes_report(&self) -> bool {
         matches!(self, Self::Memtrace { .. })
     }
 
@@ -101,6 +112,14 @@ impl Tracer {
                 }
                 (command, MEMTRACE_READY)
             }
+            Self::Serve { scrape_ms } => {
+                let addr = free_loopback()?;
+                let mut command = Command::new(memtrace);
+                command.args(["serve", "--listen", &addr]);
+                let daemon = Daemon::start(command, MEMTRACE_READY, START_TIMEOUT)?;
+                scrape_until_gone(addr, Duration::from_millis(*scrape_ms));
+                return Ok(daemon);
+            }
             Self::Bpftrace { binary } => {
                 let mut command = Command::new(binary);
                 command.args(["-e", BPFTRACE_SCRIPT]);
@@ -124,6 +143,46 @@ pub const MEMTRACE: Tracer = Tracer::Memtrace {
     faults_only: false,
     recording: false,
 };
+
+/// `1 s`, `250 ms`.
+fn scrape_label(ms: u64) -> String {
+    if ms % 1000 == 0 {
+        format!("{} s", ms / 1000)
+    } else {
+        format!("{ms} ms")
+    }
+}
+
+/// A loopback address with a port free now.
+fn free_loopback() -> Result<String, Error> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")
+        .map_err(|e| Error::io("finding a free port for serve", e))?;
+    listener
+        .local_addr()
+        .map(|a| a.to_string())
+        .map_err(|e| Error::io("finding a free port for serve", e))
+}
+
+/// Scrapes `http://addr/metrics` every `every` on a thread of its own until the server is
+/// gone (refuses the connection), reading each response to its end.
+fn scrape_until_gone(addr: String, every: Duration) {
+    use std::io::{Read, Write};
+    std::thread::spawn(move || {
+        loop {
+            std::thread::sleep(every);
+            let Ok(mut stream) = std::net::TcpStream::connect(&addr) else {
+                return;
+            };
+            let request = format!("GET /metrics HTTP/1.0\r\nHost: {addr}\r\n\r\n");
+            let mut body = Vec::new();
+            if stream.write_all(request.as_bytes()).is_err()
+                || stream.read_to_end(&mut body).is_err()
+            {
+                return;
+            }
+        }
+    });
+}
 
 /// What `memtrace record` prints on stderr once every hook is attached.
 pub const MEMTRACE_READY: Ready = ready(true, "memtrace: tracing");
@@ -205,6 +264,10 @@ mod tests {
             binary: "/usr/bin/perf".into(),
         };
         assert!(!p.is_memtrace());
+        let serve = Tracer::Serve { scrape_ms: 100 };
+        assert_eq!(serve.label(), "memtrace serve, scraped every 100 ms");
+        assert!(serve.is_memtrace() && !serve.writes_report());
+        assert_eq!(scrape_label(2000), "2 s");
     }
 
     #[test]
