@@ -8,6 +8,7 @@
 
 mod faults;
 mod filter;
+mod floor;
 mod kernel;
 mod maps;
 mod oom;

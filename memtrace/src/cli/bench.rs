@@ -7,8 +7,13 @@ use clap::{Args, Subcommand};
 use memtrace::{
     Error,
     collect::caps::Need,
+    collect::{
+        floor::{Floor, FloorKind},
+        kernel::KernelFacts,
+    },
     lab::bench::{self, Plan, host::Host, table},
     lab::workload::bench::{ChurnPlan, active, churn, spawn_tree},
+    lab::workload::pipe,
 };
 
 use super::args;
@@ -63,6 +68,21 @@ pub enum BenchWorkload {
         #[arg(long)]
         read: bool,
     },
+    /// The floor: the cheapest programs on memtrace's hooks (empty, or timing each fault with
+    /// no attribution; or an empty one on sched_switch), attached until SIGINT or SIGTERM.
+    /// Says "memtrace: tracing" on stderr once attached; prints what it timed.
+    Floor {
+        #[arg(long, value_enum)]
+        kind: FloorArg,
+    },
+    /// Two processes pinned to one CPU pass a byte through two pipes: two context switches a
+    /// round trip. Prints the time per round trip.
+    Pipe {
+        #[arg(long, default_value_t = 200_000)]
+        round_trips: u64,
+        #[arg(long, default_value_t = 0)]
+        cpu: usize,
+    },
     /// Fork short-lived children one after another, each touching a few pages.
     Spawn {
         #[arg(long)]
@@ -84,9 +104,51 @@ pub enum BenchWorkload {
     },
 }
 
+/// Which floor (`memtrace workload bench floor --kind`).
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub enum FloorArg {
+    Empty,
+    Timed,
+    Switch,
+}
+
+/// Attaches the floor, waits for SIGINT or SIGTERM, and prints the faults it timed.
+fn run_floor(kind: FloorArg) -> Result<String, Error> {
+    let kind = match kind {
+        FloorArg::Empty => FloorKind::Empty,
+        FloorArg::Timed => FloorKind::Timed,
+        FloorArg::Switch => FloorKind::Switch,
+    };
+    // Blocked before anything else, so that a signal sent once we are ready is waited for.
+    // SAFETY: sigset operations on a local set; sigprocmask on this (only) thread.
+    let set = unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGINT);
+        libc::sigaddset(&mut set, libc::SIGTERM);
+        libc::sigprocmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+        set
+    };
+    let facts = KernelFacts::from_running_kernel()?;
+    let floor = Floor::start(kind, &facts)?;
+    errln!("memtrace: tracing (floor {kind:?})");
+    let mut signal = 0;
+    // SAFETY: waits on the blocked set.
+    unsafe { libc::sigwait(&set, &mut signal) };
+    let (faults, ns) = floor.timed();
+    drop(floor);
+    Ok(serde_json::json!({ "faults": faults, "ns": ns }).to_string())
+}
+
 /// Runs one benchmark workload and prints its outcome as one JSON line.
 pub fn run_workload(workload: BenchWorkload) -> Result<ExitCode, Error> {
     let line = match workload {
+        BenchWorkload::Floor { kind } => Ok(run_floor(kind)?),
+        BenchWorkload::Pipe { round_trips, cpu } => {
+            let outcome =
+                pipe::run(round_trips, cpu).map_err(|e| Error::io("pipe ping-pong", e))?;
+            serde_json::to_string(&outcome)
+        }
         BenchWorkload::Churn {
             mib,
             iterations,

@@ -13,7 +13,7 @@ use memtrace::{
         filter::{CgroupTarget, Filter},
         host::host_facts,
         kernel::KernelFacts,
-        loader::{Tracer, TracerConfig},
+        loader::{Preload, Tracer, TracerConfig},
         machine::monotonic_ns,
         session::{self, Callbacks, RunOptions, SampleSink},
     },
@@ -49,8 +49,12 @@ pub fn header(filter: &Filter, thresholds: Thresholds, facts: &KernelFacts) -> H
 
 /// Loads and attaches the kernel programs, and says which hooks could not be attached (the
 /// rest of the picture is still traced).
-pub fn start_tracer(config: &TracerConfig, facts: &KernelFacts) -> Result<Tracer, Error> {
-    let tracer = Tracer::start(config, facts)?;
+pub fn start_tracer(
+    config: &TracerConfig,
+    facts: &KernelFacts,
+    preload: Preload,
+) -> Result<Tracer, Error> {
+    let tracer = Tracer::start_preloaded(config, facts, preload)?;
     for hook in tracer.hooks.iter().filter(|h| h.error.is_some()) {
         errln!(
             "memtrace: warning: {} not attached: {}",

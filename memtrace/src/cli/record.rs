@@ -8,7 +8,7 @@ use memtrace::{
         caps::Need,
         filter::{Filter, process_of, resolve_cgroup},
         kernel::KernelFacts,
-        loader::{FaultEnd, TracerConfig},
+        loader::{FaultEnd, Preload, TracerConfig},
         session::{NoSink, RunOptions},
     },
     recording::Writer,
@@ -91,6 +91,8 @@ pub fn run(args: RecordArgs) -> Result<ExitCode, Error> {
     super::start_as_root(Need::Trace)?;
     // The recording file is created before anything is attached: a bad path stops here.
     let mut writer = args.output.as_deref().map(Writer::create).transpose()?;
+    // The BTF parses of loading and attaching run while this one reads the facts.
+    let preload = Preload::start();
     let facts = KernelFacts::from_running_kernel()?;
     let config = TracerConfig {
         filter: filter.clone(),
@@ -102,7 +104,7 @@ pub fn run(args: RecordArgs) -> Result<ExitCode, Error> {
         },
         reclaim: !args.faults_only,
     };
-    let tracer = output::start_tracer(&config, &facts)?;
+    let tracer = output::start_tracer(&config, &facts, preload)?;
     let options = RunOptions {
         duration: args.duration,
         interval: args.interval,

@@ -18,7 +18,7 @@ use memtrace::{
         cgroups::cgroup_mounts,
         filter::{CgroupTarget, Filter, process_of, resolve_cgroup},
         kernel::KernelFacts,
-        loader::{FaultEnd, Tracer, TracerConfig},
+        loader::{FaultEnd, Preload, Tracer, TracerConfig},
         session::{self, Callbacks, NoSink, RunOptions, SampleSink},
     },
     metrics::{Metrics, MetricsSettings, Mount},
@@ -108,6 +108,8 @@ pub fn run(args: ServeArgs) -> Result<ExitCode, Error> {
         .as_deref()
         .map(|path| RotatingWriter::create(path, rotation))
         .transpose()?;
+    // The BTF parses of loading and attaching run while this one reads the facts.
+    let preload = Preload::start();
     let facts = KernelFacts::from_running_kernel()?;
     let config = TracerConfig {
         filter: filter.clone(),
@@ -115,7 +117,7 @@ pub fn run(args: ServeArgs) -> Result<ExitCode, Error> {
         fault_end: FaultEnd::Auto,
         reclaim: !args.faults_only,
     };
-    let tracer = output::start_tracer(&config, &facts)?;
+    let tracer = output::start_tracer(&config, &facts, preload)?;
     let options = RunOptions {
         duration: args.duration,
         interval: args.interval,

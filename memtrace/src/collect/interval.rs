@@ -517,7 +517,7 @@ impl IntervalBuilder {
             .chain(processes.iter().map(|p| p.memcg_id))
             .filter(|&id| id != 0 && self.named_memcgs.insert(id, self.index).is_none())
             .collect();
-        if self.index % NAME_AGAIN_AFTER == 0 {
+        if self.index.is_multiple_of(NAME_AGAIN_AFTER) {
             let index = self.index;
             self.named_memcgs
                 .retain(|_, seen| index - *seen < NAME_AGAIN_AFTER);

@@ -43,14 +43,25 @@ impl KernelFacts {
         let oom_offsets = super::offsets::resolve_oom(btf, &mut offsets)
             .map_err(|e| log::warn!("OOM kills will not be traced: {e}"))
             .is_ok();
+        // One lookup of the enum for all its values: each lookup scans every type.
+        let vm_events: Vec<(String, u32)> = btf
+            .find(kind::ENUM, "vm_event_item")
+            .into_iter()
+            .flat_map(|id| btf.enumerators(id))
+            .collect();
+        let vm = |name: &str| {
+            vm_events
+                .iter()
+                .find_map(|(n, value)| (n == name).then_some(*value))
+                .ok_or_else(|| missing(format!("enum vm_event_item::{name}")))
+        };
         Ok(Self {
-            vm_pgfault: enum_value(btf, "vm_event_item", "PGFAULT")?,
-            vm_pgmajfault: enum_value(btf, "vm_event_item", "PGMAJFAULT")?,
-            vm_pswpin: enum_value(btf, "vm_event_item", "PSWPIN")?,
-            vm_zswpin: enum_value(btf, "vm_event_item", "ZSWPIN").unwrap_or(u32::MAX),
-            vm_pswpout: enum_value(btf, "vm_event_item", "PSWPOUT")?,
-            vm_thp_fault_alloc: enum_value(btf, "vm_event_item", "THP_FAULT_ALLOC")
-                .unwrap_or(u32::MAX),
+            vm_pgfault: vm("PGFAULT")?,
+            vm_pgmajfault: vm("PGMAJFAULT")?,
+            vm_pswpin: vm("PSWPIN")?,
+            vm_zswpin: vm("ZSWPIN").unwrap_or(u32::MAX),
+            vm_pswpout: vm("PSWPOUT")?,
+            vm_thp_fault_alloc: vm("THP_FAULT_ALLOC").unwrap_or(u32::MAX),
             gfp_bits: enum_members_with_prefix(btf, "___GFP_"),
             has_count_memcg_events: btf.has_typedef("btf_trace_count_memcg_events"),
             offsets,
@@ -80,10 +91,9 @@ pub(crate) fn enum_value(btf: &Btf, enum_name: &str, name: &str) -> Result<u32, 
 fn enum_members_with_prefix(btf: &Btf, prefix: &str) -> Vec<(String, u32)> {
     let marker = format!("{prefix}IO_BIT");
     btf.enums()
-        .map(|id| btf.enumerators(id))
-        .find(|members| members.iter().any(|(n, _)| *n == marker))
-        .map(|members| {
-            members
+        .find(|&id| btf.has_enumerator(id, &marker))
+        .map(|id| {
+            btf.enumerators(id)
                 .into_iter()
                 .filter(|(n, _)| n.starts_with(prefix))
                 .collect()

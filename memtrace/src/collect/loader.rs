@@ -18,7 +18,8 @@ use crate::{
 };
 
 /// The compiled kernel programs, embedded at build time.
-static EBPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/memtrace"));
+pub(crate) static EBPF_OBJECT: &[u8] =
+    aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/memtrace"));
 
 /// Which part of the picture a hook serves: each part is attached when asked for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -157,6 +158,35 @@ impl Default for TracerConfig {
     }
 }
 
+/// The parses of the kernel's BTF that loading and attaching need, started on threads of their
+/// own so that they overlap with each other and with the caller reading its facts: each parse
+/// of /sys/kernel/btf/vmlinux takes tens of ms, and start-up needs three (the facts', aya's
+/// loader's, and the one attaching reads).
+pub struct Preload {
+    loader: std::thread::JoinHandle<EbpfLoader<'static>>,
+    btf: std::thread::JoinHandle<Result<Btf, Error>>,
+}
+
+impl Preload {
+    /// Starts both parses.
+    pub fn start() -> Self {
+        Self {
+            loader: std::thread::spawn(EbpfLoader::new),
+            btf: std::thread::spawn(kernel_btf),
+        }
+    }
+
+    fn join(self) -> Result<(EbpfLoader<'static>, Btf), Error> {
+        let panicked = || Error::Btf {
+            what: "/sys/kernel/btf/vmlinux".into(),
+            reason: "the thread parsing it panicked".into(),
+        };
+        let loader = self.loader.join().map_err(|_| panicked())?;
+        let btf = self.btf.join().map_err(|_| panicked())??;
+        Ok((loader, btf))
+    }
+}
+
 /// Loaded and attached kernel programs. Dropping it detaches everything.
 pub struct Tracer {
     pub(crate) ebpf: Ebpf,
@@ -169,6 +199,15 @@ pub struct Tracer {
 impl Tracer {
     /// Loads the programs, fills the filter, and attaches every hook.
     pub fn start(config: &TracerConfig, facts: &KernelFacts) -> Result<Self, Error> {
+        Self::start_preloaded(config, facts, Preload::start())
+    }
+
+    /// [`Tracer::start`] with the BTF parses already under way.
+    pub fn start_preloaded(
+        config: &TracerConfig,
+        facts: &KernelFacts,
+        preload: Preload,
+    ) -> Result<Self, Error> {
         if EBPF_OBJECT.is_empty() {
             return Err(Error::NoEbpfObject);
         }
@@ -179,7 +218,8 @@ impl Tracer {
             FaultEnd::Perf | FaultEnd::Auto => fault_end::PERF,
             FaultEnd::MemcgEvent => fault_end::MEMCG_EVENT,
         };
-        let mut ebpf = EbpfLoader::new()
+        let (mut loader, btf) = preload.join()?;
+        let mut ebpf = loader
             .override_global("VM_PGFAULT", &facts.vm_pgfault, true)
             .override_global("VM_PGMAJFAULT", &facts.vm_pgmajfault, true)
             .override_global("VM_PSWPIN", &facts.vm_pswpin, true)
@@ -203,7 +243,8 @@ impl Tracer {
             hooks: Vec::new(),
             filter: config.filter.clone(),
         };
-        tracer.attach_all(config, fault_end, facts.oom_offsets)?;
+        tracer.attach_all(config, fault_end, facts.oom_offsets, &btf)?;
+        drop(btf);
         // Parsing the kernel's BTF leaves ~25 MB of freed heap that glibc keeps; hand it back
         // before recording starts.
         // SAFETY: malloc_trim only releases free memory.
@@ -216,8 +257,8 @@ impl Tracer {
         config: &TracerConfig,
         fault_end: FaultEnd,
         oom_offsets: bool,
+        btf: &Btf,
     ) -> Result<(), Error> {
-        let btf = kernel_btf()?;
         for (program, tracepoint, part) in HOOKS {
             match part {
                 Part::Reclaim if !config.reclaim => {}
@@ -226,7 +267,7 @@ impl Tracer {
                     hook: format!("tp_btf/{tracepoint}"),
                     error: Some("kernel BTF lacks a struct member the OOM hooks read".into()),
                 }),
-                _ => self.attach_btf(program, tracepoint, &btf),
+                _ => self.attach_btf(program, tracepoint, btf),
             }
         }
         if fault_end != FaultEnd::MemcgEvent {
@@ -234,7 +275,7 @@ impl Tracer {
             self.attach_perf("fault_done_major", SoftwareEvent::PageFaultsMaj);
         }
         if oom_offsets {
-            self.load_task_iterator(&btf);
+            self.load_task_iterator(btf);
         }
         let ok = |name: &str| {
             self.hooks
@@ -365,7 +406,7 @@ fn fill_pid_filter(ebpf: &mut Ebpf, pids: &[u32]) -> Result<(), Error> {
 }
 
 /// The kernel's BTF for the loader.
-fn kernel_btf() -> Result<Btf, Error> {
+pub(crate) fn kernel_btf() -> Result<Btf, Error> {
     Btf::from_sys_fs().map_err(|e| Error::Btf {
         what: "/sys/kernel/btf/vmlinux".into(),
         reason: e.to_string(),
@@ -391,7 +432,7 @@ pub(crate) fn describe(error: &dyn std::error::Error) -> String {
 
 /// Kernels before 5.11 charge BPF memory to RLIMIT_MEMLOCK. Newer ones charge the memcg, and
 /// some sandboxes drop CAP_SYS_RESOURCE, so a failure here is only worth a debug line.
-fn raise_memlock_limit() {
+pub(crate) fn raise_memlock_limit() {
     let limit = libc::rlimit {
         rlim_cur: libc::RLIM_INFINITY,
         rlim_max: libc::RLIM_INFINITY,

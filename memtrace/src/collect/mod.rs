@@ -7,6 +7,7 @@ pub mod cgroups;
 pub mod decode;
 pub mod faults;
 pub mod filter;
+pub mod floor;
 pub mod host;
 pub mod interval;
 pub mod kernel;

@@ -141,7 +141,7 @@ impl RotatingWriter {
                 }
             }
         }
-        if sample.index % NAME_AGAIN_AFTER == 0 {
+        if sample.index.is_multiple_of(NAME_AGAIN_AFTER) {
             let index = sample.index;
             self.names
                 .retain(|_, (_, seen)| index - *seen < NAME_AGAIN_AFTER);

@@ -123,8 +123,8 @@ pub fn encode(metrics: &SharedMetrics, format: Format) -> io::Result<Vec<u8>> {
     match format {
         Format::Protobuf => prometheus_protobuf::encode_to_vec(&registry)
             .map_err(|e| io::Error::other(format!("encoding the metrics: {e:?}"))),
-        Format::OpenMetrics => text(0, |b, r| text::encode(b, r)),
-        Format::PrometheusText => text(1, |b, r| prometheus_text::encode(b, r)),
+        Format::OpenMetrics => text(0, text::encode),
+        Format::PrometheusText => text(1, prometheus_text::encode),
     }
 }
 

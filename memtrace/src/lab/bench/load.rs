@@ -9,7 +9,10 @@ use serde::de::DeserializeOwned;
 
 use crate::{
     Error,
-    lab::workload::bench::{ActiveOutcome, ChurnOutcome, ChurnPlan, SpawnOutcome},
+    lab::workload::{
+        bench::{ActiveOutcome, ChurnOutcome, ChurnPlan, SpawnOutcome},
+        pipe::PipeOutcome,
+    },
 };
 
 /// The running memtrace binary, which also holds the workloads.
@@ -56,6 +59,17 @@ pub fn finish_churn(child: Child) -> Result<ChurnOutcome, Error> {
         .wait_with_output()
         .map_err(|e| Error::io("waiting for the fault loop", e))?;
     parse_output(&output, "fault loop")
+}
+
+/// Two processes pinned to CPU 0 pass a byte back and forth `round_trips` times.
+pub fn run_pipe(exe: &Path, round_trips: u64) -> Result<PipeOutcome, Error> {
+    let output = Command::new(exe)
+        .args(["workload", "bench", "pipe"])
+        .args(["--round-trips", &round_trips.to_string(), "--cpu", "0"])
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| Error::io("running the pipe ping-pong", e))?;
+    parse_output(&output, "pipe ping-pong")
 }
 
 /// Forks `processes` short-lived children that each touch `pages` pages.

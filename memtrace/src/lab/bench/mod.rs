@@ -12,12 +12,14 @@ mod interrupt;
 mod load;
 mod overhead;
 mod procfs;
+mod progstats;
 mod recorded;
 mod recording;
 mod scrape;
 mod startup;
 pub mod stats;
 mod swap;
+mod switches;
 pub mod table;
 pub mod targets;
 mod throughput;
@@ -32,7 +34,7 @@ use std::{
 
 use self::{
     footprint::FootprintPlan, overhead::OverheadPlan, recording::RecordingPlan, scrape::ScrapePlan,
-    swap::SwapPlan, table::Row, throughput::ThroughputPlan, tracers::Tracer,
+    swap::SwapPlan, switches::SwitchPlan, table::Row, throughput::ThroughputPlan, tracers::Tracer,
 };
 use crate::{Error, lab::workload::bench::ChurnPlan};
 
@@ -51,6 +53,7 @@ pub struct Plan {
     /// Launches timed for start-up.
     pub startup_runs: usize,
     pub scrape: ScrapePlan,
+    pub switches: SwitchPlan,
 }
 
 impl Plan {
@@ -88,6 +91,10 @@ impl Plan {
                 cgroups: 1_000,
                 runs: 21,
             },
+            switches: SwitchPlan {
+                pairs: 9,
+                round_trips: 300_000,
+            },
         }
     }
 
@@ -118,6 +125,10 @@ impl Plan {
                 runs: 5,
                 ..Self::full().scrape
             },
+            switches: SwitchPlan {
+                pairs: 3,
+                round_trips: 100_000,
+            },
         }
     }
 }
@@ -147,6 +158,12 @@ pub fn run(plan: &Plan) -> Result<Vec<Row>, Error> {
     interrupt::install();
     let mut rows = Vec::new();
     section(&mut rows, "fault overhead", || run_overhead(&exe, plan));
+    section(&mut rows, "BPF run-time stats", || {
+        progstats::run(&exe, &plan.overhead.churn)
+    });
+    section(&mut rows, "context switches", || {
+        switches::run(&exe, &plan.switches)
+    });
     section(&mut rows, "swap storm", || swap::run(&exe, &plan.swap));
     section(&mut rows, "throughput", || {
         throughput::run(&exe, &plan.throughput)
@@ -194,6 +211,8 @@ fn run_overhead(exe: &Path, plan: &Plan) -> Result<Vec<Row>, Error> {
     let perf = tracers::perf().map(|binary| Tracer::PerfStat { binary });
     let conditions = vec![
         Ok(None),
+        Ok(Some(Tracer::Floor { kind: "empty" })),
+        Ok(Some(tracers::TIMED_FLOOR)),
         Ok(Some(tracers::MEMTRACE)),
         Ok(Some(Tracer::Memtrace {
             fault_end: "auto",

@@ -9,7 +9,7 @@ use super::{
     stats::{self, Pair},
     table::Row,
     targets,
-    tracers::{STOP_TIMEOUT, Tracer},
+    tracers::{STOP_TIMEOUT, TIMED_FLOOR, Tracer},
 };
 use crate::{Error, lab::workload::bench::ChurnPlan};
 
@@ -67,7 +67,14 @@ pub fn run(exe: &Path, plan: &OverheadPlan, conditions: Vec<Condition>) -> Resul
             }
         }
     }
-    Ok(series.iter().map(|s| row(plan, s)).collect())
+    // memtrace's cost as a multiple of the timed floor's, both from this same interleaved run.
+    let floor = series
+        .iter()
+        .find(|s| matches!(&s.condition, Ok(Some(t)) if *t == TIMED_FLOOR) && s.failed.is_none())
+        .and_then(|s| stats::paired(&s.pairs))
+        .map(|summary| summary.diff_median)
+        .filter(|&ns| ns > 0.0);
+    Ok(series.iter().map(|s| row(plan, s, floor)).collect())
 }
 
 /// One run of the loop under `tracer` (or untraced): ns per fault, and records lost.
@@ -100,7 +107,8 @@ fn label(tracer: Option<&Tracer>) -> String {
     tracer.map_or_else(|| "untraced vs untraced (noise)".into(), Tracer::label)
 }
 
-fn row(plan: &OverheadPlan, s: &Series) -> Row {
+/// One condition's row; `floor` is the timed floor's cost per fault in ns, when measured.
+fn row(plan: &OverheadPlan, s: &Series, floor: Option<f64>) -> Row {
     let measurement = format!(
         "fault overhead ({} MiB map/touch/unmap ×{}, {} pairs)",
         plan.churn.mib,
@@ -131,6 +139,15 @@ fn row(plan: &OverheadPlan, s: &Series) -> Row {
     if tracer.is_some() {
         let extra = targets::signed(summary.diff_median);
         result.push_str(&format!(" ({extra} ns per fault, median of the pairs)"));
+    }
+    if tracer.is_some_and(Tracer::is_memtrace)
+        && let Some(floor) = floor
+    {
+        result.push_str(&format!(
+            "; {:.2}× the timed floor's {:+.0} ns",
+            summary.diff_median / floor,
+            floor
+        ));
     }
     if tracer.is_some_and(Tracer::writes_report) {
         result.push_str(&format!("; {} records lost", s.lost));
@@ -185,12 +202,12 @@ mod tests {
     #[test]
     fn memtrace_rows_are_held_to_the_target() {
         let s = series(Ok(Some(MEMTRACE)), &[1.2, 1.1]);
-        let row = row(&plan(), &s);
+        let row = row(&plan(), &s, Some(100.0));
         assert_eq!(row.condition, MEMTRACE.label());
         assert_eq!(
             row.result,
             "1150 vs 1000 ns/fault: +15.0 %, slower in 2 of 2 pairs (+150 ns per fault, median \
-             of the pairs); 0 records lost"
+             of the pairs); 1.50× the timed floor's +100 ns; 0 records lost"
         );
         assert_eq!(row.spread, "+10.0 % … +20.0 %");
         assert_eq!(row.target, "≤ 5 %");
@@ -199,14 +216,17 @@ mod tests {
 
     #[test]
     fn noise_and_unavailable_rows() {
-        let noise = row(&plan(), &series(Ok(None), &[0.99, 1.01]));
+        let noise = row(&plan(), &series(Ok(None), &[0.99, 1.01]), None);
         assert_eq!(noise.verdict, "noise floor");
         assert_eq!(noise.target, "—");
         let missing = Err(("bpftrace".to_string(), "not installed".to_string()));
-        let row = row(&plan(), &series(missing, &[]));
+        let row = row(&plan(), &series(missing, &[]), None);
         assert_eq!(row.verdict, "n/a (not installed)");
         let mut failed = series(Ok(Some(MEMTRACE)), &[1.0]);
         failed.failed = Some("did not start".into());
-        assert_eq!(super::row(&plan(), &failed).verdict, "n/a (did not start)");
+        assert_eq!(
+            super::row(&plan(), &failed, None).verdict,
+            "n/a (did not start)"
+        );
     }
 }

@@ -17,7 +17,7 @@ use super::{
 use crate::{
     Error,
     metrics::{Metrics, MetricsSettings, Mount},
-    report::metrics::{Format, SharedMetrics, encode, write},
+    report::metrics::{Format, SharedMetrics, encode},
     samples::{
         CgroupName, ClassSample, IntervalSample, LatencyStats, ProcessSample, StallSample,
         SwapByMemcg,
@@ -205,6 +205,7 @@ fn interval(cgroups: u64, shape: Shape) -> IntervalSample {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::report::metrics::write;
 
     #[test]
     fn the_state_holds_every_cgroup_with_its_kubernetes_ids() {

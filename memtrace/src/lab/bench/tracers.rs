@@ -41,6 +41,10 @@ pub enum Tracer {
     /// `memtrace serve` on a loopback port, scraped every `scrape_ms` by a client of the bench
     /// (as Prometheus would), from its start until it stops.
     Serve { scrape_ms: u64 },
+    /// The floor (`memtrace workload bench floor --kind KIND`): the cheapest programs on
+    /// memtrace's hooks: `empty`, `timed` (timestamps at fault start and end, summed per CPU,
+    /// no attribution) or `switch` (an empty program on sched_switch).
+    Floor { kind: &'static str },
     /// bpftrace running [`BPFTRACE_SCRIPT`].
     Bpftrace { binary: PathBuf },
     /// `perf stat -e page-faults -a`: counting only.
@@ -74,6 +78,11 @@ impl Tracer {
             Self::Serve { scrape_ms } => {
                 format!("memtrace serve, scraped every {}", scrape_label(*scrape_ms))
             }
+            Self::Floor { kind } => match *kind {
+                "empty" => "floor: empty programs on page_fault_user + count_memcg_events".into(),
+                "timed" => "floor: the same, timing each fault (no attribution)".into(),
+                _ => "floor: an empty program on sched_switch".into(),
+            },
             Self::Bpftrace { .. } => BPFTRACE_LABEL.into(),
             Self::PerfStat { .. } => PERF_STAT_LABEL.into(),
         }
@@ -120,6 +129,11 @@ impl Tracer {
                 scrape_until_gone(addr, Duration::from_millis(*scrape_ms));
                 return Ok(daemon);
             }
+            Self::Floor { kind } => {
+                let mut command = Command::new(memtrace);
+                command.args(["workload", "bench", "floor", "--kind", kind]);
+                (command, MEMTRACE_READY)
+            }
             Self::Bpftrace { binary } => {
                 let mut command = Command::new(binary);
                 command.args(["-e", BPFTRACE_SCRIPT]);
@@ -137,6 +151,9 @@ impl Tracer {
     }
 }
 
+/// The timed floor, the yardstick of memtrace's per-fault cost.
+pub const TIMED_FLOOR: Tracer = Tracer::Floor { kind: "timed" };
+
 /// memtrace as users run it by default: every hook, faults ended by the perf events.
 pub const MEMTRACE: Tracer = Tracer::Memtrace {
     fault_end: "auto",
@@ -146,7 +163,7 @@ pub const MEMTRACE: Tracer = Tracer::Memtrace {
 
 /// `1 s`, `250 ms`.
 fn scrape_label(ms: u64) -> String {
-    if ms % 1000 == 0 {
+    if ms.is_multiple_of(1000) {
         format!("{} s", ms / 1000)
     } else {
         format!("{ms} ms")

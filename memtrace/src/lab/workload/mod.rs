@@ -5,6 +5,7 @@ pub mod faults;
 pub mod mapping;
 pub mod oom;
 pub mod pages;
+pub mod pipe;
 pub mod reuse;
 pub mod thread_time;
 
