@@ -93,10 +93,11 @@ mod tests {
 
     #[test]
     fn launch_verdicts() {
-        let row = launch_row(&[150.0, 250.0, 260.0]);
-        assert_eq!(row.result, "250 ms");
-        assert_eq!(row.spread, "150–260 ms");
-        assert_eq!(row.verdict, "missed by 50.0 ms (25 % over)");
+        let row = launch_row(&[90.0, 125.0, 130.0]);
+        assert_eq!(row.result, "125 ms");
+        assert_eq!(row.spread, "90–130 ms");
+        assert_eq!(row.verdict, "missed by 25.0 ms (25 % over)");
+        assert_eq!(launch_row(&[80.0, 95.0, 99.0]).verdict, "met");
         assert!(launch_row(&[]).verdict.starts_with("n/a"));
     }
 }

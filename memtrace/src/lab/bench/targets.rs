@@ -10,7 +10,7 @@ pub const RSS_MAX_MB: f64 = 50.0;
 /// ... while tracking this many processes.
 pub const RSS_TARGET_PROCESSES: u64 = 10_000;
 /// Longest acceptable time from launch to tracing.
-pub const STARTUP_MAX_MS: f64 = 200.0;
+pub const STARTUP_MAX_MS: f64 = 100.0;
 
 /// Verdict of a slowdown in percent against [`OVERHEAD_MAX_PCT`].
 pub fn overhead_verdict(pct: f64) -> String {
