@@ -6,6 +6,7 @@
 //! and rendering (`table`, `host`) are apart and unit-tested.
 mod child;
 mod churn;
+mod client;
 mod footprint;
 pub mod host;
 mod interrupt;
@@ -33,8 +34,9 @@ use std::{
 };
 
 use self::{
-    footprint::FootprintPlan, overhead::OverheadPlan, recording::RecordingPlan, scrape::ScrapePlan,
-    swap::SwapPlan, switches::SwitchPlan, table::Row, throughput::ThroughputPlan, tracers::Tracer,
+    client::ClientPlan, footprint::FootprintPlan, overhead::OverheadPlan, recording::RecordingPlan,
+    scrape::ScrapePlan, swap::SwapPlan, switches::SwitchPlan, table::Row,
+    throughput::ThroughputPlan, tracers::Tracer,
 };
 use crate::{Error, lab::workload::bench::ChurnPlan};
 
@@ -54,6 +56,7 @@ pub struct Plan {
     pub startup_runs: usize,
     pub scrape: ScrapePlan,
     pub switches: SwitchPlan,
+    pub client: ClientPlan,
 }
 
 impl Plan {
@@ -95,6 +98,11 @@ impl Plan {
                 pairs: 9,
                 round_trips: 300_000,
             },
+            client: ClientPlan {
+                pairs: 5,
+                requests: 200_000,
+                install: true,
+            },
         }
     }
 
@@ -128,6 +136,11 @@ impl Plan {
             switches: SwitchPlan {
                 pairs: 3,
                 round_trips: 100_000,
+            },
+            client: ClientPlan {
+                pairs: 2,
+                requests: 50_000,
+                install: false,
             },
         }
     }
@@ -165,6 +178,7 @@ pub fn run(plan: &Plan) -> Result<Vec<Row>, Error> {
         switches::run(&exe, &plan.switches)
     });
     section(&mut rows, "swap storm", || swap::run(&exe, &plan.swap));
+    section(&mut rows, "real client", || client::run(&exe, &plan.client));
     section(&mut rows, "throughput", || {
         throughput::run(&exe, &plan.throughput)
     });
