@@ -669,8 +669,8 @@ fn serve_soak_stays_flat_for_two_minutes_of_fork_and_cgroup_churn() {
 /// `serve` runs while two shell loops fork `/bin/true` as fast as they can and memory cgroups
 /// are created, faulted in and removed one after the other (series expire after 30 s); its
 /// RSS and series count are printed every `every`. Fails when the last quarter's mean RSS is
-/// more than 20 % (and 4 MiB) above the second quarter's, or the last quarter's series count
-/// is more than 20 % (and 5) above the second quarter's highest.
+/// more than 20 % (and 4 MiB) above the second quarter's highest, or the last quarter's series
+/// count is more than 20 % (and 5) above the second quarter's highest.
 fn soak(length: Duration, every: Duration) {
     let addr = format!("127.0.0.1:{}", free_port());
     let serve = Serve::start(&[], &addr, &["--listen", &addr, "--expire", "30s"]);
@@ -742,10 +742,13 @@ fn soak(length: Duration, every: Duration) {
     let mean = |points: &[(u64, u64, u64)], f: fn(&(u64, u64, u64)) -> u64| {
         points.iter().map(f).sum::<u64>() as f64 / points.len() as f64
     };
-    let (rss_second, rss_last) = (mean(second, |p| p.1), mean(last, |p| p.1));
+    // RSS swings by ~15 % around the periodic malloc_trim (every 60 intervals): growth is the
+    // last quarter's mean above the second quarter's peak.
+    let rss_second = second.iter().map(|p| p.1).max().unwrap_or(0) as f64;
+    let rss_last = mean(last, |p| p.1);
     assert!(
         rss_last <= (rss_second * 1.2).max(rss_second + 4096.0),
-        "RSS grew from {rss_second:.0} KiB to {rss_last:.0} KiB: {curve:?}"
+        "RSS grew from at most {rss_second:.0} KiB to {rss_last:.0} KiB: {curve:?}"
     );
     let series_peak = second.iter().map(|p| p.2).max().unwrap_or(0) as f64;
     let series_last = mean(last, |p| p.2);
