@@ -47,14 +47,13 @@ pub fn header(filter: &Filter, thresholds: Thresholds, facts: &KernelFacts) -> H
     }
 }
 
-/// Loads and attaches the kernel programs, and says which hooks could not be attached (the
-/// rest of the picture is still traced).
-pub fn start_tracer(
-    config: &TracerConfig,
-    facts: &KernelFacts,
-    preload: Preload,
-) -> Result<Tracer, Error> {
-    let tracer = Tracer::start_preloaded(config, facts, preload)?;
+/// Reads the kernel's facts, loads and attaches the kernel programs, and says which hooks could
+/// not be attached (the rest of the picture is still traced). The BTF reads that loading and
+/// attaching need run on threads of their own while the facts are read.
+pub fn start_tracer(config: &TracerConfig) -> Result<(KernelFacts, Tracer), Error> {
+    let preload = Preload::start();
+    let facts = KernelFacts::from_running_kernel()?;
+    let tracer = Tracer::start_preloaded(config, &facts, preload)?;
     for hook in tracer.hooks.iter().filter(|h| h.error.is_some()) {
         errln!(
             "memtrace: warning: {} not attached: {}",
@@ -62,7 +61,7 @@ pub fn start_tracer(
             hook.error.as_deref().unwrap_or("")
         );
     }
-    Ok(tracer)
+    Ok((facts, tracer))
 }
 
 /// How a session shows itself while it runs.

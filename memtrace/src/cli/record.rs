@@ -7,8 +7,7 @@ use memtrace::{
     collect::{
         caps::Need,
         filter::{Filter, process_of, resolve_cgroup},
-        kernel::KernelFacts,
-        loader::{FaultEnd, Preload, TracerConfig},
+        loader::{FaultEnd, TracerConfig},
         session::{NoSink, RunOptions},
     },
     recording::Writer,
@@ -91,9 +90,6 @@ pub fn run(args: RecordArgs) -> Result<ExitCode, Error> {
     super::start_as_root(Need::Trace)?;
     // The recording file is created before anything is attached: a bad path stops here.
     let mut writer = args.output.as_deref().map(Writer::create).transpose()?;
-    // The BTF parses of loading and attaching run while this one reads the facts.
-    let preload = Preload::start();
-    let facts = KernelFacts::from_running_kernel()?;
     let config = TracerConfig {
         filter: filter.clone(),
         ring_bytes: args.ring_size << 20,
@@ -104,7 +100,7 @@ pub fn run(args: RecordArgs) -> Result<ExitCode, Error> {
         },
         reclaim: !args.faults_only,
     };
-    let tracer = output::start_tracer(&config, &facts, preload)?;
+    let (facts, tracer) = output::start_tracer(&config)?;
     let options = RunOptions {
         duration: args.duration,
         interval: args.interval,

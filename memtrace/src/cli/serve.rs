@@ -17,8 +17,7 @@ use memtrace::{
         caps::{self, Need},
         cgroups::cgroup_mounts,
         filter::{CgroupTarget, Filter, process_of, resolve_cgroup},
-        kernel::KernelFacts,
-        loader::{FaultEnd, Preload, Tracer, TracerConfig},
+        loader::{FaultEnd, Tracer, TracerConfig},
         session::{self, Callbacks, NoSink, RunOptions, SampleSink},
     },
     metrics::{Metrics, MetricsSettings, Mount},
@@ -108,16 +107,13 @@ pub fn run(args: ServeArgs) -> Result<ExitCode, Error> {
         .as_deref()
         .map(|path| RotatingWriter::create(path, rotation))
         .transpose()?;
-    // The BTF parses of loading and attaching run while this one reads the facts.
-    let preload = Preload::start();
-    let facts = KernelFacts::from_running_kernel()?;
     let config = TracerConfig {
         filter: filter.clone(),
         ring_bytes: args.ring_size << 20,
         fault_end: FaultEnd::Auto,
         reclaim: !args.faults_only,
     };
-    let tracer = output::start_tracer(&config, &facts, preload)?;
+    let (facts, tracer) = output::start_tracer(&config)?;
     let options = RunOptions {
         duration: args.duration,
         interval: args.interval,

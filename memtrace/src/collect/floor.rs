@@ -19,6 +19,17 @@ pub enum FloorKind {
     Switch,
 }
 
+impl FloorKind {
+    /// Its name on the command line (`memtrace workload bench floor --kind NAME`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Empty => "empty",
+            Self::Timed => "timed",
+            Self::Switch => "switch",
+        }
+    }
+}
+
 /// Attached floor programs; dropping it detaches them.
 pub struct Floor {
     ebpf: aya::Ebpf,

@@ -139,59 +139,54 @@ pub async fn record(
 
     let stop = loop {
         tokio::select! {
-                guard = ring.readable_mut() => {
-                    let mut guard = guard.map_err(|e| Error::io("waiting on the ring buffer", e))?;
-                    drain(guard.get_inner_mut(), &mut builder, &mut callbacks.on_record);
-                    guard.clear_ready();
+            guard = ring.readable_mut() => {
+                let mut guard = guard.map_err(|e| Error::io("waiting on the ring buffer", e))?;
+                drain(guard.get_inner_mut(), &mut builder, &mut callbacks.on_record);
+                guard.clear_ready();
+            }
+            guard = oom_ring.readable_mut() => {
+                let mut guard = guard.map_err(|e| Error::io("waiting on the OOM ring buffer", e))?;
+                oom.drain(guard.get_inner_mut(), &mut tracer, &mut builder);
+                guard.clear_ready();
+                oom.show_ready(&mut callbacks.on_oom, false);
+            }
+            _ = ticker.tick() => {
+                drain(ring.get_mut(), &mut builder, &mut callbacks.on_record);
+                oom.drain(oom_ring.get_mut(), &mut tracer, &mut builder);
+                oom.poll_kmsg(&mut builder);
+                oom.show_ready(&mut callbacks.on_oom, false);
+                let (sample, counters) =
+                    close_interval(&tracer, &mut builder, &kswapd, sink, options, &mut model)?;
+                if sample.index % TRIM_EVERY == TRIM_EVERY - 1 {
+                    // glibc keeps freed memory; a burst's must go back for a run of days.
+                    // SAFETY: malloc_trim only releases free memory.
+                    unsafe { libc::malloc_trim(0) };
                 }
-                guard = oom_ring.readable_mut() => {
-                    let mut guard = guard.map_err(|e| Error::io("waiting on the OOM ring buffer", e))?;
-                    oom.drain(guard.get_inner_mut(), &mut tracer, &mut builder);
-                    guard.clear_ready();
-                    oom.show_ready(&mut callbacks.on_oom, false);
-                }
-                _ = ticker.tick() => {
-                    drain(ring.get_mut(), &mut builder, &mut callbacks.on_record);
-                    oom.drain(oom_ring.get_mut(), &mut tracer, &mut builder);
-                    oom.poll_kmsg(&mut builder);
-                    oom.show_ready(&mut callbacks.on_oom, false);
-                    let counters = tracer.counters()?;
-                    builder.kswapd_cpu(&kswapd.read());
-        let sample = builder.close(machine::sample(), counters, name_cgroup);
-                    sink.interval(&sample);
-                    if options.model {
-                        model.apply(&sample);
-                    }
-                    if sample.index % TRIM_EVERY == TRIM_EVERY - 1 {
-                        // glibc keeps freed memory; a burst's must go back for a run of days.
-                        // SAFETY: malloc_trim only releases free memory.
-                        unsafe { libc::malloc_trim(0) };
-                    }
-                    let now = Instant::now();
-                    (callbacks.on_tick)(Tick {
-                        elapsed: now - start,
-                        interval: now - last_tick,
-                        sample: &sample,
-                        lost_faults: lost_faults(&counters) - lost_faults(&last_counters),
-                        model: &model,
-                    });
-                    last_counters = counters;
-                    last_tick = now;
-                    if let Some(gone) = watched_cgroup.take_if(|target| target.is_gone()) {
-                        (callbacks.on_cgroup_gone)(&gone);
-                    }
-                }
-                _ = sleep_until(deadline) => break StopReason::Duration,
-                _ = sigint.recv() => break StopReason::Interrupted,
-                _ = sigterm.recv() => break StopReason::Interrupted,
-                _ = sighup.recv() => break StopReason::Interrupted,
-                Some(_) = exited.recv(), if remaining > 0 => {
-                    remaining -= 1;
-                    if remaining == 0 {
-                        break StopReason::TracedExited;
-                    }
+                let now = Instant::now();
+                (callbacks.on_tick)(Tick {
+                    elapsed: now - start,
+                    interval: now - last_tick,
+                    sample: &sample,
+                    lost_faults: lost_faults(&counters) - lost_faults(&last_counters),
+                    model: &model,
+                });
+                last_counters = counters;
+                last_tick = now;
+                if let Some(gone) = watched_cgroup.take_if(|target| target.is_gone()) {
+                    (callbacks.on_cgroup_gone)(&gone);
                 }
             }
+            _ = sleep_until(deadline) => break StopReason::Duration,
+            _ = sigint.recv() => break StopReason::Interrupted,
+            _ = sigterm.recv() => break StopReason::Interrupted,
+            _ = sighup.recv() => break StopReason::Interrupted,
+            Some(_) = exited.recv(), if remaining > 0 => {
+                remaining -= 1;
+                if remaining == 0 {
+                    break StopReason::TracedExited;
+                }
+            }
+        }
     };
     // Everything the kernel produced up to now is in the ring: take it all, and close the last
     // (partial) interval so the timeline covers the whole recording.
@@ -206,13 +201,7 @@ pub async fn record(
     oom.drain(oom_ring.get_mut(), &mut tracer, &mut builder);
     oom.poll_kmsg(&mut builder);
     oom.show_ready(&mut callbacks.on_oom, true);
-    let counters = tracer.counters()?;
-    builder.kswapd_cpu(&kswapd.read());
-    let sample = builder.close(machine::sample(), counters, name_cgroup);
-    sink.interval(&sample);
-    if options.model {
-        model.apply(&sample);
-    }
+    let (_, counters) = close_interval(&tracer, &mut builder, &kswapd, sink, options, &mut model)?;
     let end = End {
         stop,
         elapsed_ns: start.elapsed().as_nanos() as u64,
@@ -221,6 +210,26 @@ pub async fn record(
     sink.end(&end);
     model.finish(&end);
     Ok(model)
+}
+
+/// Closes the interval with the kernel's counters and kswapd's CPU time, and hands it to the
+/// sink and (unless `serve`) the model.
+fn close_interval(
+    tracer: &Tracer,
+    builder: &mut IntervalBuilder,
+    kswapd: &KswapdThreads,
+    sink: &mut dyn SampleSink,
+    options: &RunOptions,
+    model: &mut Model,
+) -> Result<(IntervalSample, KernelCounters), Error> {
+    let counters = tracer.counters()?;
+    builder.kswapd_cpu(&kswapd.read());
+    let sample = builder.close(machine::sample(), counters, name_cgroup);
+    sink.interval(&sample);
+    if options.model {
+        model.apply(&sample);
+    }
+    Ok((sample, counters))
 }
 
 /// The path and memory limit of a memory cgroup, as the recording keeps them.

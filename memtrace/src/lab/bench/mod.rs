@@ -38,7 +38,7 @@ use self::{
     scrape::ScrapePlan, swap::SwapPlan, switches::SwitchPlan, table::Row,
     throughput::ThroughputPlan, tracers::Tracer,
 };
-use crate::{Error, lab::workload::bench::ChurnPlan};
+use crate::{Error, collect::floor::FloorKind, lab::workload::bench::ChurnPlan};
 
 /// How much of everything to measure.
 #[derive(Clone, Debug)]
@@ -225,7 +225,9 @@ fn run_overhead(exe: &Path, plan: &Plan) -> Result<Vec<Row>, Error> {
     let perf = tracers::perf().map(|binary| Tracer::PerfStat { binary });
     let conditions = vec![
         Ok(None),
-        Ok(Some(Tracer::Floor { kind: "empty" })),
+        Ok(Some(Tracer::Floor {
+            kind: FloorKind::Empty,
+        })),
         Ok(Some(tracers::TIMED_FLOOR)),
         Ok(Some(tracers::MEMTRACE)),
         Ok(Some(Tracer::Memtrace {

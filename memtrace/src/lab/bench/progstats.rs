@@ -15,7 +15,7 @@ use super::{
     targets::{self, thousands},
     tracers::{MEMTRACE, STOP_TIMEOUT, TIMED_FLOOR, Tracer},
 };
-use crate::{Error, lab::workload::bench::ChurnPlan};
+use crate::{Error, collect::floor::FloorKind, lab::workload::bench::ChurnPlan};
 
 /// A program's runs and time over the loop.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
@@ -29,7 +29,13 @@ pub fn run(exe: &Path, churn: &ChurnPlan) -> Result<Vec<Row>, Error> {
     let _stats = enable_stats(Stats::RunTime)
         .map_err(|e| Error::io("enabling BPF run-time stats", std::io::Error::other(e)))?;
     let mut rows = Vec::new();
-    for tracer in [Tracer::Floor { kind: "empty" }, TIMED_FLOOR, MEMTRACE] {
+    for tracer in [
+        Tracer::Floor {
+            kind: FloorKind::Empty,
+        },
+        TIMED_FLOOR,
+        MEMTRACE,
+    ] {
         interrupt::check()?;
         let since = SystemTime::now();
         let daemon = tracer.start(exe, None)?;

@@ -11,7 +11,7 @@ use super::{
     targets,
     tracers::{MEMTRACE, STOP_TIMEOUT, Tracer},
 };
-use crate::Error;
+use crate::{Error, collect::floor::FloorKind};
 
 /// How much to measure.
 #[derive(Clone, Debug)]
@@ -25,7 +25,13 @@ pub const SWITCH_MAX_PCT: f64 = 1.0;
 
 /// Runs the pairs of every condition, interleaved round by round.
 pub fn run(exe: &Path, plan: &SwitchPlan) -> Result<Vec<Row>, Error> {
-    let conditions = [None, Some(Tracer::Floor { kind: "switch" }), Some(MEMTRACE)];
+    let conditions = [
+        None,
+        Some(Tracer::Floor {
+            kind: FloorKind::Switch,
+        }),
+        Some(MEMTRACE),
+    ];
     let mut pairs: Vec<Vec<Pair>> = vec![Vec::new(); conditions.len()];
     for round in 1..=plan.pairs {
         for (tracer, pairs) in conditions.iter().zip(pairs.iter_mut()) {
@@ -126,7 +132,9 @@ mod tests {
         );
         assert_eq!(row.target, "≤ 1 %");
         assert!(row.verdict.starts_with("missed"), "{}", row.verdict);
-        let floor = row_of(Some(&Tracer::Floor { kind: "switch" }));
+        let floor = row_of(Some(&Tracer::Floor {
+            kind: FloorKind::Switch,
+        }));
         assert_eq!(floor.verdict, "reference");
         assert_eq!(row_of(None).verdict, "noise floor");
     }

@@ -7,7 +7,7 @@ use std::{
 };
 
 use super::child::{Daemon, Ready};
-use crate::Error;
+use crate::{Error, collect::floor::FloorKind};
 
 /// The bpftrace equivalent of memtrace's fault timing: start at the exception tracepoint, end
 /// at the perf software event, one histogram per process.
@@ -44,7 +44,7 @@ pub enum Tracer {
     /// The floor (`memtrace workload bench floor --kind KIND`): the cheapest programs on
     /// memtrace's hooks: `empty`, `timed` (timestamps at fault start and end, summed per CPU,
     /// no attribution) or `switch` (an empty program on sched_switch).
-    Floor { kind: &'static str },
+    Floor { kind: FloorKind },
     /// bpftrace running [`BPFTRACE_SCRIPT`].
     Bpftrace { binary: PathBuf },
     /// `perf stat -e page-faults -a`: counting only.
@@ -78,10 +78,12 @@ impl Tracer {
             Self::Serve { scrape_ms } => {
                 format!("memtrace serve, scraped every {}", scrape_label(*scrape_ms))
             }
-            Self::Floor { kind } => match *kind {
-                "empty" => "floor: empty programs on page_fault_user + count_memcg_events".into(),
-                "timed" => "floor: the same, timing each fault (no attribution)".into(),
-                _ => "floor: an empty program on sched_switch".into(),
+            Self::Floor { kind } => match kind {
+                FloorKind::Empty => {
+                    "floor: empty programs on page_fault_user + count_memcg_events".into()
+                }
+                FloorKind::Timed => "floor: the same, timing each fault (no attribution)".into(),
+                FloorKind::Switch => "floor: an empty program on sched_switch".into(),
             },
             Self::Bpftrace { .. } => BPFTRACE_LABEL.into(),
             Self::PerfStat { .. } => PERF_STAT_LABEL.into(),
@@ -131,7 +133,7 @@ impl Tracer {
             }
             Self::Floor { kind } => {
                 let mut command = Command::new(memtrace);
-                command.args(["workload", "bench", "floor", "--kind", kind]);
+                command.args(["workload", "bench", "floor", "--kind", kind.name()]);
                 (command, MEMTRACE_READY)
             }
             Self::Bpftrace { binary } => {
@@ -152,7 +154,9 @@ impl Tracer {
 }
 
 /// The timed floor, the yardstick of memtrace's per-fault cost.
-pub const TIMED_FLOOR: Tracer = Tracer::Floor { kind: "timed" };
+pub const TIMED_FLOOR: Tracer = Tracer::Floor {
+    kind: FloorKind::Timed,
+};
 
 /// memtrace as users run it by default: every hook, faults ended by the perf events.
 pub const MEMTRACE: Tracer = Tracer::Memtrace {
