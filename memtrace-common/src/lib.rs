@@ -61,7 +61,8 @@ pub mod fault_flags {
     pub const MAJOR_SEEN: u32 = 1 << 0;
     /// `PSWPIN` or `ZSWPIN` was counted while the fault was in flight.
     pub const SWAPIN_SEEN: u32 = 1 << 1;
-    /// The fault slept or was preempted: its state was parked off-CPU.
+    /// The fault's thread left the CPU before the fault completed (it slept or was
+    /// preempted): the fault has an off-CPU part.
     pub const PARKED: u32 = 1 << 2;
     /// The fault started in kernel mode (a user address touched by the kernel).
     pub const KERNEL_MODE: u32 = 1 << 3;
@@ -107,8 +108,13 @@ pub struct FaultEvent {
     pub comm: [u8; COMM_LEN],
 }
 
-/// State of a fault in flight: in the CPU's slot while its thread runs, parked by thread id
-/// while it is switched out.
+/// State of a fault in flight, in the thread's own slot of the in-flight array (indexed by
+/// thread id), from the fault's start to its end.
+///
+/// No hook runs on context switches: whether the thread left the CPU, and for how long, comes
+/// from its scheduler counters. `se.exec_start − se.sum_exec_runtime` changes only when the
+/// thread is switched in (every accounting update adds the same delta to both), by the time it
+/// was off the CPU.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct InFlightFault {
@@ -122,11 +128,13 @@ pub struct InFlightFault {
     pub swapin_pages: u32,
     /// Explicit padding so the type has none implicit.
     pub _pad: u32,
-    /// When the thread was last switched out (0 while it runs).
-    pub off_since_ns: u64,
-    /// Time switched out so far.
-    pub off_cpu_ns: u64,
-    /// The thread's `sched_info.run_delay` when it was first switched out mid-fault.
+    /// `se.exec_start − se.sum_exec_runtime` at the start (the run queue's task clock).
+    pub switch_mark: u64,
+    /// The same in the run queue's clock (`+ rq.clock − rq.clock_task`), which is one clock
+    /// on every CPU and counts time stolen by the hypervisor: the difference of two gives the
+    /// time off the CPU even when the thread came back on another CPU.
+    pub off_mark: u64,
+    /// The thread's `sched_info.run_delay` at the start.
     pub run_delay_ns: u64,
 }
 
@@ -162,9 +170,11 @@ pub mod stat {
     /// Fault completions with no recorded start at the perf end hook: faults in flight when
     /// the hooks were attached or detached. (Faults without an exception are `UNTIMED`.)
     pub const UNMATCHED_END: u32 = 0;
-    /// In-flight faults parked because their task was switched out.
+    /// Faults whose thread left the CPU before they completed.
     pub const PARKED: u32 = 1;
-    /// Parked state that could not be stored (parking map full).
+    /// Faults whose in-flight slot another thread took before they completed (two live
+    /// threads whose ids are equal modulo the slot count): they go untimed. Possible only
+    /// where pid_max exceeds `MAX_IN_FLIGHT_FAULTS`.
     pub const PARK_FAILED: u32 = 2;
     /// Child processes added to the pid filter by `--children`.
     pub const CHILDREN_ADDED: u32 = 3;
@@ -190,8 +200,9 @@ pub mod maps {
 
 /// Capacity of the `PIDS` filter map.
 pub const MAX_FILTER_PIDS: u32 = 16_384;
-/// Capacity of the map that parks in-flight faults of switched-out tasks.
-pub const MAX_PARKED_FAULTS: u32 = 65_536;
+/// Most slots of the in-flight fault array (one per thread id modulo the slot count): 3 MiB.
+/// Userspace sizes it to pid_max rounded up to a power of two, capped here.
+pub const MAX_IN_FLIGHT_FAULTS: u32 = 65_536;
 
 ids! {
     /// What a task stalled in. Ids are stable.

@@ -56,6 +56,15 @@ pub struct KernelOffsets {
     pub task_flags: u32,
     /// `task_struct.sched_info.run_delay` (`u32::MAX` without CONFIG_SCHED_INFO).
     pub task_run_delay: u32,
+    /// `task_struct.se.exec_start` and `task_struct.se.sum_exec_runtime`.
+    pub task_exec_start: u32,
+    pub task_sum_exec_runtime: u32,
+    /// `task_struct.se.cfs_rq` (`u32::MAX` without CONFIG_FAIR_GROUP_SCHED), `cfs_rq.rq`,
+    /// `rq.clock` and `rq.clock_task`.
+    pub task_cfs_rq: u32,
+    pub cfs_rq_rq: u32,
+    pub rq_clock: u32,
+    pub rq_clock_task: u32,
 }
 
 impl KernelOffsets {
@@ -98,6 +107,12 @@ impl KernelOffsets {
         memcg_swappiness: u32::MAX,
         task_flags: u32::MAX,
         task_run_delay: u32::MAX,
+        task_exec_start: u32::MAX,
+        task_sum_exec_runtime: u32::MAX,
+        task_cfs_rq: u32::MAX,
+        cfs_rq_rq: u32::MAX,
+        rq_clock: u32::MAX,
+        rq_clock_task: u32::MAX,
     };
 }
 

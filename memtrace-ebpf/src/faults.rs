@@ -4,27 +4,27 @@
 //! whether the fault did I/O (PGMAJFAULT), was a swap-in (PSWPIN/ZSWPIN) or allocated a
 //! transparent huge page (THP_FAULT_ALLOC).
 //!
-//! The in-flight state lives in a per-CPU slot while its thread runs: the common fault starts
-//! and ends on one CPU without sleeping, so it costs no hash map. When the thread is switched
-//! out mid-fault (I/O, a lock, preemption), `sched_switch` parks the state in `PARKED`, keyed by
-//! thread id, and when the thread is switched back in it moves the state into that CPU's slot,
-//! adding the time it was off the CPU. The thread's `sched_info.run_delay` at the first switch
-//! and at the end tells how much of that time it waited runnable for a CPU; the rest it was
-//! blocked.
+//! The in-flight state lives in the thread's own slot of `IN_FLIGHT`, an array indexed by
+//! thread id, so nothing needs to run when a thread is switched out mid-fault: no program on
+//! `sched_switch`, which would tax every context switch of the machine. Whether and how long the
+//! thread left the CPU comes from its scheduler counters, read directly through BTF at the
+//! fault's start and end (`kernel::sched_marks`): `se.exec_start − se.sum_exec_runtime` grows
+//! only when the thread is switched in, by the time it was away; `sched_info.run_delay` grows by
+//! the part of it spent runnable, waiting for a CPU; the rest it was blocked.
 //!
 //! Minor faults that never left the CPU, nearly all of them, go out in per-CPU batches of
 //! 8-byte entries (see `memtrace_common::batch`); the others as full records.
 use aya_ebpf::{
     helpers::{
-        bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_get_current_task, bpf_ktime_get_ns,
+        bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_ktime_get_ns,
         bpf_probe_read_kernel_str_bytes,
     },
     macros::{btf_tracepoint, map, perf_event},
-    maps::{Array, HashMap, PerCpuArray},
+    maps::{Array, PerCpuArray},
     programs::{BtfTracePointContext, PerfEventContext},
 };
 use memtrace_common::{
-    COMM_LEN, EventKind, FaultClass, FaultEvent, InFlightFault, MAX_PARKED_FAULTS, SwapDir,
+    COMM_LEN, EventKind, FaultClass, FaultEvent, InFlightFault, MAX_IN_FLIGHT_FAULTS, SwapDir,
     batch::{
         CommEvent, MINOR_BATCH_LEN, MINOR_BATCH_MAX_AGE_NS, MinorBatch, MinorBatchSlot, SEEN_SLOTS,
         UNTIMED_LATENCY,
@@ -36,7 +36,8 @@ use crate::{
     filter::current_wanted,
     kernel::{
         VM_PGFAULT, VM_PGMAJFAULT, VM_PSWPIN, VM_PSWPOUT, VM_THP_FAULT_ALLOC, VM_ZSWPIN,
-        css_memcg_id, current_memcg_css, global, off, read_at,
+        css_memcg_id, current_memcg_css, current_task_btf, global, off, read_at, sched_marks,
+        switch_mark,
     },
     maps::{EVENTS, LOST, STATS, bump, bump_by, wakeup_flags},
 };
@@ -49,55 +50,41 @@ static FAULT_END: u32 = fault_end::PERF;
 #[map(name = "MINOR_BATCH")]
 static MINOR_BATCH: PerCpuArray<MinorBatchSlot> = PerCpuArray::with_max_entries(1, 0);
 
-/// The fault in flight on this CPU.
-#[map(name = "FAULT_SLOT")]
-static FAULT_SLOT: PerCpuArray<InFlightFault> = PerCpuArray::with_max_entries(1, 0);
+/// Faults in flight, one slot per thread id modulo the slot count. Userspace sizes it to
+/// pid_max rounded up to a power of two (at most `MAX_IN_FLIGHT_FAULTS`) and sets the mask.
+#[map(name = "IN_FLIGHT")]
+static IN_FLIGHT: Array<InFlightFault> = Array::with_max_entries(MAX_IN_FLIGHT_FAULTS, 0);
 
-/// Faults whose task was switched out before they completed, by thread id. A plain hash, not an
-/// LRU: exits remove their threads' entries, and a full map is counted (`PARK_FAILED`) rather
-/// than silently evicting a live fault.
-#[map(name = "PARKED")]
-static PARKED: HashMap<u32, InFlightFault> = HashMap::with_max_entries(MAX_PARKED_FAULTS, 0);
+/// The slot count of `IN_FLIGHT` minus one.
+#[unsafe(no_mangle)]
+static IN_FLIGHT_MASK: u32 = MAX_IN_FLIGHT_FAULTS - 1;
 
-/// How many faults are parked now. `sched_switch` looks the next thread up in `PARKED` only
-/// when this is not 0, so a machine with no fault off-CPU pays one array read per switch.
-#[map(name = "PARKED_NOW")]
-static PARKED_NOW: Array<u64> = Array::with_max_entries(1, 0);
+/// A slot whose fault started longer ago than this is a leftover (a fault that ended in a
+/// signal is never accounted), not a live fault of another thread.
+const LIVE_FAULT_NS: u64 = 10_000_000_000;
 
-/// Adds `delta` to `PARKED_NOW` atomically (parking and unparking run on different CPUs).
+/// The slot of thread `tid`, whoever holds it now.
 #[inline(always)]
-fn count_parked(delta: i64) {
-    if let Some(count) = PARKED_NOW.get_ptr_mut(0) {
-        // SAFETY: an aligned u64 map value; BPF_ATOMIC | BPF_ADD, what `__sync_fetch_and_add`
-        // compiles to when its result is unused.
-        #[cfg(target_arch = "bpf")]
-        unsafe {
-            core::arch::asm!("lock *(u64 *)({0} + 0) += {1}", in(reg) count, in(reg) delta)
-        };
-        #[cfg(not(target_arch = "bpf"))]
-        let _ = (count, delta);
-    }
+fn slot(tid: u32) -> Option<&'static mut InFlightFault> {
+    // SAFETY: a slot is written only by its thread (and the rare thread sharing its index).
+    IN_FLIGHT
+        .get_ptr_mut(tid & global(&IN_FLIGHT_MASK))
+        .map(|ptr| unsafe { &mut *ptr })
 }
 
-/// Removes a thread's parked fault, keeping `PARKED_NOW` exact.
+/// The fault thread `tid` has in flight, if its slot holds one.
 #[inline(always)]
-fn unpark(tid: u32) {
-    if PARKED.remove(&tid).is_ok() {
-        count_parked(-1);
-    }
+fn in_flight(tid: u32) -> Option<&'static mut InFlightFault> {
+    slot(tid).filter(|slot| slot.tid == tid)
 }
 
-/// Forgets a thread's parked fault when the thread exits mid-fault (killed while faulting), so
-/// the map only holds live threads.
+/// Forgets a thread's fault in flight when the thread exits mid-fault (killed while faulting),
+/// so that a later thread with its id starts clean.
 #[inline(always)]
 pub fn forget_thread(tid: u32) {
-    unpark(tid);
-}
-
-#[inline(always)]
-fn slot() -> Option<&'static mut InFlightFault> {
-    // SAFETY: a per-CPU slot is only touched by programs running on this CPU, one at a time.
-    FAULT_SLOT.get_ptr_mut(0).map(|ptr| unsafe { &mut *ptr })
+    if let Some(fault) = in_flight(tid) {
+        fault.tid = 0;
+    }
 }
 
 #[inline(always)]
@@ -105,18 +92,24 @@ fn fault_start(kernel_mode: bool) {
     if !current_wanted() {
         return;
     }
-    let Some(slot) = slot() else { return };
-    slot.tid = bpf_get_current_pid_tgid() as u32;
+    let tid = bpf_get_current_pid_tgid() as u32;
+    let Some(slot) = slot(tid) else { return };
+    let now = now_ns();
+    if slot.tid != tid && slot.tid != 0 && now.saturating_sub(slot.start_ns) < LIVE_FAULT_NS {
+        bump(&STATS, stat::PARK_FAILED);
+    }
+    let marks = sched_marks(current_task_btf());
+    slot.tid = tid;
     slot.flags = if kernel_mode {
         fault_flags::KERNEL_MODE
     } else {
         0
     };
     slot.swapin_pages = 0;
-    slot.off_since_ns = 0;
-    slot.off_cpu_ns = 0;
-    // SAFETY: plain helper call.
-    slot.start_ns = unsafe { bpf_ktime_get_ns() };
+    slot.switch_mark = marks.switch;
+    slot.off_mark = marks.off;
+    slot.run_delay_ns = marks.run_delay;
+    slot.start_ns = now;
 }
 
 /// `exceptions:page_fault_user(address, regs, error_code)`.
@@ -134,65 +127,10 @@ pub fn page_fault_kernel(_ctx: BtfTracePointContext) -> i32 {
     0
 }
 
-/// `sched:sched_switch(preempt, prev, next, prev_state)`, on the CPU switching from `prev` (the
-/// current task) to `next`. `prev`'s fault in flight is parked; `next`'s parked fault, if any,
-/// comes back into this CPU's slot.
-#[btf_tracepoint(function = "sched_switch")]
-pub fn sched_switch(ctx: BtfTracePointContext) -> i32 {
-    let Some(slot) = slot() else { return 0 };
-    if slot.tid != 0 && slot.tid == bpf_get_current_pid_tgid() as u32 {
-        park(slot, ctx.arg(1));
-    }
-    if PARKED_NOW.get(0).is_some_and(|&n| n != 0) {
-        let next: u64 = ctx.arg(2);
-        if let Some(tid) = read_at::<u32>(next, off!(task_pid))
-            && tid != 0
-            // SAFETY: the entry is copied out before it is removed.
-            && let Some(parked) = unsafe { PARKED.get(&tid) }.copied()
-        {
-            *slot = parked;
-            slot.off_cpu_ns += now_ns().saturating_sub(slot.off_since_ns);
-            slot.off_since_ns = 0;
-            unpark(tid);
-        }
-    }
-    0
-}
-
 #[inline(always)]
 fn now_ns() -> u64 {
     // SAFETY: plain helper call.
     unsafe { bpf_ktime_get_ns() }
-}
-
-/// Moves the running thread's fault from this CPU's slot to `PARKED`.
-#[inline(always)]
-fn park(slot: &mut InFlightFault, task: u64) {
-    if slot.flags & fault_flags::PARKED == 0 {
-        slot.flags |= fault_flags::PARKED;
-        // Up to date while the thread runs: it grows only when the thread is switched in.
-        slot.run_delay_ns = read_at::<u64>(task, off!(task_run_delay)).unwrap_or(0);
-    }
-    slot.off_since_ns = now_ns();
-    if PARKED.insert(&slot.tid, &*slot, 0).is_ok() {
-        count_parked(1);
-        bump(&STATS, stat::PARKED);
-    } else {
-        bump(&STATS, stat::PARK_FAILED);
-    }
-    slot.tid = 0;
-}
-
-/// The current thread's fault in flight: this CPU's slot, or its parked state.
-#[inline(always)]
-fn in_flight(tid: u32) -> Option<&'static mut InFlightFault> {
-    if let Some(slot) = slot()
-        && slot.tid == tid
-    {
-        return Some(slot);
-    }
-    // SAFETY: the entry belongs to this thread, which is the one running.
-    PARKED.get_ptr_mut(&tid).map(|ptr| unsafe { &mut *ptr })
 }
 
 /// `memcg:count_memcg_events(memcg, item, val)`, fired in the task that does the counting.
@@ -265,21 +203,8 @@ pub fn fault_done_major(_ctx: PerfEventContext) -> i32 {
 fn fault_end(major: Option<bool>, css: u64) {
     let pid_tgid = bpf_get_current_pid_tgid();
     let tid = pid_tgid as u32;
-    // SAFETY: plain helper call.
-    let now = unsafe { bpf_ktime_get_ns() };
-    let fault = if let Some(slot) = slot()
-        && slot.tid == tid
-    {
-        slot.tid = 0;
-        *slot
-    } else if let Some(parked) = unsafe { PARKED.get(&tid) }.copied() {
-        // Its switch back in was not seen (parked before the count caught up): off until now.
-        unpark(tid);
-        InFlightFault {
-            off_cpu_ns: parked.off_cpu_ns + now.saturating_sub(parked.off_since_ns),
-            ..parked
-        }
-    } else {
+    let now = now_ns();
+    let Some(slot) = in_flight(tid) else {
         if major.is_none() {
             // No exception started it: a fault through get_user_pages.
             if current_wanted() {
@@ -290,6 +215,10 @@ fn fault_end(major: Option<bool>, css: u64) {
         }
         return;
     };
+    slot.tid = 0;
+    let fault = *slot;
+    let task = current_task_btf();
+    let left_cpu = switch_mark(task) != fault.switch_mark;
     let flags = fault.flags;
     let major = major.unwrap_or(flags & fault_flags::MAJOR_SEEN != 0);
     let class = if major {
@@ -305,22 +234,26 @@ fn fault_end(major: Option<bool>, css: u64) {
     };
     let tgid = (pid_tgid >> 32) as u32;
     let latency_ns = now.saturating_sub(fault.start_ns);
-    let parked = flags & fault_flags::PARKED != 0;
     if class == FaultClass::Minor
-        && !parked
+        && !left_cpu
         && latency_ns < u64::from(UNTIMED_LATENCY)
         && batch_minor(tgid, latency_ns, now, css)
     {
         return;
     }
-    let waiting_ns = if parked {
-        // SAFETY: plain helper call; the pointer is only read through bpf_probe_read_kernel.
-        let task = unsafe { bpf_get_current_task() };
-        read_at::<u64>(task, off!(task_run_delay))
-            .map_or(0, |now_delay| now_delay.saturating_sub(fault.run_delay_ns))
-            .min(fault.off_cpu_ns)
+    let (flags, off_cpu_ns, waiting_ns) = if left_cpu {
+        bump(&STATS, stat::PARKED);
+        let marks = sched_marks(task);
+        let off_cpu_ns = (marks.off.wrapping_sub(fault.off_mark) as i64).max(0) as u64;
+        let off_cpu_ns = off_cpu_ns.min(latency_ns);
+        let waiting_ns = marks.run_delay.saturating_sub(fault.run_delay_ns);
+        (
+            flags | fault_flags::PARKED,
+            off_cpu_ns,
+            waiting_ns.min(off_cpu_ns),
+        )
     } else {
-        0
+        (flags, 0, 0)
     };
     let Some(mut entry) = EVENTS.reserve::<FaultEvent>(0) else {
         bump(&LOST, EventKind::Fault as u32);
@@ -335,7 +268,7 @@ fn fault_end(major: Option<bool>, css: u64) {
         latency_ns,
         flags,
         swapin_pages: fault.swapin_pages,
-        off_cpu_ns: fault.off_cpu_ns.min(latency_ns),
+        off_cpu_ns,
         waiting_ns,
         memcg_id: css_memcg_id(css),
         comm: bpf_get_current_comm().unwrap_or_default(),

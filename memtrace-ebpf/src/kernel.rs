@@ -68,3 +68,64 @@ pub fn css_memcg_id(css: u64) -> u64 {
         .and_then(|kn| read_at::<u64>(kn, off!(kernfs_node_id)))
         .unwrap_or(0)
 }
+
+/// The current task as a BTF pointer. Its members load directly, without a helper call: the
+/// offsets come from `OFFSETS`, a frozen read-only map, so the verifier knows each as a constant
+/// and checks the access against the kernel's own type (a bad offset fails the load, never a
+/// read).
+#[inline(always)]
+pub fn current_task_btf() -> *const u8 {
+    // SAFETY: plain helper call.
+    unsafe { aya_ebpf::helpers::bpf_get_current_task_btf() as *const u8 }
+}
+
+/// Loads a `T` at `base + offset` from a BTF pointer (a fault reads 0, as the kernel's
+/// exception table turns it into).
+#[inline(always)]
+pub fn load<T: Copy>(base: *const u8, offset: u32) -> T {
+    // SAFETY: the verifier checks the access against the BTF type of `base`.
+    unsafe { core::ptr::read(base.add(offset as usize).cast::<T>()) }
+}
+
+/// The current thread's scheduler clocks, read at a fault's start and end.
+#[derive(Clone, Copy)]
+pub struct SchedMarks {
+    /// `se.exec_start − se.sum_exec_runtime`: grows only when the thread is switched in.
+    pub switch: u64,
+    /// The same in the run queue's clock (see `InFlightFault::off_mark`).
+    pub off: u64,
+    /// `sched_info.run_delay` (0 without CONFIG_SCHED_INFO).
+    pub run_delay: u64,
+}
+
+/// `se.exec_start − se.sum_exec_runtime` of `task`.
+#[inline(always)]
+pub fn switch_mark(task: *const u8) -> u64 {
+    let exec_start: u64 = load(task, off!(task_exec_start));
+    let runtime: u64 = load(task, off!(task_sum_exec_runtime));
+    exec_start.wrapping_sub(runtime)
+}
+
+/// All three marks of `task`, the current thread.
+#[inline(always)]
+pub fn sched_marks(task: *const u8) -> SchedMarks {
+    let switch = switch_mark(task);
+    let mut off = switch;
+    if off!(task_cfs_rq) != u32::MAX {
+        let cfs_rq: *const u8 = load(task, off!(task_cfs_rq));
+        let rq: *const u8 = load(cfs_rq, off!(cfs_rq_rq));
+        let clock: u64 = load(rq, off!(rq_clock));
+        let clock_task: u64 = load(rq, off!(rq_clock_task));
+        off = off.wrapping_add(clock.wrapping_sub(clock_task));
+    }
+    let run_delay = if off!(task_run_delay) != u32::MAX {
+        load(task, off!(task_run_delay))
+    } else {
+        0
+    };
+    SchedMarks {
+        switch,
+        off,
+        run_delay,
+    }
+}

@@ -2,9 +2,6 @@
 //! records to userspace through one ring buffer (`maps.rs`); OOM records have their own (`oom`).
 #![no_std]
 #![no_main]
-// The one atomic add (`faults::count_parked`): the bpf target has no atomic read-modify-write
-// types, and the intrinsics change between nightlies; aya-ebpf uses the same feature.
-#![cfg_attr(target_arch = "bpf", feature(asm_experimental_arch))]
 
 mod faults;
 mod filter;

@@ -49,6 +49,12 @@ enum Kind {
         /// Directory for the temporary file (not tmpfs).
         #[arg(long, default_value = "/var/tmp")]
         dir: PathBuf,
+        /// Threads that spin beside the work meanwhile, so that it competes for the CPUs.
+        #[arg(long, default_value_t = 0)]
+        busy_threads: usize,
+        /// Move the reading thread to the next CPU whenever it sleeps during the read.
+        #[arg(long)]
+        hop_cpus: bool,
     },
     /// Leaves `--mib` of memory fragmented (every other page freed), prints "ready", and holds
     /// it until a line arrives on stdin.
@@ -121,16 +127,20 @@ pub fn run(args: WorkloadArgs) -> Result<ExitCode, Error> {
             thp_mib,
             seq_mib,
             dir,
+            busy_threads,
+            hop_cpus,
         } => {
             let io = |e| Error::io("pages workload", e);
+            let busy = workload::pages::Busy::start(busy_threads);
             let thp = (thp_mib > 0)
                 .then(|| workload::pages::thp(thp_mib))
                 .transpose()
                 .map_err(io)?;
             let sequential = (seq_mib > 0)
-                .then(|| workload::pages::sequential(&dir, seq_mib))
+                .then(|| workload::pages::sequential(&dir, seq_mib, hop_cpus))
                 .transpose()
                 .map_err(io)?;
+            drop(busy);
             let line = serde_json::json!({ "thp": thp, "sequential": sequential });
             outln!("{line}");
         }

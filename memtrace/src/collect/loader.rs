@@ -9,9 +9,15 @@ use aya::{
     },
     util::online_cpus,
 };
-use memtrace_common::{EVENT_KIND_SLOTS, fault_end, filter_mode, maps, stat};
+use memtrace_common::{
+    EVENT_KIND_SLOTS, MAX_IN_FLIGHT_FAULTS, fault_end, filter_mode, maps, offsets::KernelOffsets,
+    stat,
+};
 
-use super::{filter::Filter, kernel::KernelFacts};
+use super::{
+    filter::{Filter, FilterGlobals},
+    kernel::KernelFacts,
+};
 use crate::{
     error::Error,
     samples::{HookStatus, KernelCounters},
@@ -24,8 +30,7 @@ pub(crate) static EBPF_OBJECT: &[u8] =
 /// Which part of the picture a hook serves: each part is attached when asked for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Part {
-    /// Fault start and end, renames, in-flight state across context switches, process start
-    /// and exit (and `--children`).
+    /// Fault start and end, renames, process start and exit (and `--children`).
     Faults,
     /// Reclaim, compaction, swap and kswapd (not with `--faults-only`).
     Reclaim,
@@ -35,10 +40,9 @@ enum Part {
 
 /// Every BTF-tracepoint hook: (program, tracepoint, part). Each is attached on its own: a
 /// kernel without one loses that part of the picture and says so.
-const HOOKS: [(&str, &str, Part); 33] = [
+const HOOKS: [(&str, &str, Part); 32] = [
     ("page_fault_user", "page_fault_user", Part::Faults),
     ("page_fault_kernel", "page_fault_kernel", Part::Faults),
-    ("sched_switch", "sched_switch", Part::Faults),
     ("task_rename", "task_rename", Part::Faults),
     ("count_memcg_events", "count_memcg_events", Part::Faults),
     ("sched_process_fork", "sched_process_fork", Part::Faults),
@@ -123,6 +127,46 @@ const HOOKS: [(&str, &str, Part); 33] = [
     ("oom_skip_reaping", "skip_task_reaping", Part::Oom),
 ];
 
+/// How a program is loaded and attached.
+#[derive(Clone, Copy, Debug)]
+enum Load {
+    /// A BTF tracepoint.
+    Tracepoint(&'static str),
+    /// A perf software event on every CPU.
+    Perf(SoftwareEvent),
+    /// The task iterator, attached for each snapshot (see `probes.rs`).
+    TaskIter,
+}
+
+impl Load {
+    fn hook(self) -> String {
+        match self {
+            Self::Tracepoint(tracepoint) => format!("tp_btf/{tracepoint}"),
+            Self::Perf(event) => format!("perf/{event:?}"),
+            Self::TaskIter => "iter/task".into(),
+        }
+    }
+
+    fn load(self, program: &mut aya::programs::Program, btf: &Btf) -> Result<(), String> {
+        let wrong = |e: aya::programs::ProgramError| e.to_string();
+        let result = match self {
+            Self::Tracepoint(tracepoint) => {
+                let prog: &mut BtfTracePoint = program.try_into().map_err(wrong)?;
+                prog.load(tracepoint, btf)
+            }
+            Self::Perf(_) => {
+                let prog: &mut PerfEvent = program.try_into().map_err(wrong)?;
+                prog.load()
+            }
+            Self::TaskIter => {
+                let prog: &mut aya::programs::Iter = program.try_into().map_err(wrong)?;
+                prog.load("task", btf)
+            }
+        };
+        result.map_err(|e| describe(&e))
+    }
+}
+
 /// Which hook ends a fault (see `memtrace_common::fault_end`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum FaultEnd {
@@ -158,33 +202,102 @@ impl Default for TracerConfig {
     }
 }
 
-/// The parses of the kernel's BTF that loading and attaching need, started on threads of their
-/// own so that they overlap with each other and with the caller reading its facts: each parse
-/// of /sys/kernel/btf/vmlinux takes tens of ms, and start-up needs three (the facts', aya's
-/// loader's, and the one attaching reads).
+/// The values the programs are loaded with: everything `EbpfLoader` needs, owned, so that the
+/// loader can do its work on a thread of its own.
+struct LoadRequest {
+    vm: [(&'static str, u32); 6],
+    filter: FilterGlobals,
+    end: u32,
+    wakeup_bytes: u64,
+    offsets: KernelOffsets,
+    in_flight: u32,
+    in_flight_mask: u32,
+    ring_bytes: u32,
+}
+
+impl LoadRequest {
+    fn load<'a>(&'a self, loader: &mut EbpfLoader<'a>) -> Result<Ebpf, Error> {
+        for (name, value) in &self.vm {
+            loader.override_global(name, value, true);
+        }
+        Ok(loader
+            .override_global("FILTER_MODE", &self.filter.mode, true)
+            .override_global("FOLLOW_CHILDREN", &self.filter.follow_children, true)
+            .override_global("CGROUP_ID", &self.filter.cgroup_id, true)
+            .override_global("CGROUP_LEVEL", &self.filter.cgroup_level, true)
+            .override_global("FAULT_END", &self.end, true)
+            .override_global("WAKEUP_BYTES", &self.wakeup_bytes, true)
+            .override_global("OFFSETS", &self.offsets, true)
+            .override_global("IN_FLIGHT_MASK", &self.in_flight_mask, true)
+            .map_max_entries(maps::EVENTS, self.ring_bytes)
+            .map_max_entries("IN_FLIGHT", self.in_flight)
+            .load(EBPF_OBJECT)?)
+    }
+}
+
+/// The start-up work that can run beside the caller reading its facts, on threads of their
+/// own: each parse of /sys/kernel/btf/vmlinux takes 10–20 ms, and start-up needs three (the
+/// facts', aya's loader's, and the one attaching reads). The loader's thread also creates the
+/// maps once it is given the facts, and frees its BTF after handing the object back, beside the
+/// start of tracing rather than before it.
 pub struct Preload {
-    loader: std::thread::JoinHandle<EbpfLoader<'static>>,
+    request: std::sync::mpsc::Sender<LoadRequest>,
+    loaded: std::sync::mpsc::Receiver<Result<Ebpf, Error>>,
     btf: std::thread::JoinHandle<Result<Btf, Error>>,
 }
 
 impl Preload {
     /// Starts both parses.
     pub fn start() -> Self {
+        let (request, requests) = std::sync::mpsc::channel::<LoadRequest>();
+        let (done, loaded) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut loader = EbpfLoader::new();
+            // No request: the caller stopped before loading (a bad input, an error).
+            if let Ok(request) = requests.recv() {
+                let _ = done.send(request.load(&mut loader));
+                drop(loader);
+                // Parsing the kernel's BTF leaves ~25 MB of freed heap that glibc keeps.
+                // SAFETY: malloc_trim only releases free memory.
+                unsafe { libc::malloc_trim(0) };
+            }
+        });
         Self {
-            loader: std::thread::spawn(EbpfLoader::new),
+            request,
+            loaded,
             btf: std::thread::spawn(kernel_btf),
         }
     }
 
-    fn join(self) -> Result<(EbpfLoader<'static>, Btf), Error> {
+    /// Loads the object on the loader's thread; returns it with the attaching BTF.
+    fn load(self, request: LoadRequest) -> Result<(Ebpf, Btf), Error> {
         let panicked = || Error::Btf {
             what: "/sys/kernel/btf/vmlinux".into(),
             reason: "the thread parsing it panicked".into(),
         };
-        let loader = self.loader.join().map_err(|_| panicked())?;
+        self.request.send(request).map_err(|_| panicked())?;
+        let ebpf = self.loaded.recv().map_err(|_| panicked())??;
         let btf = self.btf.join().map_err(|_| panicked())??;
-        Ok((loader, btf))
+        Ok((ebpf, btf))
     }
+}
+
+/// Slots of the in-flight fault array: pid_max rounded up to a power of two, so that every
+/// thread has a slot of its own, at most `MAX_IN_FLIGHT_FAULTS` (beyond it two threads may share
+/// one, counted as `park_failed`).
+fn in_flight_slots() -> u32 {
+    let pid_max = std::fs::read_to_string("/proc/sys/kernel/pid_max")
+        .ok()
+        .and_then(|text| text.trim().parse::<u32>().ok())
+        .unwrap_or(MAX_IN_FLIGHT_FAULTS);
+    in_flight_slots_for(pid_max)
+}
+
+fn in_flight_slots_for(pid_max: u32) -> u32 {
+    pid_max
+        .clamp(1024, MAX_IN_FLIGHT_FAULTS)
+        .next_power_of_two()
+        .min(MAX_IN_FLIGHT_FAULTS)
 }
 
 /// Loaded and attached kernel programs. Dropping it detaches everything.
@@ -218,23 +331,25 @@ impl Tracer {
             FaultEnd::Perf | FaultEnd::Auto => fault_end::PERF,
             FaultEnd::MemcgEvent => fault_end::MEMCG_EVENT,
         };
-        let (mut loader, btf) = preload.join()?;
-        let mut ebpf = loader
-            .override_global("VM_PGFAULT", &facts.vm_pgfault, true)
-            .override_global("VM_PGMAJFAULT", &facts.vm_pgmajfault, true)
-            .override_global("VM_PSWPIN", &facts.vm_pswpin, true)
-            .override_global("VM_ZSWPIN", &facts.vm_zswpin, true)
-            .override_global("VM_PSWPOUT", &facts.vm_pswpout, true)
-            .override_global("VM_THP_FAULT_ALLOC", &facts.vm_thp_fault_alloc, true)
-            .override_global("FILTER_MODE", &filter.mode, true)
-            .override_global("FOLLOW_CHILDREN", &filter.follow_children, true)
-            .override_global("CGROUP_ID", &filter.cgroup_id, true)
-            .override_global("CGROUP_LEVEL", &filter.cgroup_level, true)
-            .override_global("FAULT_END", &end, true)
-            .override_global("WAKEUP_BYTES", &u64::from(config.ring_bytes / 8), true)
-            .override_global("OFFSETS", &facts.offsets, true)
-            .map_max_entries(maps::EVENTS, config.ring_bytes)
-            .load(EBPF_OBJECT)?;
+        let in_flight = in_flight_slots();
+        let request = LoadRequest {
+            vm: [
+                ("VM_PGFAULT", facts.vm_pgfault),
+                ("VM_PGMAJFAULT", facts.vm_pgmajfault),
+                ("VM_PSWPIN", facts.vm_pswpin),
+                ("VM_ZSWPIN", facts.vm_zswpin),
+                ("VM_PSWPOUT", facts.vm_pswpout),
+                ("VM_THP_FAULT_ALLOC", facts.vm_thp_fault_alloc),
+            ],
+            filter,
+            end,
+            wakeup_bytes: u64::from(config.ring_bytes / 8),
+            offsets: facts.offsets,
+            in_flight,
+            in_flight_mask: in_flight - 1,
+            ring_bytes: config.ring_bytes,
+        };
+        let (mut ebpf, btf) = preload.load(request)?;
         if filter.mode == filter_mode::PIDS {
             fill_pid_filter(&mut ebpf, config.filter.pids())?;
         }
@@ -244,11 +359,13 @@ impl Tracer {
             filter: config.filter.clone(),
         };
         tracer.attach_all(config, fault_end, facts.oom_offsets, &btf)?;
-        drop(btf);
-        // Parsing the kernel's BTF leaves ~25 MB of freed heap that glibc keeps; hand it back
-        // before recording starts.
-        // SAFETY: malloc_trim only releases free memory.
-        unsafe { libc::malloc_trim(0) };
+        // Freeing a parse of the kernel's BTF takes ~5 ms and leaves its heap with glibc: done
+        // beside the start of tracing, not before it.
+        std::thread::spawn(move || {
+            drop(btf);
+            // SAFETY: malloc_trim only releases free memory.
+            unsafe { libc::malloc_trim(0) };
+        });
         Ok(tracer)
     }
 
@@ -259,6 +376,7 @@ impl Tracer {
         oom_offsets: bool,
         btf: &Btf,
     ) -> Result<(), Error> {
+        let mut wanted: Vec<(&'static str, Load)> = Vec::new();
         for (program, tracepoint, part) in HOOKS {
             match part {
                 Part::Reclaim if !config.reclaim => {}
@@ -267,15 +385,27 @@ impl Tracer {
                     hook: format!("tp_btf/{tracepoint}"),
                     error: Some("kernel BTF lacks a struct member the OOM hooks read".into()),
                 }),
-                _ => self.attach_btf(program, tracepoint, btf),
+                _ => wanted.push((program, Load::Tracepoint(tracepoint))),
             }
         }
         if fault_end != FaultEnd::MemcgEvent {
-            self.attach_perf("fault_done_minor", SoftwareEvent::PageFaultsMin);
-            self.attach_perf("fault_done_major", SoftwareEvent::PageFaultsMaj);
+            wanted.push(("fault_done_minor", Load::Perf(SoftwareEvent::PageFaultsMin)));
+            wanted.push(("fault_done_major", Load::Perf(SoftwareEvent::PageFaultsMaj)));
         }
         if oom_offsets {
-            self.load_task_iterator(btf);
+            wanted.push((super::probes::ITER_PROGRAM, Load::TaskIter));
+        }
+        let mut loaded = self.load_programs(&wanted, btf);
+        for (program, load) in wanted {
+            let result = loaded
+                .remove(program)
+                .unwrap_or_else(|| Err("program missing from the object".into()))
+                .and_then(|()| self.attach(program, load));
+            self.hooks.push(HookStatus {
+                program: program.into(),
+                hook: load.hook(),
+                error: result.err(),
+            });
         }
         let ok = |name: &str| {
             self.hooks
@@ -297,53 +427,76 @@ impl Tracer {
         Ok(())
     }
 
-    pub(crate) fn attach_btf(&mut self, program: &'static str, tracepoint: &str, btf: &Btf) {
-        let hook = format!("tp_btf/{tracepoint}");
-        let result = (|| -> Result<(), String> {
-            let prog: &mut BtfTracePoint = self
-                .ebpf
-                .program_mut(program)
-                .ok_or("program missing from the object")?
-                .try_into()
-                .map_err(|e: aya::programs::ProgramError| e.to_string())?;
-            prog.load(tracepoint, btf).map_err(|e| describe(&e))?;
-            prog.attach().map_err(|e| describe(&e))?;
-            Ok(())
-        })();
-        self.hooks.push(HookStatus {
-            program: program.into(),
-            hook,
-            error: result.err(),
+    /// Loads the `wanted` programs on as many threads as there are CPUs (up to 4): the
+    /// verifier is most of start-up (the two OOM programs alone take ~17 ms each), and the
+    /// kernel verifies privileged programs in parallel. The heaviest go first.
+    fn load_programs(
+        &mut self,
+        wanted: &[(&'static str, Load)],
+        btf: &Btf,
+    ) -> std::collections::HashMap<&'static str, Result<(), String>> {
+        let mut queue: Vec<(&'static str, Load, &mut aya::programs::Program)> = self
+            .ebpf
+            .programs_mut()
+            .filter_map(|(name, program)| {
+                let &(name, load) = wanted.iter().find(|(wanted, _)| *wanted == name)?;
+                Some((name, load, program))
+            })
+            .collect();
+        // Popped from the end: the OOM programs last in the vector.
+        queue.sort_by_key(|(name, _, _)| name.starts_with("oom_"));
+        let threads = std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .clamp(1, 4);
+        let queue = std::sync::Mutex::new(queue);
+        let results = std::sync::Mutex::new(std::collections::HashMap::new());
+        std::thread::scope(|scope| {
+            for _ in 0..threads {
+                scope.spawn(|| {
+                    loop {
+                        let next = queue.lock().map(|mut queue| queue.pop());
+                        let Ok(Some((name, load, program))) = next else {
+                            break;
+                        };
+                        let result = load.load(program, btf);
+                        if let Ok(mut results) = results.lock() {
+                            results.insert(name, result);
+                        }
+                    }
+                });
+            }
         });
+        results.into_inner().unwrap_or_default()
     }
 
-    fn attach_perf(&mut self, program: &'static str, event: SoftwareEvent) {
-        let hook = format!("perf/{event:?}");
-        let result = (|| -> Result<(), String> {
-            let prog: &mut PerfEvent = self
-                .ebpf
-                .program_mut(program)
-                .ok_or("program missing from the object")?
-                .try_into()
-                .map_err(|e: aya::programs::ProgramError| e.to_string())?;
-            prog.load().map_err(|e| describe(&e))?;
-            let cpus = online_cpus().map_err(|(what, e)| format!("{what}: {e}"))?;
-            for cpu in cpus {
-                prog.attach(
-                    PerfEventConfig::Software(event),
-                    PerfEventScope::AllProcessesOneCpu { cpu },
-                    SamplePolicy::Period(1),
-                    false,
-                )
-                .map_err(|e| describe(&e))?;
+    /// Attaches a loaded program (the task iterator is attached per snapshot instead).
+    fn attach(&mut self, program: &'static str, load: Load) -> Result<(), String> {
+        let program = self
+            .ebpf
+            .program_mut(program)
+            .ok_or("program missing from the object")?;
+        let wrong = |e: aya::programs::ProgramError| e.to_string();
+        match load {
+            Load::Tracepoint(_) => {
+                let prog: &mut BtfTracePoint = program.try_into().map_err(wrong)?;
+                prog.attach().map_err(|e| describe(&e))?;
             }
-            Ok(())
-        })();
-        self.hooks.push(HookStatus {
-            program: program.into(),
-            hook,
-            error: result.err(),
-        });
+            Load::Perf(event) => {
+                let prog: &mut PerfEvent = program.try_into().map_err(wrong)?;
+                let cpus = online_cpus().map_err(|(what, e)| format!("{what}: {e}"))?;
+                for cpu in cpus {
+                    prog.attach(
+                        PerfEventConfig::Software(event),
+                        PerfEventScope::AllProcessesOneCpu { cpu },
+                        SamplePolicy::Period(1),
+                        false,
+                    )
+                    .map_err(|e| describe(&e))?;
+                }
+            }
+            Load::TaskIter => {}
+        }
+        Ok(())
     }
 
     /// Takes the ring buffer out of the object, for the drain task.
@@ -443,5 +596,18 @@ pub(crate) fn raise_memlock_limit() {
             "setrlimit(RLIMIT_MEMLOCK) failed: {}",
             std::io::Error::last_os_error()
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_thread_id_has_a_slot_up_to_the_cap() {
+        assert_eq!(in_flight_slots_for(32_768), 32_768);
+        assert_eq!(in_flight_slots_for(40_000), 65_536);
+        assert_eq!(in_flight_slots_for(4_194_304), MAX_IN_FLIGHT_FAULTS);
+        assert_eq!(in_flight_slots_for(300), 1024);
     }
 }

@@ -30,6 +30,17 @@ pub fn resolve_core(btf: &Btf, offsets: &mut KernelOffsets) -> Result<(), Error>
     offsets.task_run_delay = (m("task_struct", "sched_info").ok())
         .zip(m("sched_info", "run_delay").ok())
         .map_or(u32::MAX, |(info, delay)| info + delay);
+    let se = m("task_struct", "se")?;
+    offsets.task_exec_start = se + m("sched_entity", "exec_start")?;
+    offsets.task_sum_exec_runtime = se + m("sched_entity", "sum_exec_runtime")?;
+    // Without CONFIG_FAIR_GROUP_SCHED the run queue is out of reach: a fault's time off the
+    // CPU is then read in the task clock, which leaves out time stolen by a hypervisor.
+    if let (Ok(cfs_rq), Ok(rq)) = (m("sched_entity", "cfs_rq"), m("cfs_rq", "rq")) {
+        offsets.task_cfs_rq = se + cfs_rq;
+        offsets.cfs_rq_rq = rq;
+        offsets.rq_clock = m("rq", "clock")?;
+        offsets.rq_clock_task = m("rq", "clock_task")?;
+    }
     Ok(())
 }
 
@@ -105,6 +116,9 @@ mod tests {
         resolve_oom(&btf, &mut offsets).expect("OOM offsets");
         assert!(offsets.task_pid > 0 && offsets.mm_rss_stride >= 8);
         assert!(offsets.task_tgid > 0 && offsets.cgroup_kn > 0);
+        assert!(offsets.task_exec_start > 0 && offsets.task_exec_start != u32::MAX);
+        assert_ne!(offsets.task_sum_exec_runtime, offsets.task_exec_start);
+        assert!(offsets.rq_clock != u32::MAX && offsets.rq_clock_task != u32::MAX);
         assert_ne!(offsets.memcg_swap, offsets.memcg_memory);
     }
 }

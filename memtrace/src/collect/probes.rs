@@ -4,37 +4,18 @@
 use std::io::Read;
 
 use aya::{
-    Btf,
     maps::{MapData, RingBuf, StackTraceMap},
     programs::Iter,
 };
 use memtrace_common::oom::oom_maps;
 
 use super::loader::{Tracer, describe};
-use crate::{error::Error, samples::HookStatus};
+use crate::error::Error;
 
-/// The task iterator program.
-const ITER_PROGRAM: &str = "oom_candidates";
+/// The task iterator program (loaded with the others, attached for each snapshot).
+pub(crate) const ITER_PROGRAM: &str = "oom_candidates";
 
 impl Tracer {
-    /// Loads the task iterator (run once per snapshot).
-    pub(crate) fn load_task_iterator(&mut self, btf: &Btf) {
-        let result = (|| -> Result<(), String> {
-            let prog: &mut Iter = self
-                .ebpf
-                .program_mut(ITER_PROGRAM)
-                .ok_or("program missing from the object")?
-                .try_into()
-                .map_err(|e: aya::programs::ProgramError| e.to_string())?;
-            prog.load("task", btf).map_err(|e| describe(&e))
-        })();
-        self.hooks.push(HookStatus {
-            program: ITER_PROGRAM.into(),
-            hook: "iter/task".into(),
-            error: result.err(),
-        });
-    }
-
     /// Takes the OOM ring buffer out of the object, for the session.
     pub fn take_oom_ring(&mut self) -> Result<RingBuf<MapData>, Error> {
         let name = oom_maps::OOM_EVENTS;

@@ -14,7 +14,7 @@
 //!   woken 3 times, awake 150 ms, by postgres order 0 x5 and redis order 3 x2; PSI some 30 %,
 //!   full 10 %; 50 pages/s swapped in, 1500 out; the OOM kill of `model::oom::tests` (pid
 //!   4242, at +4.00 s of its own clock).
-//! - counters: 3 fault records and 1 stall record lost, 1 parked fault that did not fit.
+//! - counters: 3 fault records and 1 stall record lost, 1 fault that lost its in-flight slot.
 use std::{io, time::Duration};
 
 use memtrace_common::{EventKind, FaultClass, StallKind};

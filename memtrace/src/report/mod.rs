@@ -104,9 +104,10 @@ pub struct Diagnostics {
     /// attached or detached, at the perf end hook. (Faults that have no start, taken through
     /// get_user_pages, are each process's `untimed_faults`.)
     pub unmatched_ends: u64,
-    /// Faults whose task slept or was preempted mid-fault.
+    /// Faults whose thread left the CPU mid-fault (slept or was preempted).
     pub parked: u64,
-    /// Parked faults that did not fit in the parking map (their latency is lost).
+    /// Faults whose in-flight slot another thread took before they ended (their latency is
+    /// lost); possible only where pid_max exceeds the slot count, 65 536.
     pub park_failed: u64,
     /// Child processes added to the filter by `--children`.
     pub children_added: u64,

@@ -229,7 +229,8 @@ pub fn write_header(report: &Report, out: &mut impl Write) -> io::Result<()> {
     if report.kernel_counters.park_failed > 0 {
         writeln!(
             out,
-            "warning: {} sleeping faults did not fit in the parking map; their latency is missing",
+            "warning: {} faults lost their in-flight slot to another thread (thread ids equal \
+             modulo 65 536); their latency is missing",
             report.kernel_counters.park_failed
         )?;
     }
@@ -282,7 +283,8 @@ mod tests {
                 "kernel 6.8.0-test, vm: swappiness 60, min_free_kbytes 67584, THP madvise (defrag defer)",
                 "warning: tp_btf/mm_vmscan_wakeup_kswapd not attached: no such tracepoint",
                 "warning: 4 records were lost because the ring buffer was full; raise --ring-size",
-                "warning: 1 sleeping faults did not fit in the parking map; their latency is missing",
+                "warning: 1 faults lost their in-flight slot to another thread (thread ids equal \
+                 modulo 65 536); their latency is missing",
                 "",
             ]
         );

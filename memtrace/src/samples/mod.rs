@@ -64,9 +64,9 @@ pub struct KernelCounters {
     pub lost: [u64; memtrace_common::EVENT_KIND_SLOTS as usize],
     /// Fault completions whose start was not seen.
     pub unmatched_ends: u64,
-    /// Faults whose task was switched out mid-fault.
+    /// Faults whose thread left the CPU mid-fault.
     pub parked: u64,
-    /// Parked faults that did not fit in the parking map.
+    /// Faults whose in-flight slot another thread took (see `Diagnostics::park_failed`).
     pub park_failed: u64,
     /// Children added to the pid filter.
     pub children_added: u64,

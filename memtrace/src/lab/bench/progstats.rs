@@ -121,7 +121,7 @@ mod tests {
                     ns: 30_000,
                 },
             ),
-            ("sched_switch".to_string(), ProgramStats { runs: 0, ns: 0 }),
+            ("task_rename".to_string(), ProgramStats { runs: 0, ns: 0 }),
             (
                 "count_memcg_eve".to_string(),
                 ProgramStats {

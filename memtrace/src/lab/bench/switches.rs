@@ -1,7 +1,8 @@
-//! The tax on context switches: memtrace's `sched_switch` program runs on every switch of the
-//! machine, faulting or not. Two processes pinned to one CPU ping-pong through pipes (two
+//! The tax on context switches. memtrace runs no program on `sched_switch` (a fault's time off
+//! the CPU comes from the thread's scheduler counters at its start and end), so a switch should
+//! cost it nothing; this shows it. Two processes pinned to one CPU ping-pong through pipes (two
 //! switches a round trip, as `perf bench sched pipe` pinned with taskset), untraced and traced
-//! in alternating pairs; an empty program on sched_switch is the floor any such hook pays.
+//! in alternating pairs; an empty program on sched_switch is what any hook there would pay.
 use std::path::Path;
 
 use super::{

@@ -64,12 +64,18 @@ pub struct SequentialOutcome {
     /// The thread's time over the reads: it sleeps only in faults there, so `asleep_ns` is
     /// the time its faults were blocked.
     pub time: ThreadTime,
+    /// Times the thread moved to another CPU over the reads (`se.nr_migrations` of
+    /// /proc/thread-self/sched; `None` where the kernel lacks the file, CONFIG_SCHED_DEBUG).
+    #[serde(default)]
+    pub migrations: Option<u64>,
 }
 
 /// Writes a file of `mib`, drops its page cache, then reads one byte per page through a
 /// `MADV_SEQUENTIAL` mapping: readahead brings pages in ahead of the reads, and a read that
-/// finds its page still under I/O waits for it in a fault the kernel counts as minor.
-pub fn sequential(dir: &Path, mib: usize) -> std::io::Result<SequentialOutcome> {
+/// finds its page still under I/O waits for it in a fault the kernel counts as minor. With
+/// `hop`, another thread moves the reader to the next CPU whenever it finds it asleep, so that
+/// faults that sleep on one CPU wake on another.
+pub fn sequential(dir: &Path, mib: usize, hop: bool) -> std::io::Result<SequentialOutcome> {
     let path = dir.join(format!(".memtrace-sequential-{}", std::process::id()));
     let result = (|| {
         let file = super::cold_file(&path, mib)?;
@@ -77,19 +83,144 @@ pub fn sequential(dir: &Path, mib: usize) -> std::io::Result<SequentialOutcome> 
         let map = Mapping::new(len, Some(file.as_raw_fd()))?;
         map.advise(libc::MADV_SEQUENTIAL)?;
         let before = FaultCounters::read("self")?;
+        let moved = thread_migrations();
+        let hopper = hop.then(Hopper::start).transpose()?;
         let clock = ThreadClock::now()?;
         map.touch_pages(false);
         let time = ThreadClock::now()?.since(&clock);
+        drop(hopper);
+        let migrations = thread_migrations().zip(moved).map(|(now, then)| now - then);
         let faults = FaultCounters::read("self")?.since(&before);
         Ok(SequentialOutcome {
             pid: std::process::id(),
             pages: (len / PAGE) as u64,
             faults,
             time,
+            migrations,
         })
     })();
     let _ = std::fs::remove_file(&path);
     result
+}
+
+/// The calling thread's `se.nr_migrations`, where the kernel has /proc/thread-self/sched.
+fn thread_migrations() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/thread-self/sched").ok()?;
+    parse_migrations(&text)
+}
+
+/// The state letter of a /proc/PID/stat line (after the parenthesised command).
+fn task_state(stat: &str) -> Option<char> {
+    stat.rsplit_once(')')?.1.trim_start().chars().next()
+}
+
+fn parse_migrations(text: &str) -> Option<u64> {
+    text.lines().find_map(|line| {
+        let (name, value) = line.split_once(':')?;
+        (name.trim() == "se.nr_migrations").then(|| value.trim().parse().ok())?
+    })
+}
+
+/// A thread that moves the thread that started it to the next CPU whenever it finds it asleep,
+/// until dropped (which gives it back every CPU it had). A sleeping thread is only given a new
+/// CPU mask, so it wakes on the other CPU; moving a running thread would also be accounted in
+/// ways that blur the thread's own clocks, which the tests compare with.
+struct Hopper {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+    tid: libc::pid_t,
+    allowed: libc::cpu_set_t,
+}
+
+impl Hopper {
+    fn start() -> std::io::Result<Self> {
+        // SAFETY: plain syscalls on the calling thread; `allowed` is a plain bitmask.
+        let tid = unsafe { libc::gettid() };
+        let mut allowed: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+        if unsafe { libc::sched_getaffinity(tid, size_of::<libc::cpu_set_t>(), &mut allowed) } != 0
+        {
+            return Err(std::io::Error::last_os_error());
+        }
+        let cpus: Vec<usize> = (0..libc::CPU_SETSIZE as usize)
+            .filter(|&cpu| unsafe { libc::CPU_ISSET(cpu, &allowed) })
+            .collect();
+        if cpus.len() < 2 {
+            return Err(std::io::Error::other(
+                "moving between CPUs needs two of them",
+            ));
+        }
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = stop.clone();
+        let stat = format!("/proc/self/task/{tid}/stat");
+        let thread = std::thread::spawn(move || {
+            let mut next = cpus.iter().cycle();
+            while !flag.load(std::sync::atomic::Ordering::Relaxed) {
+                let asleep = std::fs::read_to_string(&stat)
+                    .ok()
+                    .and_then(|text| task_state(&text))
+                    .is_some_and(|state| state == 'D' || state == 'S');
+                if asleep && let Some(&cpu) = next.next() {
+                    // SAFETY: a zeroed set with one bit, passed by reference with its size.
+                    unsafe {
+                        let mut one: libc::cpu_set_t = std::mem::zeroed();
+                        libc::CPU_SET(cpu, &mut one);
+                        libc::sched_setaffinity(tid, size_of::<libc::cpu_set_t>(), &one);
+                    }
+                }
+                std::thread::sleep(std::time::Duration::from_micros(50));
+            }
+        });
+        Ok(Self {
+            stop,
+            thread: Some(thread),
+            tid,
+            allowed,
+        })
+    }
+}
+
+impl Drop for Hopper {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+        // SAFETY: the set read at the start, passed with its size.
+        unsafe { libc::sched_setaffinity(self.tid, size_of::<libc::cpu_set_t>(), &self.allowed) };
+    }
+}
+
+/// Threads spinning without touching memory, until dropped: contention for the CPUs, so that a
+/// faulting thread waits for one and wakes on whichever is free.
+pub struct Busy {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl Busy {
+    pub fn start(count: usize) -> Self {
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let threads = (0..count)
+            .map(|_| {
+                let stop = stop.clone();
+                std::thread::spawn(move || {
+                    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                        std::hint::spin_loop();
+                    }
+                })
+            })
+            .collect();
+        Self { stop, threads }
+    }
+}
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        for thread in self.threads.drain(..) {
+            let _ = thread.join();
+        }
+    }
 }
 
 /// Touches `mib` of anonymous memory in 4 KiB pages, then frees every other page: the freed
@@ -102,4 +233,27 @@ pub fn fragment(mib: usize) -> std::io::Result<Mapping> {
         map.advise_range(offset, PAGE, libc::MADV_DONTNEED)?;
     }
     Ok(map)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn migrations_come_from_the_sched_file() {
+        let text = "mt-workload (17283, #threads: 1)\n\
+            -------------------------------------------------------------------\n\
+            se.exec_start                                :      12345678.901234\n\
+            se.nr_migrations                             :                   17\n\
+            nr_switches                                  :                  120\n";
+        assert_eq!(parse_migrations(text), Some(17));
+        assert_eq!(parse_migrations("nr_switches : 3\n"), None);
+    }
+
+    #[test]
+    fn the_state_follows_the_last_parenthesis() {
+        assert_eq!(task_state("412 (a) b) D 1 412 412 0"), Some('D'));
+        assert_eq!(task_state("412 (reader) R 1"), Some('R'));
+        assert_eq!(task_state("garbage"), None);
+    }
 }
