@@ -171,6 +171,7 @@ fn global_pressure_stalls_and_kswapd_match_the_kernel() {
     fragmenter.wait_for_line("ready");
 
     let recorder = Recorder::start(&["--duration", "300"]);
+    let free_before_kb = meminfo_kb("MemFree");
     let (stalls_before, compact_before) = (allocstalls(), vmstat("compact_stall"));
     let kswapd_before = kswapd_cpu_ns();
     // Leave about 3 GiB free: the pool fill gives up rather than OOM-killing.
@@ -226,4 +227,86 @@ fn global_pressure_stalls_and_kswapd_match_the_kernel() {
     );
     assert_within("kswapd CPU time", cpu, kswapd, 5.0);
     assert!(cpu <= awake, "kswapd CPU {cpu} ns > awake {awake} ns");
+    assert_zones_against_the_watermarks(&report.timeline, free_before_kb);
+}
+
+/// The zones in the timeline are the kernel's (those of /proc/zoneinfo that manage memory) with
+/// the kernel's watermarks, each interval's readings are consistent, and the pressure shows in
+/// them. (Free stays far above `low` in this recipe: its direct reclaim is for the pool's
+/// huge pages, high-order allocations, not for memory running out.)
+fn assert_zones_against_the_watermarks(timeline: &[TimelineRow], free_before_kb: u64) {
+    let zoneinfo = std::fs::read_to_string("/proc/zoneinfo").expect("/proc/zoneinfo");
+    let kernel = memtrace::collect::procfs::parse_zoneinfo(&zoneinfo);
+    let mut names: Vec<(u32, String)> = kernel.iter().map(|z| (z.node, z.zone.clone())).collect();
+    names.sort();
+    for row in timeline {
+        let mut zones: Vec<(u32, String)> =
+            row.zones.iter().map(|z| (z.node, z.zone.clone())).collect();
+        zones.sort();
+        assert_eq!(
+            zones, names,
+            "zones of the interval at {:.1} s",
+            row.start_s
+        );
+        for z in &row.zones {
+            assert!(z.readings > 0, "{z:?}");
+            assert!(z.lowest_free_pages <= z.free_pages, "{z:?}");
+            assert!(
+                z.min_pages <= z.low_pages && z.low_pages <= z.high_pages,
+                "{z:?}"
+            );
+            assert!(
+                z.below_min <= z.below_low && z.below_low <= z.readings,
+                "{z:?}"
+            );
+        }
+    }
+    // The watermarks without the boost (which fragmentation events raise and kswapd lowers)
+    // are the kernel's: min_free_kbytes and watermark_scale_factor did not change.
+    let last = timeline.last().expect("a timeline");
+    for z in &last.zones {
+        let k = kernel
+            .iter()
+            .find(|k| k.node == z.node && k.zone == z.zone)
+            .expect("the zone in /proc/zoneinfo");
+        let (mine, theirs) = (z.boost_pages.unwrap_or(0), k.boost.unwrap_or(0));
+        assert_eq!(
+            (z.min_pages - mine, z.low_pages - mine, z.high_pages - mine),
+            (k.min - theirs, k.low - theirs, k.high - theirs),
+            "watermarks of node {} {}",
+            z.node,
+            z.zone
+        );
+    }
+    let page_kb = 4; // x86-64, the only architecture memtrace's fault hooks exist on
+    let lowest_kb = timeline
+        .iter()
+        .map(|row| row.zones.iter().map(|z| z.lowest_free_pages).sum::<u64>() * page_kb)
+        .min()
+        .unwrap_or(u64::MAX);
+    for row in timeline {
+        let zones: Vec<String> = row
+            .zones
+            .iter()
+            .map(|z| {
+                format!(
+                    "{} lowest {} (min {} low {} high {}, {} of {} readings below low)",
+                    z.zone,
+                    z.lowest_free_pages,
+                    z.min_pages,
+                    z.low_pages,
+                    z.high_pages,
+                    z.below_low,
+                    z.readings
+                )
+            })
+            .collect();
+        eprintln!("  {:.1} s: {}", row.start_s, zones.join("; "));
+    }
+    eprintln!("lowest free {lowest_kb} kB against {free_before_kb} kB before the recipe");
+    assert!(
+        lowest_kb < free_before_kb / 2,
+        "the zones' readings never showed the pool taking memory: lowest {lowest_kb} kB, \
+         {free_before_kb} kB free before"
+    );
 }

@@ -533,6 +533,7 @@ impl IntervalBuilder {
             processes,
             stall_time,
             kswapd,
+            zones: Vec::new(),
             swap_by_task,
             swap_by_memcg,
             cgroups,

@@ -23,3 +23,4 @@ pub mod procfs;
 pub mod session;
 pub mod stack;
 pub mod taskstats;
+pub mod zones;

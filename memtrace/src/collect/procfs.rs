@@ -42,6 +42,58 @@ pub fn parse_zoneinfo_present(text: &str) -> BTreeMap<u32, u64> {
     nodes
 }
 
+/// One zone of /proc/zoneinfo: its free pages and watermarks.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ZoneInfo {
+    pub node: u32,
+    pub zone: String,
+    pub free: u64,
+    pub min: u64,
+    pub low: u64,
+    pub high: u64,
+    /// `None` before Linux 5.0 (no watermark boost).
+    pub boost: Option<u64>,
+    pub managed: u64,
+}
+
+/// The zones of /proc/zoneinfo that manage memory (empty zones left out).
+pub fn parse_zoneinfo(text: &str) -> Vec<ZoneInfo> {
+    let mut zones: Vec<ZoneInfo> = Vec::new();
+    for line in text.lines() {
+        if let Some(rest) = line.strip_prefix("Node ") {
+            let (node, zone) = rest.split_once(", zone").unwrap_or((rest, ""));
+            zones.push(ZoneInfo {
+                node: node.trim().parse().unwrap_or(0),
+                zone: zone.trim().to_string(),
+                ..ZoneInfo::default()
+            });
+            continue;
+        }
+        let Some(zone) = zones.last_mut() else {
+            continue;
+        };
+        let line = line.trim();
+        let (key, value) = match line.strip_prefix("pages free") {
+            Some(value) => ("free", value),
+            None => line.split_once(char::is_whitespace).unwrap_or((line, "")),
+        };
+        let Ok(value) = value.trim().parse::<u64>() else {
+            continue;
+        };
+        match key {
+            "free" => zone.free = value,
+            "min" => zone.min = value,
+            "low" => zone.low = value,
+            "high" => zone.high = value,
+            "boost" => zone.boost = Some(value),
+            "managed" => zone.managed = value,
+            _ => {}
+        }
+    }
+    zones.retain(|zone| zone.managed > 0);
+    zones
+}
+
 /// Finds `key value` in /proc/vmstat text.
 pub fn parse_vmstat(text: &str, key: &str) -> Option<u64> {
     text.lines().find_map(|line| {
@@ -124,6 +176,106 @@ mod tests {
         let nodes = parse_zoneinfo_present(text);
         assert_eq!(nodes.get(&0), Some(&1_004_095));
         assert_eq!(nodes.get(&1), Some(&2000));
+    }
+
+    /// Linux 6.18 (this machine's, trimmed: per-node and per-zone counters, pagesets).
+    const ZONEINFO_6_18: &str = "Node 0, zone      DMA
+  per-node stats
+      nr_inactive_anon 499
+      nr_free_pages 4187180
+  pages free     3840
+        boost    0
+        min      10
+        low      13
+        high     16
+        promo    19
+        spanned  4095
+        present  3998
+        managed  3840
+        cma      0
+        protection: (0, 2991, 23963, 23963, 23963)
+      nr_free_pages 3840
+  pagesets
+    cpu: 0
+              count: 0
+              high:  0
+              batch: 1
+  node_unreclaimable:  0
+  start_pfn:           1
+Node 0, zone   Normal
+  pages free     4187180
+        boost    1200
+        min      14769
+        low      20163
+        high     25557
+        promo    30951
+        spanned  5505024
+        present  5505024
+        managed  5394266
+        protection: (0, 0, 0, 0, 0)
+Node 0, zone  Movable
+  pages free     0
+        boost    0
+        min      32
+        low      32
+        high     32
+        spanned  0
+        present  0
+        managed  0
+";
+
+    /// Linux 4.19, two nodes: no boost, no promo.
+    const ZONEINFO_4_19: &str = "Node 0, zone    DMA32
+  per-node stats
+      nr_inactive_anon 1
+  pages free     250000
+        min      1000
+        low      1250
+        high     1500
+        spanned  1044480
+        present  782288
+        managed  765917
+        protection: (0, 0, 15006, 15006, 15006)
+Node 1, zone   Normal
+  pages free     812
+        min      11265
+        low      14081
+        high     16897
+        spanned  4194304
+        present  4194304
+        managed  4121032
+";
+
+    #[test]
+    fn zoneinfo_watermarks_of_several_kernels() {
+        let zones = parse_zoneinfo(ZONEINFO_6_18);
+        assert_eq!(
+            zones.len(),
+            2,
+            "the empty Movable zone is left out: {zones:?}"
+        );
+        assert_eq!(
+            zones[1],
+            ZoneInfo {
+                node: 0,
+                zone: "Normal".into(),
+                free: 4_187_180,
+                min: 14_769,
+                low: 20_163,
+                high: 25_557,
+                boost: Some(1200),
+                managed: 5_394_266,
+            }
+        );
+        assert_eq!((zones[0].zone.as_str(), zones[0].free), ("DMA", 3840));
+        let zones = parse_zoneinfo(ZONEINFO_4_19);
+        assert_eq!(zones.len(), 2);
+        assert_eq!((zones[1].node, zones[1].zone.as_str()), (1, "Normal"));
+        assert_eq!(
+            (zones[1].free, zones[1].min, zones[1].boost),
+            (812, 11_265, None)
+        );
+        assert!(parse_zoneinfo("garbage\n  pages free x\n").is_empty());
     }
 
     #[test]

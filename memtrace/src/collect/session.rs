@@ -19,6 +19,7 @@ use super::{
     loader::Tracer,
     machine,
     oom::OomCollector,
+    zones::ZoneWatch,
 };
 use crate::{
     error::Error,
@@ -122,6 +123,10 @@ pub async fn record(
     let mut builder = IntervalBuilder::new(first.mono_ns);
     let kswapd = KswapdThreads::find();
     builder.kswapd_cpu(&kswapd.read());
+    let mut zones = ZoneWatch::default();
+    zones.read();
+    let mut zone_ticker = tokio::time::interval(super::zones::READ_EVERY);
+    zone_ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut model = Model::new(header);
     let mut last_counters = KernelCounters::default();
 
@@ -150,13 +155,20 @@ pub async fn record(
                 guard.clear_ready();
                 oom.show_ready(&mut callbacks.on_oom, false);
             }
+            _ = zone_ticker.tick() => zones.read(),
             _ = ticker.tick() => {
                 drain(ring.get_mut(), &mut builder, &mut callbacks.on_record);
                 oom.drain(oom_ring.get_mut(), &mut tracer, &mut builder);
                 oom.poll_kmsg(&mut builder);
                 oom.show_ready(&mut callbacks.on_oom, false);
-                let (sample, counters) =
-                    close_interval(&tracer, &mut builder, &kswapd, sink, options, &mut model)?;
+                let (sample, counters) = close_interval(
+                    &tracer,
+                    &mut builder,
+                    (&kswapd, &mut zones),
+                    sink,
+                    options,
+                    &mut model,
+                )?;
                 if sample.index % TRIM_EVERY == TRIM_EVERY - 1 {
                     // glibc keeps freed memory; a burst's must go back for a run of days.
                     // SAFETY: malloc_trim only releases free memory.
@@ -201,7 +213,14 @@ pub async fn record(
     oom.drain(oom_ring.get_mut(), &mut tracer, &mut builder);
     oom.poll_kmsg(&mut builder);
     oom.show_ready(&mut callbacks.on_oom, true);
-    let (_, counters) = close_interval(&tracer, &mut builder, &kswapd, sink, options, &mut model)?;
+    let (_, counters) = close_interval(
+        &tracer,
+        &mut builder,
+        (&kswapd, &mut zones),
+        sink,
+        options,
+        &mut model,
+    )?;
     let end = End {
         stop,
         elapsed_ns: start.elapsed().as_nanos() as u64,
@@ -212,19 +231,21 @@ pub async fn record(
     Ok(model)
 }
 
-/// Closes the interval with the kernel's counters and kswapd's CPU time, and hands it to the
-/// sink and (unless `serve`) the model.
+/// Closes the interval with the kernel's counters, kswapd's CPU time and the zones' readings,
+/// and hands it to the sink and (unless `serve`) the model.
 fn close_interval(
     tracer: &Tracer,
     builder: &mut IntervalBuilder,
-    kswapd: &KswapdThreads,
+    (kswapd, zones): (&KswapdThreads, &mut ZoneWatch),
     sink: &mut dyn SampleSink,
     options: &RunOptions,
     model: &mut Model,
 ) -> Result<(IntervalSample, KernelCounters), Error> {
     let counters = tracer.counters()?;
     builder.kswapd_cpu(&kswapd.read());
-    let sample = builder.close(machine::sample(), counters, name_cgroup);
+    zones.read();
+    let mut sample = builder.close(machine::sample(), counters, name_cgroup);
+    sample.zones = zones.close();
     sink.interval(&sample);
     if options.model {
         model.apply(&sample);

@@ -259,6 +259,7 @@ impl Model {
     pub fn apply(&mut self, sample: &IntervalSample) {
         self.timeline
             .open(sample.index, sample.start_ns, sample.end_ns);
+        self.timeline.set_zones(sample.index, &sample.zones);
         self.machine.push(MachineInterval::between(
             &self.last_machine,
             &sample.machine,

@@ -4,7 +4,10 @@
 use std::collections::HashMap;
 
 pub use crate::samples::StallCategory;
-use crate::samples::{STALL_CATEGORIES, StallTime};
+use crate::samples::{
+    STALL_CATEGORIES, StallTime,
+    zones::{ZoneSample, absorb_zones},
+};
 
 /// Number of categories.
 pub const CATEGORIES: usize = STALL_CATEGORIES;
@@ -33,6 +36,8 @@ pub struct Interval {
     pub kswapd_awake_ns: HashMap<u32, u64>,
     /// kswapd CPU time, all nodes together; `None` when not measured (older recordings).
     pub kswapd_cpu_ns: Option<u64>,
+    /// Each zone's free pages against its watermarks (empty in older recordings).
+    pub zones: Vec<ZoneSample>,
 }
 
 impl Interval {
@@ -60,6 +65,7 @@ impl Interval {
         if let Some(ns) = next.kswapd_cpu_ns {
             *self.kswapd_cpu_ns.get_or_insert(0) += ns;
         }
+        absorb_zones(&mut self.zones, &next.zones);
     }
 
     /// Keeps the [`KEEP_PER_INTERVAL`] most stalled processes and the `focus` ones.
@@ -169,6 +175,13 @@ impl Timeline {
     pub fn add_kswapd(&mut self, nid: u32, index: u64, ns: u64) {
         if let Some(interval) = self.get_mut(index) {
             *interval.kswapd_awake_ns.entry(nid).or_default() += ns;
+        }
+    }
+
+    /// Sets the zones' readings of interval `index`.
+    pub fn set_zones(&mut self, index: u64, zones: &[ZoneSample]) {
+        if let Some(interval) = self.get_mut(index) {
+            absorb_zones(&mut interval.zones, zones);
         }
     }
 

@@ -12,7 +12,7 @@ use crate::{
         machine::{MachineInterval, share_pct},
         timeline::{Interval, StallCategory},
     },
-    samples::machine::Thresholds,
+    samples::{machine::Thresholds, zones::ZoneSample},
 };
 
 /// How many processes a row lists when none is singled out.
@@ -49,7 +49,28 @@ pub struct TimelineRow {
     /// awake share under a misleading name.)
     #[serde(default, alias = "kswapd_busy_pct")]
     pub kswapd_awake_pct: f64,
+    /// Each zone's free pages against its watermarks, read every 100 ms (empty in recordings
+    /// made before memtrace read them).
+    #[serde(default)]
+    pub zones: Vec<ZoneSample>,
     pub processes: Vec<ProcessShare>,
+}
+
+impl TimelineRow {
+    /// The lowest watermark any zone's free pages fell below in a reading of the interval:
+    /// `<min` (allocations reclaim directly), `<low` (kswapd wakes), `ok`, or `-` without
+    /// readings.
+    pub fn watermark_mark(&self) -> &'static str {
+        if self.zones.iter().any(|z| z.below_min > 0) {
+            "<min"
+        } else if self.zones.iter().any(|z| z.below_low > 0) {
+            "<low"
+        } else if self.zones.is_empty() {
+            "-"
+        } else {
+            "ok"
+        }
+    }
 }
 
 impl TimelineRow {
@@ -146,6 +167,7 @@ fn row(
         machine: *machine,
         kswapd_cpu_pct: interval.kswapd_cpu_ns.map(|ns| share_pct(ns, len)),
         kswapd_awake_pct: share_pct(interval.kswapd_awake_ns.values().sum(), len),
+        zones: interval.zones.clone(),
         processes,
     }
 }
@@ -154,12 +176,22 @@ fn row(
 pub fn write(rows: &[TimelineRow], out: &mut impl Write) -> io::Result<()> {
     writeln!(
         out,
-        "\ntimeline (!! = a process stalled or PSI passed the threshold):"
+        "\ntimeline (!! = a process stalled or PSI passed the threshold; WMARK: the lowest \
+         watermark a zone's free pages fell below, <low wakes kswapd, <min makes allocations \
+         reclaim directly):"
     )?;
     writeln!(
         out,
-        "{:>9}  {:>11} {:>8} {:>8} {:>8} {:>9} {:>9} {:>7}  STALLED PROCESSES",
-        "TIME", "PSI SOME/FU", "FREE", "AVAIL", "SWAPUSED", "SWPIN/s", "SWPOUT/s", "KSWAPD%"
+        "{:>9}  {:>11} {:>8} {:>8} {:>8} {:>9} {:>9} {:>7} {:>5}  STALLED PROCESSES",
+        "TIME",
+        "PSI SOME/FU",
+        "FREE",
+        "AVAIL",
+        "SWAPUSED",
+        "SWPIN/s",
+        "SWPOUT/s",
+        "KSWAPD%",
+        "WMARK"
     )?;
     for row in rows {
         let psi = match (row.machine.psi_some_pct, row.machine.psi_full_pct) {
@@ -187,7 +219,7 @@ pub fn write(rows: &[TimelineRow], out: &mut impl Write) -> io::Result<()> {
             .collect();
         writeln!(
             out,
-            "{} {:>7.1}s  {:>11} {:>8} {:>8} {:>8} {:>9} {:>9} {:>7}  {}",
+            "{} {:>7.1}s  {:>11} {:>8} {:>8} {:>8} {:>9} {:>9} {:>7} {:>5}  {}",
             if row.flagged { "!!" } else { "  " },
             row.start_s,
             psi,
@@ -198,6 +230,7 @@ pub fn write(rows: &[TimelineRow], out: &mut impl Write) -> io::Result<()> {
             units::count(row.machine.pswpout_per_s.round() as u64),
             row.kswapd_cpu_pct
                 .map_or("-".to_string(), |pct| format!("{pct:.0}%")),
+            row.watermark_mark(),
             procs.join(", ")
         )?;
     }
@@ -285,6 +318,47 @@ mod tests {
         let lengths: Vec<f64> = rows.iter().map(|r| r.len_ms).collect();
         assert_eq!(lengths, [1000.0, 0.4375]);
         assert!((rows[1].end_s() - 1.000_437_5).abs() < 1e-12, "{rows:?}");
+    }
+
+    #[test]
+    fn the_watermark_column_names_the_lowest_one_crossed() {
+        let zone = |below_low, below_min| ZoneSample {
+            node: 0,
+            zone: "Normal".into(),
+            readings: 10,
+            below_low,
+            below_min,
+            ..ZoneSample::default()
+        };
+        let row = |zones: Vec<ZoneSample>| TimelineRow {
+            start_s: 1.0,
+            len_ms: 1000.0,
+            flagged: false,
+            machine: MachineInterval::default(),
+            kswapd_cpu_pct: Some(0.0),
+            kswapd_awake_pct: 0.0,
+            zones,
+            processes: Vec::new(),
+        };
+        let rows = [
+            row(Vec::new()),
+            row(vec![zone(0, 0)]),
+            row(vec![zone(0, 0), zone(3, 0)]),
+            row(vec![zone(3, 0), zone(4, 2)]),
+        ];
+        let marks: Vec<&str> = rows.iter().map(TimelineRow::watermark_mark).collect();
+        assert_eq!(marks, ["-", "ok", "<low", "<min"]);
+        let mut out = Vec::new();
+        write(&rows, &mut out).expect("write");
+        let text = String::from_utf8(out).expect("utf-8");
+        let lines: Vec<&str> = text.lines().collect();
+        assert!(lines[2].contains("KSWAPD% WMARK  STALLED"), "{text}");
+        for (line, mark) in lines[3..].iter().zip(marks) {
+            assert!(
+                line.contains(&format!("0% {mark:>5}")),
+                "{mark} in {line:?}"
+            );
+        }
     }
 
     #[test]

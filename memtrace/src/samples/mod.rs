@@ -6,6 +6,7 @@ pub mod hist;
 pub mod host;
 pub mod machine;
 pub mod oom;
+pub mod zones;
 
 use memtrace_common::{FaultClass, StallKind};
 use serde::{Deserialize, Serialize};
@@ -121,6 +122,9 @@ pub struct IntervalSample {
     pub stall_time: Vec<StallTime>,
     /// kswapd per node.
     pub kswapd: Vec<KswapdSample>,
+    /// Each zone's free pages against its watermarks over the interval (empty in recordings
+    /// made before memtrace read them).
+    pub zones: Vec<zones::ZoneSample>,
     /// Swap traffic by the task doing the I/O, and by the memory cgroup owning the pages.
     pub swap_by_task: Vec<SwapByTask>,
     pub swap_by_memcg: Vec<SwapByMemcg>,
