@@ -249,6 +249,17 @@ fn assert_zones_against_the_watermarks(timeline: &[TimelineRow], free_before_kb:
             row.start_s
         );
         for z in &row.zones {
+            // Read together with zoneinfo: the buddy allocator's free lists hold the zone's
+            // free pages (NR_FREE_PAGES), up to what moved in the microseconds between.
+            let in_blocks: u64 = (z.free_blocks.iter().enumerate())
+                .map(|(order, &n)| n << order)
+                .sum();
+            assert!(
+                in_blocks.abs_diff(z.free_pages) <= 1024 + z.free_pages / 20,
+                "buddyinfo holds {in_blocks} free pages, zoneinfo {}: {z:?}",
+                z.free_pages
+            );
+            assert!(z.largest_free_order.is_some() && z.lowest_largest_free_order.is_some());
             assert!(z.readings > 0, "{z:?}");
             assert!(z.lowest_free_pages <= z.free_pages, "{z:?}");
             assert!(
@@ -290,14 +301,16 @@ fn assert_zones_against_the_watermarks(timeline: &[TimelineRow], free_before_kb:
             .iter()
             .map(|z| {
                 format!(
-                    "{} lowest {} (min {} low {} high {}, {} of {} readings below low)",
+                    "{} lowest {} (min {} low {} high {}, {} of {} readings below low), \
+                     largest free order down to {:?}",
                     z.zone,
                     z.lowest_free_pages,
                     z.min_pages,
                     z.low_pages,
                     z.high_pages,
                     z.below_low,
-                    z.readings
+                    z.readings,
+                    z.lowest_largest_free_order
                 )
             })
             .collect();

@@ -94,6 +94,20 @@ pub fn parse_zoneinfo(text: &str) -> Vec<ZoneInfo> {
     zones
 }
 
+/// /proc/buddyinfo: free blocks per order (index = order) of each zone, by node and zone name.
+pub fn parse_buddyinfo(text: &str) -> Vec<(u32, String, Vec<u64>)> {
+    text.lines()
+        .filter_map(|line| {
+            let rest = line.strip_prefix("Node ")?;
+            let (node, rest) = rest.split_once(", zone")?;
+            let mut fields = rest.split_whitespace();
+            let zone = fields.next()?.to_string();
+            let blocks: Vec<u64> = fields.map_while(|f| f.parse().ok()).collect();
+            Some((node.trim().parse().ok()?, zone, blocks))
+        })
+        .collect()
+}
+
 /// Finds `key value` in /proc/vmstat text.
 pub fn parse_vmstat(text: &str, key: &str) -> Option<u64> {
     text.lines().find_map(|line| {
@@ -276,6 +290,19 @@ Node 1, zone   Normal
             (812, 11_265, None)
         );
         assert!(parse_zoneinfo("garbage\n  pages free x\n").is_empty());
+    }
+
+    #[test]
+    fn buddyinfo_blocks_per_order() {
+        let text = "Node 0, zone      DMA      0      0      0      0      0      0      0      0      1      1      3 \n\
+                    Node 0, zone   Normal   8036   5734  20344  11172   5445   3125   1911   1105    612    797   2833 \n\
+                    Node 1, zone   Normal      1      2\n\
+                    garbage\n";
+        let zones = parse_buddyinfo(text);
+        assert_eq!(zones.len(), 3);
+        assert_eq!(zones[0].2, [0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 3]);
+        assert_eq!((zones[1].1.as_str(), zones[1].2[10]), ("Normal", 2833));
+        assert_eq!((zones[2].0, zones[2].2.clone()), (1, vec![1, 2]));
     }
 
     #[test]

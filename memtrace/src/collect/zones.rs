@@ -1,10 +1,10 @@
-//! Reads /proc/zoneinfo several times an interval and keeps, per zone, the lowest free pages
-//! and how often free was below the `low` and `min` watermarks (see `samples::zones`). A
-//! reading costs ~0.1 ms; the watermarks move only with the tunables and the boost.
+//! Reads /proc/zoneinfo and /proc/buddyinfo several times an interval and keeps, per zone, the
+//! lowest free pages, how often free was below the `low` and `min` watermarks, and the free
+//! blocks per order (see `samples::zones`). A reading costs ~0.1 ms.
 use std::collections::BTreeMap;
 
-use super::procfs::{ZoneInfo, parse_zoneinfo};
-use crate::samples::zones::ZoneSample;
+use super::procfs::{ZoneInfo, parse_buddyinfo, parse_zoneinfo};
+use crate::samples::zones::{ZoneSample, largest_free_order, lower_order};
 
 /// How often the zones are read.
 pub const READ_EVERY: std::time::Duration = std::time::Duration::from_millis(100);
@@ -16,10 +16,27 @@ pub struct ZoneWatch {
 }
 
 impl ZoneWatch {
-    /// Reads /proc/zoneinfo now (nothing when it can't be read).
+    /// Reads /proc/zoneinfo and /proc/buddyinfo now (nothing when they can't be read).
     pub fn read(&mut self) {
         if let Ok(text) = std::fs::read_to_string("/proc/zoneinfo") {
             self.add(&parse_zoneinfo(&text));
+        }
+        if let Ok(text) = std::fs::read_to_string("/proc/buddyinfo") {
+            self.add_blocks(&parse_buddyinfo(&text));
+        }
+    }
+
+    /// Takes in one reading of /proc/buddyinfo (zones not in /proc/zoneinfo are left out).
+    pub fn add_blocks(&mut self, reading: &[(u32, String, Vec<u64>)]) {
+        for (node, zone, blocks) in reading {
+            let Some(sample) = self.zones.get_mut(&(*node, zone.clone())) else {
+                continue;
+            };
+            let largest = largest_free_order(blocks);
+            sample.largest_free_order = largest;
+            sample.lowest_largest_free_order =
+                lower_order(sample.lowest_largest_free_order, largest);
+            sample.free_blocks.clone_from(blocks);
         }
     }
 
@@ -82,5 +99,20 @@ mod tests {
         assert_eq!((zone.free_pages, zone.lowest_free_pages), (300, 90));
         assert_eq!((zone.readings, zone.below_low, zone.below_min), (5, 2, 1));
         assert!(watch.close().is_empty(), "each interval starts empty");
+    }
+
+    #[test]
+    fn free_blocks_follow_the_last_reading_and_the_lowest_largest_order() {
+        let mut watch = ZoneWatch::default();
+        watch.add(&[normal(400)]);
+        watch.add_blocks(&[(0, "Normal".into(), vec![3, 0, 1, 0])]);
+        watch.add_blocks(&[(0, "Normal".into(), vec![3, 1, 0, 0])]);
+        watch.add_blocks(&[(0, "Normal".into(), vec![1, 0, 0, 2])]);
+        watch.add_blocks(&[(0, "Movable".into(), vec![9])]);
+        let zones = watch.close();
+        assert_eq!(zones.len(), 1, "a zone only buddyinfo names is left out");
+        assert_eq!(zones[0].free_blocks, [1, 0, 0, 2]);
+        assert_eq!(zones[0].largest_free_order, Some(3));
+        assert_eq!(zones[0].lowest_largest_free_order, Some(1));
     }
 }

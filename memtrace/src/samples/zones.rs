@@ -25,6 +25,43 @@ pub struct ZoneSample {
     pub readings: u32,
     pub below_low: u32,
     pub below_min: u32,
+    /// Free blocks per order (index = order) at the last reading, from /proc/buddyinfo.
+    pub free_blocks: Vec<u64>,
+    /// The largest order with a free block at the last reading, and the smallest such order
+    /// over the interval's readings (`None`: no free block, or no buddyinfo).
+    pub largest_free_order: Option<u32>,
+    pub lowest_largest_free_order: Option<u32>,
+}
+
+/// The smaller of two orders, either of which may be missing.
+pub fn lower_order(a: Option<u32>, b: Option<u32>) -> Option<u32> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+/// The largest order with a free block.
+pub fn largest_free_order(free_blocks: &[u64]) -> Option<u32> {
+    free_blocks
+        .iter()
+        .rposition(|&n| n > 0)
+        .map(|order| order as u32)
+}
+
+/// The unusable free space index of an allocation of `order` (the kernel's
+/// `unusable_free_index()`, debugfs extfrag/unusable_index): the share of free pages in blocks
+/// too small for it, 0 (all of it usable) to 1 (none). `None` with no free page.
+pub fn unusable_index(free_blocks: &[u64], order: u32) -> Option<f64> {
+    let pages = |(i, &n): (usize, &u64)| n << i;
+    let free: u64 = free_blocks.iter().enumerate().map(pages).sum();
+    let usable: u64 = free_blocks
+        .iter()
+        .enumerate()
+        .skip(order as usize)
+        .map(pages)
+        .sum();
+    (free > 0).then(|| (free - usable) as f64 / free as f64)
 }
 
 impl ZoneSample {
@@ -39,6 +76,12 @@ impl ZoneSample {
         self.readings += next.readings;
         self.below_low += next.below_low;
         self.below_min += next.below_min;
+        self.free_blocks.clone_from(&next.free_blocks);
+        self.largest_free_order = next.largest_free_order;
+        self.lowest_largest_free_order = lower_order(
+            self.lowest_largest_free_order,
+            next.lowest_largest_free_order,
+        );
     }
 }
 
@@ -72,7 +115,22 @@ mod tests {
             readings: 10,
             below_low,
             below_min,
+            ..ZoneSample::default()
         }
+    }
+
+    #[test]
+    fn unusable_index_and_largest_order() {
+        // 4 single pages, 2 order-1 blocks (4 pages), 1 order-3 block (8 pages): 16 free.
+        let blocks = [4, 2, 0, 1, 0];
+        assert_eq!(largest_free_order(&blocks), Some(3));
+        assert_eq!(largest_free_order(&[0, 0]), None);
+        assert_eq!(unusable_index(&blocks, 0), Some(0.0));
+        assert_eq!(unusable_index(&blocks, 1), Some(4.0 / 16.0));
+        assert_eq!(unusable_index(&blocks, 2), Some(8.0 / 16.0));
+        assert_eq!(unusable_index(&blocks, 3), Some(8.0 / 16.0));
+        assert_eq!(unusable_index(&blocks, 4), Some(1.0));
+        assert_eq!(unusable_index(&[0, 0], 0), None);
     }
 
     #[test]
