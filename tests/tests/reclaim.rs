@@ -178,6 +178,7 @@ fn global_pressure_stalls_and_kswapd_match_the_kernel() {
     let huge_kb = meminfo_kb("Hugepagesize");
     let pages = meminfo_kb("MemFree").saturating_sub(3 << 20) / huge_kb;
     std::fs::write(NR_HUGEPAGES, pages.to_string()).expect("set nr_hugepages");
+    let after_fill = std::fs::read_to_string("/proc/zoneinfo").expect("/proc/zoneinfo");
     let status = std::process::Command::new("cat")
         .arg(&pressure.file)
         .stdout(std::process::Stdio::null())
@@ -228,6 +229,41 @@ fn global_pressure_stalls_and_kswapd_match_the_kernel() {
     assert_within("kswapd CPU time", cpu, kswapd, 5.0);
     assert!(cpu <= awake, "kswapd CPU {cpu} ns > awake {awake} ns");
     assert_zones_against_the_watermarks(&report.timeline, free_before_kb);
+    assert_fragmentation_verdict(&report, &after_fill);
+}
+
+/// The pool fill's stalls are for huge pages while the zones keep plenty free: the report's
+/// verdicts must say fragmentation, never watermarks, and name the fill's zone.
+fn assert_fragmentation_verdict(report: &Report, after_fill: &str) {
+    use memtrace::report::verdict::Cause;
+    let zones = memtrace::collect::procfs::parse_zoneinfo(after_fill);
+    for z in &zones {
+        eprintln!(
+            "after the fill: node {} {} free {} pages (low {})",
+            z.node, z.zone, z.free, z.low
+        );
+    }
+    assert!(
+        zones.iter().all(|z| z.free > z.low),
+        "the recipe left a zone under its low watermark: not the fragmentation case"
+    );
+    for v in &report.verdicts {
+        eprintln!("verdict at {:.1} s: {:?}: {}", v.start_s, v.cause, v.text);
+    }
+    assert!(
+        report
+            .verdicts
+            .iter()
+            .all(|v| v.cause == Cause::Fragmentation),
+        "a verdict other than fragmentation"
+    );
+    assert!(
+        report
+            .verdicts
+            .iter()
+            .any(|v| v.text.contains("largest free block fell to order")),
+        "no fragmentation verdict for the pool fill's stalls"
+    );
 }
 
 /// The zones in the timeline are the kernel's (those of /proc/zoneinfo that manage memory) with

@@ -20,6 +20,7 @@ use memtrace::{
     model::{Model, Tick, oom::OomKill},
     report::{
         Report, View, bars, events, gfp::GfpNames, html, json, live, stalls, table, timeline,
+        verdict,
     },
     samples::{Header, machine::Thresholds},
 };
@@ -248,7 +249,8 @@ pub fn write_text(report: &Report, top: usize, out: &mut impl Write) -> io::Resu
         .iter()
         .any(|r| r.flagged || !r.processes.is_empty())
     {
-        timeline::write(&report.timeline, out)
+        timeline::write(&report.timeline, out)?;
+        verdict::write(&report.verdicts, out)
     } else {
         writeln!(
             out,

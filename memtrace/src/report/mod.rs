@@ -19,6 +19,7 @@ pub mod stalls;
 pub mod table;
 pub mod timeline;
 pub mod units;
+pub mod verdict;
 
 use memtrace_common::{EventKind, FAULT_CLASSES, FaultClass};
 use serde::{Deserialize, Serialize};
@@ -81,6 +82,9 @@ pub struct Report {
     pub thresholds: Thresholds,
     /// One row per interval.
     pub timeline: Vec<TimelineRow>,
+    /// Why reclaim ran, for each flagged interval whose facts say (see `verdict`).
+    #[serde(default)]
+    pub verdicts: Vec<verdict::Verdict>,
     /// Every OOM kill on the machine during the recording, whatever was traced, in order.
     pub oom_kills: Vec<OomKill>,
 }
@@ -286,9 +290,19 @@ impl Report {
             }),
             kswapd: stalls::kswapd_reports(&model.kswapd),
             thresholds: timeline::shown_thresholds(header.thresholds),
+            verdicts: Vec::new(),
             timeline: timeline::rows(model, &header.thresholds, focus),
             oom_kills: model.oom.kills.clone(),
         }
+        .with_verdicts()
+    }
+}
+
+impl Report {
+    /// Fills `verdicts` from the timeline and the tunables.
+    fn with_verdicts(mut self) -> Self {
+        self.verdicts = verdict::verdicts(&self.timeline, &self.tunables);
+        self
     }
 }
 
