@@ -15,7 +15,11 @@ use std::io::{self, Write};
 use serde::{Deserialize, Serialize};
 
 use super::{timeline::TimelineRow, units};
-use crate::samples::{StallCategory, host::Tunables, zones::ZoneSample};
+use crate::samples::{
+    StallCategory,
+    host::Tunables,
+    zones::{ZoneSample, unusable_index},
+};
 
 /// Page size of the zones' page counts (x86-64, where memtrace's fault hooks exist).
 const PAGE: u64 = 4096;
@@ -98,12 +102,21 @@ fn verdict(row: &TimelineRow, tunables: &Tunables) -> Option<Verdict> {
             .filter(|z| z.lowest_largest_free_order.is_some())
             .min_by_key(|z| (z.lowest_largest_free_order, u64::MAX - z.lowest_free_pages))?;
         let order = zone.lowest_largest_free_order?;
+        // How much of the free memory no larger allocation could use, at the last reading.
+        let unusable = unusable_index(&zone.free_blocks, order + 1).map_or(String::new(), |i| {
+            format!(
+                "; at the interval's last reading {:.1} % of its free memory was in blocks \
+                 below order {}",
+                i * 100.0,
+                order + 1
+            )
+        });
         (
             Cause::Fragmentation,
             format!(
                 "{} with every zone above its low watermark: {} had at least {} free (low {}) \
-                 but its largest free block fell to order {order} ({}). High-order allocations \
-                 found no block large enough in fragmented free memory{kswapd}.",
+                 but its largest free block fell to order {order} ({}){unusable}. High-order \
+                 allocations found no block large enough in fragmented free memory{kswapd}.",
                 direct.join(" and "),
                 zone_name(zone),
                 pages(zone.lowest_free_pages),
@@ -232,10 +245,12 @@ mod tests {
             zone: "DMA32".into(),
             ..zone(200_000, 0, 0, 10)
         };
-        let rows = [row(
-            &[StallCategory::Compaction],
-            vec![dma32, zone(550_000, 0, 0, 8)],
-        )];
+        let normal = ZoneSample {
+            // 1 000 single pages, 500 order-8 blocks, 1 order-9 block: 1 000 + 128 000 + 512.
+            free_blocks: vec![1000, 0, 0, 0, 0, 0, 0, 0, 500, 1],
+            ..zone(550_000, 0, 0, 8)
+        };
+        let rows = [row(&[StallCategory::Compaction], vec![dma32, normal])];
         let v = verdicts(&rows, &tunables());
         assert_eq!(v.len(), 1);
         assert_eq!(v[0].cause, Cause::Fragmentation);
@@ -243,7 +258,8 @@ mod tests {
             v[0].text.starts_with(
                 "direct compaction with every zone above its low watermark: node 0 Normal had \
                  at least 2.10G free (low 56.2M) but its largest free block fell to order 8 \
-                 (1.00M)."
+                 (1.00M); at the interval's last reading 99.6 % of its free memory was in \
+                 blocks below order 9."
             ),
             "{}",
             v[0].text

@@ -134,14 +134,17 @@ struct Hopper {
 
 impl Hopper {
     fn start() -> std::io::Result<Self> {
-        // SAFETY: plain syscalls on the calling thread; `allowed` is a plain bitmask.
+        // SAFETY: gettid has no preconditions.
         let tid = unsafe { libc::gettid() };
+        // SAFETY: cpu_set_t is a plain bitmask, valid all zero.
         let mut allowed: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+        // SAFETY: a valid set, passed with its size.
         if unsafe { libc::sched_getaffinity(tid, size_of::<libc::cpu_set_t>(), &mut allowed) } != 0
         {
             return Err(std::io::Error::last_os_error());
         }
         let cpus: Vec<usize> = (0..libc::CPU_SETSIZE as usize)
+            // SAFETY: reads one bit of a valid set; `cpu` is below CPU_SETSIZE.
             .filter(|&cpu| unsafe { libc::CPU_ISSET(cpu, &allowed) })
             .collect();
         if cpus.len() < 2 {
