@@ -33,6 +33,17 @@ pub enum Cause {
     MemcgLimit,
 }
 
+impl Cause {
+    /// Its name, as JSON spells it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Watermarks => "watermarks",
+            Self::Fragmentation => "fragmentation",
+            Self::MemcgLimit => "memcg_limit",
+        }
+    }
+}
+
 /// One flagged interval's verdict.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Verdict {
@@ -308,6 +319,14 @@ mod tests {
         let mut out = Vec::new();
         write(&[], &mut out).expect("write");
         assert!(out.is_empty());
+    }
+
+    #[test]
+    fn cause_names_are_the_json_ones() {
+        for cause in [Cause::Watermarks, Cause::Fragmentation, Cause::MemcgLimit] {
+            let json = serde_json::to_string(&cause).expect("json");
+            assert_eq!(json, format!("\"{}\"", cause.name()));
+        }
     }
 
     #[test]

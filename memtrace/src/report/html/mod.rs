@@ -114,6 +114,7 @@ pub fn write(
         )?,
         "From /proc/meminfo MemFree and MemAvailable at the end of each interval.",
     )?;
+    write_verdicts(report, out)?;
     writeln!(out, "<h2>Latency distributions</h2>")?;
     if curves.is_empty() {
         writeln!(out, "<p>No faults or stalls were recorded.</p>")?;
@@ -130,6 +131,24 @@ pub fn write(
     }
     writeln!(out, "<h2>Tables</h2>\n<pre>{}</pre>", escape(text))?;
     writeln!(out, "</body>\n</html>")
+}
+
+/// Why reclaim ran, one paragraph per flagged interval that has a verdict (see `verdict`).
+fn write_verdicts(report: &Report, out: &mut impl Write) -> io::Result<()> {
+    if report.verdicts.is_empty() {
+        return Ok(());
+    }
+    writeln!(out, "<h2>Why reclaim ran</h2>")?;
+    for v in &report.verdicts {
+        writeln!(
+            out,
+            "<p><b>{:.1} s</b> ({}): {}</p>",
+            v.start_s,
+            v.cause.name(),
+            escape(&v.text)
+        )?;
+    }
+    Ok(())
 }
 
 fn figure(out: &mut impl Write, svg: &str, caption: &str) -> io::Result<()> {

@@ -39,6 +39,29 @@ fn the_page_is_self_contained_with_every_chart() {
 }
 
 #[test]
+fn verdicts_have_a_section_of_their_own_only_when_there_are_some() {
+    assert!(
+        !page().contains("Why reclaim ran"),
+        "the fixture has no zone readings"
+    );
+    let model = fixture::model();
+    let mut report = Report::new(&model, &View::default());
+    report.verdicts.push(crate::report::verdict::Verdict {
+        start_s: 3.0,
+        cause: crate::report::verdict::Cause::Fragmentation,
+        text: "order <8> & more".into(),
+    });
+    let mut out = Vec::new();
+    write(&report, &[], "", &mut out).expect("render");
+    let html = String::from_utf8(out).expect("utf-8");
+    assert!(html.contains("<h2>Why reclaim ran</h2>"));
+    assert!(
+        html.contains("<p><b>3.0 s</b> (fragmentation): order &lt;8&gt; &amp; more</p>"),
+        "{html}"
+    );
+}
+
+#[test]
 fn the_timeline_shades_flagged_intervals_and_marks_oom_kills() {
     let model = fixture::model();
     let report = Report::new(&model, &View::default());
