@@ -15,6 +15,7 @@ use super::{
     decode::{DecodeError, Record},
     machine::process_start_ns,
     processes::{Identity, ProcessTable},
+    zones::{ZoneReading, ZoneWatch},
 };
 use crate::samples::{
     Allocation, CgroupName, ClassSample, IntervalSample, KernelCounters, KswapdSample, KswapdWaker,
@@ -156,6 +157,8 @@ pub struct IntervalBuilder {
     table: ProcessTable,
     exits: Vec<ProcessExit>,
     kswapd: BTreeMap<u32, KswapdAccum>,
+    /// The zones' readings of the open interval.
+    zones: ZoneWatch,
     /// Direct-compaction attempts of this interval not yet counted, by thread id; and those
     /// counted at the last close, whose later zones only add time.
     compacting: HashMap<u32, Attempt>,
@@ -191,6 +194,7 @@ impl IntervalBuilder {
             table: ProcessTable::default(),
             exits: Vec::new(),
             kswapd: BTreeMap::new(),
+            zones: ZoneWatch::default(),
             compacting: HashMap::new(),
             compacted: HashMap::new(),
             swap_by_task: HashMap::new(),
@@ -384,6 +388,11 @@ impl IntervalBuilder {
         }
     }
 
+    /// A reading of the zones' free pages and watermarks (several an interval).
+    pub fn zone_reading(&mut self, reading: &ZoneReading) {
+        self.zones.add_reading(reading);
+    }
+
     /// The cumulative CPU time of each node's kswapd (`(nid, ns)`), read just before a close:
     /// the interval gets the growth since the last reading.
     pub fn kswapd_cpu(&mut self, readings: &[(u32, u64)]) {
@@ -533,7 +542,7 @@ impl IntervalBuilder {
             processes,
             stall_time,
             kswapd,
-            zones: Vec::new(),
+            zones: self.zones.close(),
             swap_by_task,
             swap_by_memcg,
             cgroups,

@@ -19,7 +19,7 @@ use super::{
     loader::Tracer,
     machine,
     oom::OomCollector,
-    zones::ZoneWatch,
+    zones,
 };
 use crate::{
     error::Error,
@@ -123,9 +123,8 @@ pub async fn record(
     let mut builder = IntervalBuilder::new(first.mono_ns);
     let kswapd = KswapdThreads::find();
     builder.kswapd_cpu(&kswapd.read());
-    let mut zones = ZoneWatch::default();
-    zones.read();
-    let mut zone_ticker = tokio::time::interval(super::zones::READ_EVERY);
+    builder.zone_reading(&zones::read());
+    let mut zone_ticker = tokio::time::interval(zones::READ_EVERY);
     zone_ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut model = Model::new(header);
     let mut last_counters = KernelCounters::default();
@@ -155,20 +154,14 @@ pub async fn record(
                 guard.clear_ready();
                 oom.show_ready(&mut callbacks.on_oom, false);
             }
-            _ = zone_ticker.tick() => zones.read(),
+            _ = zone_ticker.tick() => builder.zone_reading(&zones::read()),
             _ = ticker.tick() => {
                 drain(ring.get_mut(), &mut builder, &mut callbacks.on_record);
                 oom.drain(oom_ring.get_mut(), &mut tracer, &mut builder);
                 oom.poll_kmsg(&mut builder);
                 oom.show_ready(&mut callbacks.on_oom, false);
-                let (sample, counters) = close_interval(
-                    &tracer,
-                    &mut builder,
-                    (&kswapd, &mut zones),
-                    sink,
-                    options,
-                    &mut model,
-                )?;
+                let (sample, counters) =
+                    close_interval(&tracer, &mut builder, &kswapd, sink, options, &mut model)?;
                 if sample.index % TRIM_EVERY == TRIM_EVERY - 1 {
                     // glibc keeps freed memory; a burst's must go back for a run of days.
                     // SAFETY: malloc_trim only releases free memory.
@@ -213,14 +206,7 @@ pub async fn record(
     oom.drain(oom_ring.get_mut(), &mut tracer, &mut builder);
     oom.poll_kmsg(&mut builder);
     oom.show_ready(&mut callbacks.on_oom, true);
-    let (_, counters) = close_interval(
-        &tracer,
-        &mut builder,
-        (&kswapd, &mut zones),
-        sink,
-        options,
-        &mut model,
-    )?;
+    let (_, counters) = close_interval(&tracer, &mut builder, &kswapd, sink, options, &mut model)?;
     let end = End {
         stop,
         elapsed_ns: start.elapsed().as_nanos() as u64,
@@ -236,16 +222,15 @@ pub async fn record(
 fn close_interval(
     tracer: &Tracer,
     builder: &mut IntervalBuilder,
-    (kswapd, zones): (&KswapdThreads, &mut ZoneWatch),
+    kswapd: &KswapdThreads,
     sink: &mut dyn SampleSink,
     options: &RunOptions,
     model: &mut Model,
 ) -> Result<(IntervalSample, KernelCounters), Error> {
     let counters = tracer.counters()?;
     builder.kswapd_cpu(&kswapd.read());
-    zones.read();
-    let mut sample = builder.close(machine::sample(), counters, name_cgroup);
-    sample.zones = zones.close();
+    builder.zone_reading(&zones::read());
+    let sample = builder.close(machine::sample(), counters, name_cgroup);
     sink.interval(&sample);
     if options.model {
         model.apply(&sample);

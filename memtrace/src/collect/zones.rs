@@ -9,6 +9,23 @@ use crate::samples::zones::{ZoneSample, largest_free_order, lower_order};
 /// How often the zones are read.
 pub const READ_EVERY: std::time::Duration = std::time::Duration::from_millis(100);
 
+/// One reading of /proc/zoneinfo and /proc/buddyinfo.
+#[derive(Clone, Debug, Default)]
+pub struct ZoneReading {
+    pub zones: Vec<ZoneInfo>,
+    /// Free blocks per order, by node and zone.
+    pub blocks: Vec<(u32, String, Vec<u64>)>,
+}
+
+/// Reads both files now (a file that can't be read gives nothing).
+pub fn read() -> ZoneReading {
+    let read = |path| std::fs::read_to_string(path).unwrap_or_default();
+    ZoneReading {
+        zones: parse_zoneinfo(&read("/proc/zoneinfo")),
+        blocks: parse_buddyinfo(&read("/proc/buddyinfo")),
+    }
+}
+
 /// The zones read since the interval began.
 #[derive(Default)]
 pub struct ZoneWatch {
@@ -16,18 +33,14 @@ pub struct ZoneWatch {
 }
 
 impl ZoneWatch {
-    /// Reads /proc/zoneinfo and /proc/buddyinfo now (nothing when they can't be read).
-    pub fn read(&mut self) {
-        if let Ok(text) = std::fs::read_to_string("/proc/zoneinfo") {
-            self.add(&parse_zoneinfo(&text));
-        }
-        if let Ok(text) = std::fs::read_to_string("/proc/buddyinfo") {
-            self.add_blocks(&parse_buddyinfo(&text));
-        }
+    /// Takes in one reading.
+    pub fn add_reading(&mut self, reading: &ZoneReading) {
+        self.add(&reading.zones);
+        self.add_blocks(&reading.blocks);
     }
 
     /// Takes in one reading of /proc/buddyinfo (zones not in /proc/zoneinfo are left out).
-    pub fn add_blocks(&mut self, reading: &[(u32, String, Vec<u64>)]) {
+    fn add_blocks(&mut self, reading: &[(u32, String, Vec<u64>)]) {
         for (node, zone, blocks) in reading {
             let Some(sample) = self.zones.get_mut(&(*node, zone.clone())) else {
                 continue;
@@ -41,7 +54,7 @@ impl ZoneWatch {
     }
 
     /// Takes in one reading of every zone.
-    pub fn add(&mut self, reading: &[ZoneInfo]) {
+    fn add(&mut self, reading: &[ZoneInfo]) {
         for zone in reading {
             let sample = self
                 .zones

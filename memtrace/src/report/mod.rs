@@ -294,14 +294,14 @@ impl Report {
             timeline: timeline::rows(model, &header.thresholds, focus),
             oom_kills: model.oom.kills.clone(),
         }
-        .with_verdicts()
+        .with_verdicts(header.host.memory.page_size)
     }
 }
 
 impl Report {
-    /// Fills `verdicts` from the timeline and the tunables.
-    fn with_verdicts(mut self) -> Self {
-        self.verdicts = verdict::verdicts(&self.timeline, &self.tunables);
+    /// Fills `verdicts` from the timeline, the tunables and the recorded page size.
+    fn with_verdicts(mut self, page_size: u64) -> Self {
+        self.verdicts = verdict::verdicts(&self.timeline, &self.tunables, page_size);
         self
     }
 }

@@ -21,8 +21,8 @@ use crate::samples::{
     zones::{ZoneSample, unusable_index},
 };
 
-/// Page size of the zones' page counts (x86-64, where memtrace's fault hooks exist).
-const PAGE: u64 = 4096;
+/// The page size when a recording does not say (x86-64's, where memtrace's fault hooks exist).
+const DEFAULT_PAGE: u64 = 4096;
 
 /// What the facts point at.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -54,15 +54,26 @@ pub struct Verdict {
     pub text: String,
 }
 
-/// The verdicts of the flagged intervals, in time order.
-pub fn verdicts(rows: &[TimelineRow], tunables: &Tunables) -> Vec<Verdict> {
+/// The verdicts of the flagged intervals, in time order; `page_size` is the recorded machine's
+/// (0: unknown).
+pub fn verdicts(rows: &[TimelineRow], tunables: &Tunables, page_size: u64) -> Vec<Verdict> {
+    let page = if page_size > 0 {
+        page_size
+    } else {
+        DEFAULT_PAGE
+    };
+    let pages = |n: u64| units::bytes(n * page);
     rows.iter()
         .filter(|row| row.flagged && !row.zones.is_empty())
-        .filter_map(|row| verdict(row, tunables))
+        .filter_map(|row| verdict(row, tunables, &pages))
         .collect()
 }
 
-fn verdict(row: &TimelineRow, tunables: &Tunables) -> Option<Verdict> {
+fn verdict(
+    row: &TimelineRow,
+    tunables: &Tunables,
+    pages: &dyn Fn(u64) -> String,
+) -> Option<Verdict> {
     let stalled = |category| {
         row.processes
             .iter()
@@ -132,7 +143,7 @@ fn verdict(row: &TimelineRow, tunables: &Tunables) -> Option<Verdict> {
                 zone_name(zone),
                 pages(zone.lowest_free_pages),
                 pages(zone.low_pages),
-                units::bytes(PAGE << order)
+                pages(1 << order)
             ),
         )
     } else if memcg && direct.is_empty() && all_above_low {
@@ -165,10 +176,6 @@ fn verdict(row: &TimelineRow, tunables: &Tunables) -> Option<Verdict> {
 /// A zone's name as text shows it (a recording's strings are escaped, like every name).
 fn zone_name(zone: &ZoneSample) -> String {
     format!("node {} {}", zone.node, units::printable(&zone.zone))
-}
-
-fn pages(n: u64) -> String {
-    units::bytes(n * PAGE)
 }
 
 /// Writes the verdicts, one paragraph each (nothing without any).
@@ -238,7 +245,7 @@ mod tests {
             &[StallCategory::DirectReclaim],
             vec![zone(11_000, 6, 3, 4)],
         )];
-        let v = verdicts(&rows, &tunables());
+        let v = verdicts(&rows, &tunables(), 4096);
         assert_eq!(v.len(), 1);
         assert_eq!(v[0].cause, Cause::Watermarks);
         assert_eq!(
@@ -262,7 +269,7 @@ mod tests {
             ..zone(550_000, 0, 0, 8)
         };
         let rows = [row(&[StallCategory::Compaction], vec![dma32, normal])];
-        let v = verdicts(&rows, &tunables());
+        let v = verdicts(&rows, &tunables(), 4096);
         assert_eq!(v.len(), 1);
         assert_eq!(v[0].cause, Cause::Fragmentation);
         assert!(
@@ -289,7 +296,7 @@ mod tests {
             &[StallCategory::MemcgReclaim, StallCategory::SwapIn],
             vec![dma, zone(4_000_000, 0, 0, 10)],
         )];
-        let v = verdicts(&rows, &tunables());
+        let v = verdicts(&rows, &tunables(), 4096);
         assert_eq!(v.len(), 1);
         assert_eq!(v[0].cause, Cause::MemcgLimit);
         assert!(
@@ -315,7 +322,7 @@ mod tests {
             &[StallCategory::MajorFault],
             vec![zone(4_000_000, 0, 0, 10)],
         );
-        assert!(verdicts(&[quiet, no_zones, between, faults_only], &tunables()).is_empty());
+        assert!(verdicts(&[quiet, no_zones, between, faults_only], &tunables(), 4096).is_empty());
         let mut out = Vec::new();
         write(&[], &mut out).expect("write");
         assert!(out.is_empty());
@@ -336,7 +343,7 @@ mod tests {
             vec![zone(4_000_000, 0, 0, 10)],
         )];
         let mut out = Vec::new();
-        write(&verdicts(&rows, &tunables()), &mut out).expect("write");
+        write(&verdicts(&rows, &tunables(), 0), &mut out).expect("write");
         let text = String::from_utf8(out).expect("utf-8");
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines[1], "why reclaim ran (flagged intervals):");
