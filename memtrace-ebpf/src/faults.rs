@@ -321,6 +321,12 @@ fn batch_minor(tgid: u32, latency_ns: u64, now: u64, css: u64) -> bool {
     {
         slot.seen[at] = tgid;
         slot.seen_css[at] = css;
+        // A batch left waiting goes out with this fault too, not only with the next batched
+        // one: a CPU whose faults all take full records would otherwise keep it.
+        let batch = &mut slot.batch;
+        if batch.count > 0 && now.saturating_sub(batch.first_ns) > MINOR_BATCH_MAX_AGE_NS {
+            send_batch(batch);
+        }
         return false;
     }
     let batch = &mut slot.batch;
@@ -337,16 +343,22 @@ fn batch_minor(tgid: u32, latency_ns: u64, now: u64, css: u64) -> bool {
     if batch.count as usize == MINOR_BATCH_LEN
         || now.saturating_sub(batch.first_ns) > MINOR_BATCH_MAX_AGE_NS
     {
-        if EVENTS
-            .output::<MinorBatch>(&*batch, wakeup_flags())
-            .is_err()
-        {
-            // Every fault of the batch is lost: count them all.
-            bump_by(&LOST, EventKind::Fault as u32, u64::from(batch.count));
-        }
-        batch.count = 0;
+        send_batch(batch);
     }
     true
+}
+
+/// Sends this CPU's batch and empties it.
+#[inline(always)]
+fn send_batch(batch: &mut MinorBatch) {
+    if EVENTS
+        .output::<MinorBatch>(&*batch, wakeup_flags())
+        .is_err()
+    {
+        // Every fault of the batch is lost: count them all.
+        bump_by(&LOST, EventKind::Fault as u32, u64::from(batch.count));
+    }
+    batch.count = 0;
 }
 
 /// `task:task_rename(task, comm)`: exec and prctl(PR_SET_NAME) rename a thread. A main
