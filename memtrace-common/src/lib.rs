@@ -194,6 +194,8 @@ pub mod maps {
     pub const LOST: &str = "LOST";
     /// Per-CPU diagnostics, indexed by `stat`.
     pub const STATS: &str = "STATS";
+    /// Per-CPU machine event counts, indexed by `vm_count`.
+    pub const VM_COUNTS: &str = "VM_COUNTS";
     /// Thread group ids to trace in `filter_mode::PIDS`.
     pub const PIDS: &str = "PIDS";
 }
@@ -249,8 +251,8 @@ pub struct StallEvent {
     pub gfp_flags: u32,
     /// NUMA node, the throttle reason for `Throttle`, `compaction` bits for `Compaction`.
     pub detail: u32,
-    /// Explicit padding so the type has none implicit.
-    pub _pad: u32,
+    /// The local node's zones as the stall began, a [`zone_state`] word (0 for `Throttle`).
+    pub zones: u32,
     /// The stalled task's memory cgroup: the inode of its directory (0: unknown).
     pub memcg_id: u64,
     pub comm: [u8; COMM_LEN],
@@ -296,7 +298,7 @@ ids! {
     }
 }
 
-/// kswapd activity, 48 bytes.
+/// kswapd activity, 56 bytes.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct KswapdEvent {
@@ -311,6 +313,11 @@ pub struct KswapdEvent {
     pub tgid: u32,
     pub gfp_flags: u32,
     pub comm: [u8; COMM_LEN],
+    /// The zone index the wake is for (`highest_zoneidx` of a wake, the zone of a waking
+    /// allocation; -1 for `Sleep`).
+    pub zid: i32,
+    /// Explicit padding so the type has none implicit.
+    pub _pad: u32,
 }
 
 ids! {
@@ -350,6 +357,63 @@ pub mod compaction {
     pub const FIRST: u32 = 1 << 0;
     /// The record ends the compaction of one zone (`nr_reclaimed` is the zone's status).
     pub const ZONE_RUN: u32 = 1 << 1;
+    /// A zone was skipped after recent failures (`mm_compaction_deferred`).
+    pub const DEFERRED: u32 = 1 << 2;
+    /// A zone can serve the allocation (`mm_compaction_defer_reset`: the kernel calls it when
+    /// a zone's compaction succeeds and when the allocation gets its page after compacting).
+    pub const READY: u32 = 1 << 3;
+}
+
+/// The `zones` word of a [`StallEvent`]: the local NUMA node's zones read in the kernel as the
+/// stall began. Byte 0: zones (bit = zone index) whose free pages were under their `min`
+/// watermark (boost included); byte 1: under `low`; byte 2: zones read (populated); byte 3:
+/// the largest order with a free block in the highest zone read, plus one (0: not read). The
+/// highest zone (Normal, or Movable where populated) is the one most allocations prefer; the
+/// lower zones' blocks are held back from them (`lowmem_reserve`).
+pub mod zone_state {
+    pub const UNDER_MIN_SHIFT: u32 = 0;
+    pub const UNDER_LOW_SHIFT: u32 = 8;
+    pub const READ_SHIFT: u32 = 16;
+    pub const ORDER_SHIFT: u32 = 24;
+    /// Zones a word can describe (`MAX_NR_ZONES` is at most 5 on current kernels).
+    pub const MAX_ZONES: u32 = 8;
+
+    /// Zones under `min` (bit = zone index).
+    pub const fn under_min(word: u32) -> u8 {
+        (word >> UNDER_MIN_SHIFT) as u8
+    }
+
+    /// Zones under `low` (those under `min` too).
+    pub const fn under_low(word: u32) -> u8 {
+        (word >> UNDER_LOW_SHIFT) as u8
+    }
+
+    /// Zones read; 0 when the kernel could not be read.
+    pub const fn read(word: u32) -> u8 {
+        (word >> READ_SHIFT) as u8
+    }
+
+    /// The largest free block's order in the highest zone read.
+    pub const fn largest_free_order(word: u32) -> Option<u32> {
+        match word >> ORDER_SHIFT {
+            0 => None,
+            n => Some(n - 1),
+        }
+    }
+}
+
+/// Indexes of the `VM_COUNTS` per-CPU counters: machine events memtrace counts in the kernel
+/// rather than streams.
+pub mod vm_count {
+    /// `kmem:mm_page_alloc_extfrag`, by the fallback order (orders above the last slot count
+    /// in it): an allocation took a free block of another migrate type.
+    pub const EXTFRAG: u32 = 0;
+    pub const EXTFRAG_ORDERS: u32 = 12;
+    /// `compaction:mm_compaction_try_to_compact_pages` of traced tasks: direct-compaction
+    /// attempts, the skipped ones included.
+    pub const COMPACT_ATTEMPTS: u32 = EXTFRAG + EXTFRAG_ORDERS;
+    /// Number of slots.
+    pub const SLOTS: u32 = 16;
 }
 
 /// State of a stall in flight, kept per thread.
@@ -362,6 +426,10 @@ pub struct InFlightStall {
     pub order: i32,
     pub gfp_flags: u32,
     pub detail: u32,
+    /// A [`zone_state`] word.
+    pub zones: u32,
+    /// Explicit padding so the type has none implicit.
+    pub _pad: u32,
 }
 
 #[cfg(feature = "user")]

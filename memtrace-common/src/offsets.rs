@@ -65,6 +65,26 @@ pub struct KernelOffsets {
     pub cfs_rq_rq: u32,
     pub rq_clock: u32,
     pub rq_clock_task: u32,
+    /// The local node's zones, reached from the current task's memory cgroup
+    /// (`mem_cgroup.nodeinfo[nid]->lruvec.pgdat->node_zones[]`): `mem_cgroup.nodeinfo`, the
+    /// per-node `lruvec.pgdat`, `pglist_data.node_zones`, `sizeof(struct zone)`, the zone count.
+    pub memcg_nodeinfo: u32,
+    pub memcg_node_pgdat: u32,
+    pub pgdat_zones: u32,
+    pub zone_size: u32,
+    pub zones: u32,
+    /// `zone._watermark[WMARK_MIN]`, `[WMARK_LOW]`, `zone.watermark_boost`,
+    /// `zone.managed_pages`, `zone.vm_stat[NR_FREE_PAGES]`.
+    pub zone_min: u32,
+    pub zone_low: u32,
+    pub zone_boost: u32,
+    pub zone_managed: u32,
+    pub zone_free: u32,
+    /// `zone.free_area`, `sizeof(struct free_area)`, `free_area.nr_free`, the orders.
+    pub zone_free_area: u32,
+    pub free_area_size: u32,
+    pub free_area_nr_free: u32,
+    pub orders: u32,
 }
 
 impl KernelOffsets {
@@ -113,6 +133,20 @@ impl KernelOffsets {
         cfs_rq_rq: u32::MAX,
         rq_clock: u32::MAX,
         rq_clock_task: u32::MAX,
+        memcg_nodeinfo: u32::MAX,
+        memcg_node_pgdat: u32::MAX,
+        pgdat_zones: u32::MAX,
+        zone_size: u32::MAX,
+        zones: u32::MAX,
+        zone_min: u32::MAX,
+        zone_low: u32::MAX,
+        zone_boost: u32::MAX,
+        zone_managed: u32::MAX,
+        zone_free: u32::MAX,
+        zone_free_area: u32::MAX,
+        free_area_size: u32::MAX,
+        free_area_nr_free: u32::MAX,
+        orders: u32::MAX,
     };
 }
 

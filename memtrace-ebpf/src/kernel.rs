@@ -1,6 +1,6 @@
 //! Kernel facts resolved from BTF by userspace at start-up and handed in as read-only globals
 //! (aya has no CO-RE relocations, and enum values depend on the kernel's configuration).
-use memtrace_common::offsets::KernelOffsets;
+use memtrace_common::{offsets::KernelOffsets, zone_state};
 
 /// Reads a global that userspace set before load. `read_volatile` stops the compiler from
 /// folding the placeholder value in.
@@ -67,6 +67,78 @@ pub fn css_memcg_id(css: u64) -> u64 {
         .and_then(|cgroup| read_at::<u64>(cgroup, off!(cgroup_kn)))
         .and_then(|kn| read_at::<u64>(kn, off!(kernfs_node_id)))
         .unwrap_or(0)
+}
+
+/// Most free-block orders read per zone (`NR_PAGE_ORDERS` is 11 on x86-64).
+const MAX_ORDERS: u32 = 16;
+
+/// The local NUMA node's zones as a [`zone_state`] word: which zones' free pages were under
+/// their `min` and `low` watermarks (boost included, as `min_wmark_pages()`), which were read,
+/// and the largest free block of the highest of them (Normal, or Movable where populated). The node is reached through the current task's
+/// memory cgroup (`nodeinfo[nid]->lruvec.pgdat`): the kernel keeps no other path to it that a
+/// tracing program can read. 0 when it cannot be read. Called as a stall begins: rare next to
+/// faults, so the ~60 reads cost nothing that matters.
+#[inline(always)]
+pub fn zone_state() -> u32 {
+    if off!(zone_free) == u32::MAX {
+        return 0;
+    }
+    let css = current_memcg_css();
+    if css == 0 {
+        return 0;
+    }
+    let memcg = css.wrapping_sub(u64::from(off!(memcg_css)));
+    // SAFETY: plain helper call.
+    let nid = u64::from(unsafe { aya_ebpf::helpers::bpf_get_numa_node_id() } as u32);
+    let Some(pgdat) = read_at::<u64>(memcg + u64::from(off!(memcg_nodeinfo)) + nid * 8, 0)
+        .and_then(|node| read_at::<u64>(node, off!(memcg_node_pgdat)))
+    else {
+        return 0;
+    };
+    let zones = off!(zones);
+    let orders = off!(orders);
+    let mut word = 0u32;
+    // The largest free order of the highest zone read, plus one (0: none).
+    let mut largest = 0u32;
+    for zid in 0..zone_state::MAX_ZONES {
+        if zid >= zones {
+            break;
+        }
+        let zone = pgdat + u64::from(off!(pgdat_zones)) + u64::from(zid * off!(zone_size));
+        if read_at::<u64>(zone, off!(zone_managed)).unwrap_or(0) == 0 {
+            continue;
+        }
+        // One read at a time, each defaulted: a tuple of `Option`s leaves the payload of a
+        // `None` undefined, which the verifier refuses to see spilled.
+        let Some(free) = read_at::<i64>(zone, off!(zone_free)) else {
+            continue;
+        };
+        let free = free.max(0) as u64;
+        let boost = read_at::<u64>(zone, off!(zone_boost)).unwrap_or(0);
+        let min = read_at::<u64>(zone, off!(zone_min)).unwrap_or(0);
+        let low = read_at::<u64>(zone, off!(zone_low)).unwrap_or(0);
+        word |= 1 << (zone_state::READ_SHIFT + zid);
+        if free < min + boost {
+            word |= 1 << (zone_state::UNDER_MIN_SHIFT + zid);
+        }
+        if free < low + boost {
+            word |= 1 << (zone_state::UNDER_LOW_SHIFT + zid);
+        }
+        // The highest zone's is kept: most allocations prefer it, and the lower zones'
+        // blocks are held back from them (lowmem_reserve).
+        largest = 0;
+        for step in 0..MAX_ORDERS {
+            let Some(order) = orders.checked_sub(step + 1) else {
+                break;
+            };
+            let area = u64::from(off!(zone_free_area)) + u64::from(order * off!(free_area_size));
+            if read_at::<u64>(zone + area, off!(free_area_nr_free)).unwrap_or(0) > 0 {
+                largest = order + 1;
+                break;
+            }
+        }
+    }
+    word | (largest << zone_state::ORDER_SHIFT)
 }
 
 /// The current task as a BTF pointer. Its members load directly, without a helper call: the

@@ -7,6 +7,7 @@ mod faults;
 mod filter;
 mod floor;
 mod kernel;
+mod kmem;
 mod maps;
 mod oom;
 mod process;

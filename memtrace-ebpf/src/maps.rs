@@ -4,7 +4,7 @@ use aya_ebpf::{
     macros::map,
     maps::{PerCpuArray, RingBuf},
 };
-use memtrace_common::{EVENT_KIND_SLOTS, stat};
+use memtrace_common::{EVENT_KIND_SLOTS, stat, vm_count};
 
 use crate::kernel::global;
 
@@ -19,6 +19,10 @@ pub static LOST: PerCpuArray<u64> = PerCpuArray::with_max_entries(EVENT_KIND_SLO
 /// Kernel-side diagnostics, indexed by `memtrace_common::stat`.
 #[map(name = "STATS")]
 pub static STATS: PerCpuArray<u64> = PerCpuArray::with_max_entries(stat::SLOTS, 0);
+
+/// Machine events counted rather than streamed, indexed by `memtrace_common::vm_count`.
+#[map(name = "VM_COUNTS")]
+pub static VM_COUNTS: PerCpuArray<u64> = PerCpuArray::with_max_entries(vm_count::SLOTS, 0);
 
 /// Userspace is woken only once this many bytes wait (it also drains on its own timer), so a
 /// busy system pays for one wake-up per batch rather than one per record.

@@ -10,12 +10,14 @@ use aya_ebpf::{
     maps::HashMap,
     programs::BtfTracePointContext,
 };
-use memtrace_common::{EventKind, InFlightStall, StallEvent, StallKind, compaction, stat};
+use memtrace_common::{
+    EventKind, InFlightStall, StallEvent, StallKind, compaction, stat, vm_count,
+};
 
 use crate::{
     filter::current_wanted,
-    kernel::{css_memcg_id, current_memcg_css, off, read_at},
-    maps::{EVENTS, LOST, STATS, bump, wakeup_flags},
+    kernel::{css_memcg_id, current_memcg_css, off, read_at, zone_state},
+    maps::{EVENTS, LOST, STATS, VM_COUNTS, bump, wakeup_flags},
 };
 
 /// Stalls in flight, by thread id.
@@ -52,6 +54,8 @@ fn begin(stall: StallKind, order: i32, gfp_flags: u32, detail: u32) {
         order,
         gfp_flags,
         detail,
+        zones: zone_state(),
+        _pad: 0,
     };
     if STALLS.insert(&tid, &state, 0).is_err() {
         bump(&STATS, stat::STALLS_DROPPED);
@@ -99,7 +103,7 @@ fn emit(state: &InFlightStall, latency_ns: u64, nr_reclaimed: u64) {
         order: state.order,
         gfp_flags: state.gfp_flags,
         detail: state.detail,
-        _pad: 0,
+        zones: state.zones,
         memcg_id: css_memcg_id(current_memcg_css()),
         comm: bpf_get_current_comm().unwrap_or_default(),
     });
@@ -179,6 +183,8 @@ pub fn throttled(ctx: BtfTracePointContext) -> i32 {
         order: -1,
         gfp_flags: 0,
         detail: reason as u32,
+        zones: 0,
+        _pad: 0,
     };
     emit(&state, latency_ns, 0);
     0
@@ -200,7 +206,8 @@ struct CompactAttempt {
     gfp_flags: u32,
     /// A record of this attempt has gone out (it counted its stall).
     counted: u32,
-    _pad: u32,
+    /// The local node's zones as the attempt began (a `zone_state` word).
+    zones: u32,
 }
 
 /// Longest quiet gap within one attempt: between its zones only checks run.
@@ -236,6 +243,8 @@ fn compaction_record(attempt: &mut CompactAttempt, now: u64, bits: u32, status: 
         order: attempt.order,
         gfp_flags: attempt.gfp_flags,
         detail: bits | first,
+        zones: attempt.zones,
+        _pad: 0,
     };
     emit(&state, now.saturating_sub(attempt.start_ns), status);
 }
@@ -247,6 +256,7 @@ pub fn try_to_compact_pages(ctx: BtfTracePointContext) -> i32 {
     if !current_wanted() {
         return 0;
     }
+    bump(&VM_COUNTS, vm_count::COMPACT_ATTEMPTS);
     let now = now_ns();
     let state = CompactAttempt {
         start_ns: now,
@@ -255,7 +265,7 @@ pub fn try_to_compact_pages(ctx: BtfTracePointContext) -> i32 {
         order: ctx.arg(0),
         gfp_flags: ctx.arg(1),
         counted: 0,
-        _pad: 0,
+        zones: zone_state(),
     };
     let tid = bpf_get_current_pid_tgid() as u32;
     if COMPACTING.insert(&tid, &state, 0).is_err() {
@@ -294,24 +304,23 @@ pub fn compaction_end(ctx: BtfTracePointContext) -> i32 {
 /// the kernel counts the attempt as a stall all the same.
 #[btf_tracepoint(function = "mm_compaction_deferred")]
 pub fn compaction_deferred(_ctx: BtfTracePointContext) -> i32 {
-    not_skipped()
+    outcome(compaction::DEFERRED)
 }
 
 /// `compaction:mm_compaction_defer_reset(zone, order)`: a zone can serve the allocation (found
-/// ready before a run, or after one).
+/// ready before a run, or after one, or the allocation got its page after compacting).
 #[btf_tracepoint(function = "mm_compaction_defer_reset")]
 pub fn compaction_defer_reset(_ctx: BtfTracePointContext) -> i32 {
-    not_skipped()
+    outcome(compaction::READY)
 }
 
-/// The attempt was not skipped: it counts one stall, if no record has counted it yet.
+/// A zone of the attempt was deferred or found ready: the attempt was not skipped (its first
+/// record counts one stall), and the record tells how it went.
 #[inline(always)]
-fn not_skipped() -> i32 {
+fn outcome(bits: u32) -> i32 {
     let now = now_ns();
-    if let Some(attempt) = attempt(now)
-        && attempt.counted == 0
-    {
-        compaction_record(attempt, now, 0, 0);
+    if let Some(attempt) = attempt(now) {
+        compaction_record(attempt, now, bits, 0);
     }
     0
 }

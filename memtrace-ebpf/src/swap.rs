@@ -45,7 +45,7 @@ pub fn swap_traffic(memcg: u64, dir: u32, pages: u64) {
 }
 
 #[inline(always)]
-fn kswapd_event(op: u32, nid: i32, order: i32, gfp_flags: u32) {
+fn kswapd_event(op: u32, nid: i32, zid: i32, order: i32, gfp_flags: u32) {
     let Some(mut entry) = EVENTS.reserve::<KswapdEvent>(0) else {
         bump(&LOST, EventKind::Kswapd as u32);
         return;
@@ -59,6 +59,8 @@ fn kswapd_event(op: u32, nid: i32, order: i32, gfp_flags: u32) {
         tgid: (bpf_get_current_pid_tgid() >> 32) as u32,
         gfp_flags,
         comm: bpf_get_current_comm().unwrap_or_default(),
+        zid,
+        _pad: 0,
     });
     entry.submit(wakeup_flags());
 }
@@ -66,20 +68,26 @@ fn kswapd_event(op: u32, nid: i32, order: i32, gfp_flags: u32) {
 /// `vmscan:mm_vmscan_kswapd_wake(nid, zid, order)`, in kswapd.
 #[btf_tracepoint(function = "mm_vmscan_kswapd_wake")]
 pub fn kswapd_wake(ctx: BtfTracePointContext) -> i32 {
-    kswapd_event(KswapdOp::Wake as u32, ctx.arg(0), ctx.arg(2), 0);
+    kswapd_event(KswapdOp::Wake as u32, ctx.arg(0), ctx.arg(1), ctx.arg(2), 0);
     0
 }
 
 /// `vmscan:mm_vmscan_kswapd_sleep(nid)`, in kswapd.
 #[btf_tracepoint(function = "mm_vmscan_kswapd_sleep")]
 pub fn kswapd_sleep(ctx: BtfTracePointContext) -> i32 {
-    kswapd_event(KswapdOp::Sleep as u32, ctx.arg(0), -1, 0);
+    kswapd_event(KswapdOp::Sleep as u32, ctx.arg(0), -1, -1, 0);
     0
 }
 
 /// `vmscan:mm_vmscan_wakeup_kswapd(nid, zid, order, gfp_flags)`, in the allocating task.
 #[btf_tracepoint(function = "mm_vmscan_wakeup_kswapd")]
 pub fn wakeup_kswapd(ctx: BtfTracePointContext) -> i32 {
-    kswapd_event(KswapdOp::WokenBy as u32, ctx.arg(0), ctx.arg(2), ctx.arg(3));
+    kswapd_event(
+        KswapdOp::WokenBy as u32,
+        ctx.arg(0),
+        ctx.arg(1),
+        ctx.arg(2),
+        ctx.arg(3),
+    );
     0
 }

@@ -417,6 +417,14 @@ impl Scratch {
         Self(dir)
     }
 
+    /// The same under /var/tmp: on a disk, where a file's pages go to the page cache (the temp
+    /// dir may be a tmpfs).
+    pub fn on_disk(test: &str) -> Self {
+        let dir = PathBuf::from(format!("/var/tmp/memtrace-{test}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("scratch dir");
+        Self(dir)
+    }
+
     /// A file in it.
     pub fn file(&self, name: &str) -> PathBuf {
         self.0.join(name)
@@ -427,4 +435,97 @@ impl Drop for Scratch {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
     }
+}
+
+/// One tracepoint counted by a tracefs instance of its own (the kernel's own count, beside
+/// memtrace's): created enabled, disabled and removed on drop.
+pub struct TraceCount {
+    dir: PathBuf,
+    event: String,
+}
+
+impl TraceCount {
+    /// Starts counting `event` (`kmem/mm_page_alloc_extfrag`).
+    pub fn start(event: &str) -> Self {
+        static NEXT: AtomicU32 = AtomicU32::new(0);
+        let root = ["/sys/kernel/tracing", "/sys/kernel/debug/tracing"]
+            .into_iter()
+            .map(PathBuf::from)
+            .find(|p| p.join("instances").is_dir())
+            .expect("tracefs is not mounted (/sys/kernel/tracing)");
+        let dir = root.join("instances").join(format!(
+            "memtrace-test-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        ));
+        std::fs::create_dir(&dir).expect("create a tracefs instance");
+        let count = Self {
+            dir,
+            event: event.to_string(),
+        };
+        count.enable("1");
+        count
+    }
+
+    fn enable(&self, value: &str) {
+        let path = self.dir.join("events").join(&self.event).join("enable");
+        std::fs::write(&path, value).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    }
+
+    /// Stops counting and returns how many events the kernel wrote: the entries in the
+    /// buffer and those overwritten, summed over the CPUs.
+    pub fn stop(&self) -> u64 {
+        self.enable("0");
+        let cpus = std::fs::read_dir(self.dir.join("per_cpu")).expect("per_cpu");
+        let mut total = 0;
+        for cpu in cpus.flatten() {
+            let stats = std::fs::read_to_string(cpu.path().join("stats")).expect("stats");
+            for line in stats.lines() {
+                if let Some(n) =
+                    (line.strip_prefix("entries:")).or_else(|| line.strip_prefix("overrun:"))
+                {
+                    total += n.trim().parse::<u64>().expect("a count");
+                }
+            }
+        }
+        total
+    }
+}
+
+impl Drop for TraceCount {
+    fn drop(&mut self) {
+        let _ = std::fs::write(
+            self.dir.join("events").join(&self.event).join("enable"),
+            "0",
+        );
+        let _ = std::fs::remove_dir(&self.dir);
+    }
+}
+
+/// A sysctl set for one test and restored on drop (also when an assertion fails).
+pub struct Sysctl {
+    path: &'static str,
+    original: String,
+}
+
+impl Sysctl {
+    /// Sets `path` (`/proc/sys/vm/...`) to `value`, remembering what it was.
+    pub fn set(path: &'static str, value: &str) -> Self {
+        let original = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{path}: {e}"));
+        let sysctl = Self { path, original };
+        std::fs::write(path, value).unwrap_or_else(|e| panic!("set {path} to {value}: {e}"));
+        sysctl
+    }
+}
+
+impl Drop for Sysctl {
+    fn drop(&mut self) {
+        let _ = std::fs::write(self.path, self.original.trim());
+    }
+}
+
+/// Reads one `/proc/meminfo` field, in kB.
+pub fn meminfo_kb(key: &str) -> u64 {
+    let text = std::fs::read_to_string("/proc/meminfo").expect("meminfo");
+    memtrace::collect::procfs::meminfo_kb(&text, key).unwrap_or_else(|| panic!("no {key}"))
 }

@@ -7,7 +7,7 @@ use memtrace::{
     lab::workload::faults::FaultOutcome,
     report::{Report, stalls::MemcgSwap, timeline::TimelineRow},
 };
-use memtrace_tests::{Recorder, Workload, assert_within, require_root, vmstat};
+use memtrace_tests::{Recorder, Workload, assert_within, meminfo_kb, require_root, vmstat};
 
 const MIB: u64 = 1 << 20;
 
@@ -121,11 +121,6 @@ impl Drop for GlobalPressure {
     }
 }
 
-fn meminfo_kb(key: &str) -> u64 {
-    let text = std::fs::read_to_string("/proc/meminfo").expect("meminfo");
-    memtrace::collect::procfs::meminfo_kb(&text, key).unwrap_or_else(|| panic!("no {key}"))
-}
-
 fn allocstalls() -> u64 {
     let text = std::fs::read_to_string("/proc/vmstat").expect("vmstat");
     text.lines()
@@ -171,6 +166,7 @@ fn global_pressure_stalls_and_kswapd_match_the_kernel() {
     fragmenter.wait_for_line("ready");
 
     let recorder = Recorder::start(&["--duration", "300"]);
+    let begins = memtrace_tests::TraceCount::start("vmscan/mm_vmscan_direct_reclaim_begin");
     let free_before_kb = meminfo_kb("MemFree");
     let (stalls_before, compact_before) = (allocstalls(), vmstat("compact_stall"));
     let kswapd_before = kswapd_cpu_ns();
@@ -187,6 +183,7 @@ fn global_pressure_stalls_and_kswapd_match_the_kernel() {
     assert!(status.success());
     let compacted = vmstat("compact_stall") - compact_before;
     let stalls = allocstalls() - stalls_before;
+    let traced = begins.stop();
     // kswapd goes back to sleep once the pressure is gone: wait for it before the last reading.
     std::thread::sleep(std::time::Duration::from_secs(2));
     let kswapd = kswapd_cpu_ns() - kswapd_before;
@@ -206,8 +203,16 @@ fn global_pressure_stalls_and_kswapd_match_the_kernel() {
     eprintln!(
         "memtrace: {counted} direct-reclaim stalls, {compactions} compaction stalls \
          ({zone_runs} zone runs), kswapd CPU {cpu} ns (awake {awake} ns); kernel: allocstall \
-         delta {stalls}, compact_stall delta {compacted}, kswapd schedstat delta {kswapd} ns"
+         delta {stalls}, compact_stall delta {compacted}, kswapd schedstat delta {kswapd} ns; \
+         tracefs mm_vmscan_direct_reclaim_begin {traced}; {:?}",
+        report.kernel_counters
     );
+    for p in report.processes.iter().filter(|p| p.stall_time_ns > 0) {
+        eprintln!(
+            "  {}[{}]: direct {} compaction {}",
+            p.comm, p.pid, p.stalls.direct_reclaim.latency.count, p.stalls.compaction.latency.count
+        );
+    }
     assert!(
         stalls > 0,
         "the recipe caused no direct reclaim on this machine"
@@ -228,8 +233,38 @@ fn global_pressure_stalls_and_kswapd_match_the_kernel() {
     );
     assert_within("kswapd CPU time", cpu, kswapd, 5.0);
     assert!(cpu <= awake, "kswapd CPU {cpu} ns > awake {awake} ns");
+    for p in report.processes.iter().filter(|p| p.stall_time_ns > 0) {
+        for (kind, s) in p.stalls.iter() {
+            if s.latency.count > 0 {
+                eprintln!(
+                    "{} {kind:?}: {} stalls, {} succeeded, {} deferred; zones {:?}; allocations {:?}",
+                    p.comm, s.latency.count, s.succeeded, s.deferred, s.zones, s.allocations
+                );
+            }
+        }
+    }
+    eprintln!("kswapd: {:?}", report.kswapd);
+    eprintln!("allocator: {:?}", report.allocator);
     assert_zones_against_the_watermarks(&report.timeline, free_before_kb);
     assert_fragmentation_verdict(&report, &after_fill);
+    // Every stall carries the zones as it began; those that did not begin under min asked for
+    // high-order blocks (the reason they reclaimed with free memory to spare).
+    for p in &report.processes {
+        for s in [&p.stalls.direct_reclaim, &p.stalls.compaction] {
+            assert_eq!(s.zones.zones_read, s.latency.count, "{}: {:?}", p.comm, s);
+            for a in &s.allocations {
+                assert!(
+                    a.zones.began_under_min == a.count || a.order > 0,
+                    "{}: order-0 stalls that began above min: {a:?}",
+                    p.comm
+                );
+            }
+        }
+    }
+    assert!(
+        report.kswapd.iter().any(|n| !n.wakes.is_empty()),
+        "no kswapd wake seen"
+    );
 }
 
 /// The pool fill's stalls are for huge pages while the zones keep plenty free: the report's
@@ -358,4 +393,117 @@ fn assert_zones_against_the_watermarks(timeline: &[TimelineRow], free_before_kb:
         "the zones' readings never showed the pool taking memory: lowest {lowest_kb} kB, \
          {free_before_kb} kB free before"
     );
+}
+
+/// Watermark pressure, made safely: the page cache filled with clean pages (a sparse file as
+/// large as the free memory and 2 GiB more, read), 4 GiB of anonymous memory being touched, and
+/// meanwhile the min watermark raised (`vm.min_free_kbytes`, restored on every path)
+/// above what each zone has free. Allocations then find every zone under min and reclaim
+/// directly until reclaim of the cache lifts free above it: each stall carries the zones as it
+/// began, kswapd's wakes are seen with their zone, and the verdict says watermarks. Nothing can
+/// be OOM-killed: the clean cache to reclaim is several times what the workload takes.
+#[test]
+fn watermark_pressure_stalls_begin_under_min() {
+    require_root();
+    let scratch = memtrace_tests::Scratch::on_disk("watermarks");
+    let file = scratch.file("sparse");
+    let size = (meminfo_kb("MemFree") + (2 << 20)) << 10;
+    File::create(&file)
+        .and_then(|f| f.set_len(size))
+        .expect("sparse file");
+    let status = std::process::Command::new("cat")
+        .arg(&file)
+        .stdout(std::process::Stdio::null())
+        .status()
+        .expect("cat");
+    assert!(status.success());
+    let (free_kb, cached_kb) = (meminfo_kb("MemFree"), meminfo_kb("Cached"));
+    eprintln!("after the read: free {free_kb} kB, cached {cached_kb} kB");
+    assert!(
+        cached_kb > 8 << 20,
+        "cached {cached_kb} kB: not enough clean cache to reclaim safely"
+    );
+    let mut workload = Workload::spawn(&["faults", "--file-mib", "0", "--anon-mib", "4096"]);
+    // The stalls are brief (reclaiming clean cache lifts free back above min within tens of
+    // milliseconds): any interval with 0.1 % of it stalled is flagged, and so gets a verdict.
+    let recorder = Recorder::start(&[
+        "--duration",
+        "300",
+        "--interval",
+        "500ms",
+        "--stall-threshold",
+        "0.1",
+    ]);
+    let begins = memtrace_tests::TraceCount::start("vmscan/mm_vmscan_direct_reclaim_begin");
+    let stalls_before = allocstalls();
+    workload.go();
+    std::thread::sleep(std::time::Duration::from_millis(50));
+    let min_kb = min_free_kb_over_every_zone();
+    eprintln!("vm.min_free_kbytes raised to {min_kb}");
+    let raised = memtrace_tests::Sysctl::set("/proc/sys/vm/min_free_kbytes", &min_kb.to_string());
+    let _: FaultOutcome = workload.finish();
+    let stalls = allocstalls() - stalls_before;
+    let traced = begins.stop();
+    drop(raised);
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    recorder.interrupt();
+    let report = recorder.finish();
+    drop(scratch);
+
+    let direct: Vec<_> = report
+        .processes
+        .iter()
+        .map(|p| (p, &p.stalls.direct_reclaim))
+        .filter(|(_, s)| s.latency.count > 0)
+        .collect();
+    for (p, s) in &direct {
+        eprintln!(
+            "{}[{}]: {} direct-reclaim stalls; zones {:?}; {:?}",
+            p.comm, p.pid, s.latency.count, s.zones, s.allocations
+        );
+    }
+    eprintln!("kswapd: {:?}", report.kswapd);
+    for v in &report.verdicts {
+        eprintln!("verdict at {:.1} s: {:?}: {}", v.start_s, v.cause, v.text);
+    }
+    let counted: u64 = direct.iter().map(|(_, s)| s.latency.count).sum();
+    eprintln!(
+        "memtrace {counted} direct-reclaim stalls, kernel allocstall delta {stalls}, \
+         tracefs mm_vmscan_direct_reclaim_begin {traced}; {:?}",
+        report.kernel_counters
+    );
+    assert!(stalls > 0, "the recipe caused no direct reclaim");
+    assert_eq!(counted, stalls, "direct-reclaim stalls vs allocstall_*");
+    assert_eq!(report.lost.total, 0);
+    let read: u64 = direct.iter().map(|(_, s)| s.zones.zones_read).sum();
+    assert_eq!(read, counted, "a stall without the zones as it began");
+    let under_min: u64 = direct.iter().map(|(_, s)| s.zones.began_under_min).sum();
+    assert!(under_min > 0, "no stall began with a zone under min");
+    assert!(
+        report.kswapd.iter().any(|n| !n.wakes.is_empty()),
+        "no kswapd wake seen"
+    );
+    assert!(
+        report
+            .verdicts
+            .iter()
+            .any(|v| v.cause == memtrace::report::verdict::Cause::Watermarks),
+        "no verdict names the watermarks"
+    );
+}
+
+/// A `vm.min_free_kbytes` that puts every zone's min watermark 30 % above its free pages now:
+/// the kernel shares it out among the zones by their managed pages. (DMA, a few MiB that
+/// ordinary allocations may not use, is left out.)
+fn min_free_kb_over_every_zone() -> u64 {
+    let zoneinfo = std::fs::read_to_string("/proc/zoneinfo").expect("/proc/zoneinfo");
+    let zones = memtrace::collect::procfs::parse_zoneinfo(&zoneinfo);
+    let managed: u64 = zones.iter().map(|z| z.managed).sum();
+    let worst = zones
+        .iter()
+        .filter(|z| z.managed * 100 >= managed)
+        .map(|z| z.free as f64 / z.managed as f64)
+        .fold(0.0, f64::max);
+    let page_kb = 4;
+    (worst * 1.3 * managed as f64) as u64 * page_kb
 }

@@ -56,8 +56,8 @@ enum Kind {
         #[arg(long)]
         hop_cpus: bool,
     },
-    /// Leaves `--mib` of memory fragmented (every other page freed), prints "ready", and holds
-    /// it until a line arrives on stdin.
+    /// Leaves `--mib` of memory fragmented (the pages with an odd physical frame number freed,
+    /// so that none can merge), prints "ready", and holds it until a line arrives on stdin.
     Fragment {
         #[arg(long)]
         mib: usize,

@@ -213,6 +213,12 @@ impl Btf {
         (self.kind(id) == kind::ARRAY).then(|| self.u32_at(at + 12))
     }
 
+    /// The number of elements of an array.
+    pub fn array_len(&self, id: u32) -> Option<u32> {
+        let at = self.record(id)?;
+        (self.kind(id) == kind::ARRAY).then(|| self.u32_at(at + 20))
+    }
+
     /// The members of a struct or union.
     pub fn members(&self, id: u32) -> Vec<Member> {
         let Some((k, vlen, kind_flag)) = self.info(id) else {

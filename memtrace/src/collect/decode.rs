@@ -283,7 +283,7 @@ mod tests {
     fn stall_swap_and_kswapd_records_round_trip() {
         assert_eq!(size_of::<StallEvent>(), 80);
         assert_eq!(size_of::<SwapEvent>(), 48);
-        assert_eq!(size_of::<KswapdEvent>(), 48);
+        assert_eq!(size_of::<KswapdEvent>(), 56);
         let stall = StallEvent {
             kind: EventKind::Stall as u32,
             stall: StallKind::MemcgReclaim as u32,
@@ -295,7 +295,7 @@ mod tests {
             order: 0,
             gfp_flags: 0xcc0,
             detail: 0,
-            _pad: 0,
+            zones: 0,
             memcg_id: 0,
             comm: [0; 16],
         };

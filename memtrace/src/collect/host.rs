@@ -2,7 +2,10 @@
 //! RAM, swap and NUMA totals (also read again at each OOM kill, when they matter).
 use super::{
     cgroups::MemoryHierarchy,
-    procfs::{meminfo_kb, parse_node_list, parse_zoneinfo_present, selected_choice},
+    procfs::{
+        meminfo_kb, parse_node_list, parse_pageblock_order, parse_zone_names,
+        parse_zoneinfo_present, selected_choice,
+    },
 };
 use crate::samples::host::{HostFacts, HostMemory, Tunables};
 
@@ -25,6 +28,7 @@ pub fn host_memory() -> HostMemory {
     let nodes = std::fs::read_to_string("/sys/devices/system/node/has_memory")
         .map(|text| parse_node_list(&text))
         .unwrap_or(1);
+    let zoneinfo = read("/proc/zoneinfo");
     HostMemory {
         page_size,
         ram_pages: kb("MemTotal") * 1024 / page_size,
@@ -33,7 +37,9 @@ pub fn host_memory() -> HostMemory {
             .and_then(|v| u32::try_from(v).ok())
             .unwrap_or(60),
         memory_nodes: nodes,
-        node_present_pages: parse_zoneinfo_present(&read("/proc/zoneinfo")),
+        node_present_pages: parse_zoneinfo_present(&zoneinfo),
+        zone_names: parse_zone_names(&zoneinfo),
+        pageblock_order: parse_pageblock_order(&read("/proc/pagetypeinfo")),
     }
 }
 

@@ -18,10 +18,12 @@ use super::{
     zones::{ZoneReading, ZoneWatch},
 };
 use crate::samples::{
-    Allocation, CgroupName, ClassSample, IntervalSample, KernelCounters, KswapdSample, KswapdWaker,
-    LatencyStats, ProcessExit, ProcessSample, STALL_CATEGORIES, StallCategory, StallSample,
-    StallTime, SwapByMemcg, SwapByTask, TimeSplit, comm_str, machine::MachineSample,
+    Allocation, CgroupName, ClassSample, IntervalSample, KernelCounters, KswapdSample, KswapdWake,
+    KswapdWaker, LatencyStats, ProcessExit, ProcessSample, STALL_CATEGORIES, StallCategory,
+    StallSample, StallTime, SwapByMemcg, SwapByTask, TimeSplit, comm_str,
+    machine::MachineSample,
     oom::OomInterval,
+    zones::{AllocatorEvents, StallZones},
 };
 
 /// Intervals after which a memory cgroup not seen since is forgotten by the naming (ten
@@ -36,8 +38,10 @@ type CategoryNs = [u64; STALL_CATEGORIES];
 struct StallAccum {
     latency: LatencyStats,
     pages: u64,
-    allocations: BTreeMap<(i32, u32), u64>,
+    allocations: BTreeMap<(i32, u32), (u64, StallZones)>,
     zone_runs: u64,
+    succeeded: u64,
+    deferred: u64,
 }
 
 /// Faults of one class of one process in the interval.
@@ -60,6 +64,30 @@ impl ClassAccum {
 struct Attempt {
     event: StallEvent,
     zone_runs: u64,
+    /// A zone was deferred; a zone could serve the allocation.
+    deferred: bool,
+    ready: bool,
+}
+
+impl Attempt {
+    fn new(event: &StallEvent) -> Self {
+        let mut attempt = Self {
+            event: *event,
+            zone_runs: 0,
+            deferred: false,
+            ready: false,
+        };
+        attempt.note(event);
+        attempt
+    }
+
+    /// Takes in what one of its records says.
+    fn note(&mut self, event: &StallEvent) {
+        self.event.latency_ns = self.event.latency_ns.max(event.latency_ns);
+        self.zone_runs += u64::from(event.detail & compaction::ZONE_RUN != 0);
+        self.deferred |= event.detail & compaction::DEFERRED != 0;
+        self.ready |= event.detail & compaction::READY != 0;
+    }
 }
 
 /// One process in the interval.
@@ -119,13 +147,16 @@ impl ProcessAccum {
                         allocations: s
                             .allocations
                             .into_iter()
-                            .map(|((order, gfp_flags), count)| Allocation {
+                            .map(|((order, gfp_flags), (count, zones))| Allocation {
                                 order,
                                 gfp_flags,
                                 count,
+                                zones,
                             })
                             .collect(),
                         zone_runs: s.zone_runs,
+                        succeeded: s.succeeded,
+                        deferred: s.deferred,
                     })
                 })
                 .collect(),
@@ -140,7 +171,8 @@ struct KswapdAccum {
     awake_since_ns: Option<u64>,
     wakes: u64,
     awake_ns: BTreeMap<u64, u64>,
-    woken_by: BTreeMap<(u32, String, i32), u64>,
+    woken_by: BTreeMap<(u32, String, i32, i32), u64>,
+    wake_zones: BTreeMap<(i32, i32), u64>,
     cpu_total_ns: Option<u64>,
     cpu_ns: Option<u64>,
 }
@@ -159,6 +191,9 @@ pub struct IntervalBuilder {
     kswapd: BTreeMap<u32, KswapdAccum>,
     /// The zones' readings of the open interval.
     zones: ZoneWatch,
+    /// The kernel's allocator counters at the last close, and the interval's events.
+    allocator_totals: Option<Vec<u64>>,
+    allocator: AllocatorEvents,
     /// Direct-compaction attempts of this interval not yet counted, by thread id; and those
     /// counted at the last close, whose later zones only add time.
     compacting: HashMap<u32, Attempt>,
@@ -195,6 +230,8 @@ impl IntervalBuilder {
             exits: Vec::new(),
             kswapd: BTreeMap::new(),
             zones: ZoneWatch::default(),
+            allocator_totals: None,
+            allocator: AllocatorEvents::default(),
             compacting: HashMap::new(),
             compacted: HashMap::new(),
             swap_by_task: HashMap::new(),
@@ -316,12 +353,13 @@ impl IntervalBuilder {
         if kind == StallKind::Compaction {
             self.add_compaction(event);
         } else {
-            self.count_stall(event, kind, 0);
+            self.count_stall(event, kind, None);
         }
     }
 
-    /// Counts one stall: its latency, pages, allocation and stalled time.
-    fn count_stall(&mut self, event: &StallEvent, kind: StallKind, zone_runs: u64) {
+    /// Counts one stall: its latency, pages, allocation, zones and stalled time (and, for
+    /// direct compaction, the attempt's zones and outcome).
+    fn count_stall(&mut self, event: &StallEvent, kind: StallKind, attempt: Option<&Attempt>) {
         self.note_memcg(event.tgid, event.memcg_id);
         let process = self.process(event.tgid, event.start_ns);
         process.name(event.tgid, event.tid, &event.comm);
@@ -330,11 +368,20 @@ impl IntervalBuilder {
         if kind != StallKind::Compaction {
             stats.pages += event.nr_reclaimed;
         }
-        stats.zone_runs += zone_runs;
-        *stats
+        if let Some(attempt) = attempt {
+            stats.zone_runs += attempt.zone_runs;
+            if attempt.ready {
+                stats.succeeded += 1;
+            } else if attempt.deferred && attempt.zone_runs == 0 {
+                stats.deferred += 1;
+            }
+        }
+        let (count, zones) = stats
             .allocations
             .entry((event.order, event.gfp_flags))
-            .or_default() += 1;
+            .or_default();
+        *count += 1;
+        zones.add_word(event.zones);
         let category = StallCategory::of_stall(kind);
         self.add_stalled(event.tgid, category, event.start_ns, event.latency_ns);
     }
@@ -348,17 +395,12 @@ impl IntervalBuilder {
         if let Some(attempt) = self.compacting.get_mut(&event.tid)
             && attempt.event.start_ns == event.start_ns
         {
-            attempt.event.latency_ns = attempt.event.latency_ns.max(event.latency_ns);
-            attempt.zone_runs += zone_run;
+            attempt.note(event);
             return;
         }
         if event.detail & compaction::FIRST != 0 {
-            let attempt = Attempt {
-                event: *event,
-                zone_runs: zone_run,
-            };
-            if let Some(done) = self.compacting.insert(event.tid, attempt) {
-                self.count_stall(&done.event, StallKind::Compaction, done.zone_runs);
+            if let Some(done) = self.compacting.insert(event.tid, Attempt::new(event)) {
+                self.count_stall(&done.event, StallKind::Compaction, Some(&done));
             }
             return;
         }
@@ -384,13 +426,23 @@ impl IntervalBuilder {
         for (tid, attempt) in std::mem::take(&mut self.compacting) {
             let e = &attempt.event;
             self.compacted.insert(tid, (e.start_ns, e.latency_ns));
-            self.count_stall(e, StallKind::Compaction, attempt.zone_runs);
+            self.count_stall(e, StallKind::Compaction, Some(&attempt));
         }
     }
 
     /// A reading of the zones' free pages and watermarks (several an interval).
     pub fn zone_reading(&mut self, reading: &ZoneReading) {
         self.zones.add_reading(reading);
+    }
+
+    /// The kernel's cumulative allocator counters (`VM_COUNTS`), read just before a close: the
+    /// interval gets the growth since the last reading.
+    pub fn allocator_counts(&mut self, totals: &[u64]) {
+        if let Some(before) = &self.allocator_totals {
+            self.allocator
+                .merge(&AllocatorEvents::between(before, totals));
+        }
+        self.allocator_totals = Some(totals.to_vec());
     }
 
     /// The cumulative CPU time of each node's kswapd (`(nid, ns)`), read just before a close:
@@ -449,6 +501,7 @@ impl IntervalBuilder {
         match op {
             KswapdOp::Wake => {
                 node.wakes += 1;
+                *node.wake_zones.entry((event.zid, event.order)).or_default() += 1;
                 node.awake_since_ns.get_or_insert(event.ts_ns);
             }
             KswapdOp::Sleep => {
@@ -462,7 +515,7 @@ impl IntervalBuilder {
             KswapdOp::WokenBy => {
                 *node
                     .woken_by
-                    .entry((event.tgid, comm_str(&event.comm), event.order))
+                    .entry((event.tgid, comm_str(&event.comm), event.order, event.zid))
                     .or_default() += 1;
             }
         }
@@ -543,6 +596,7 @@ impl IntervalBuilder {
             stall_time,
             kswapd,
             zones: self.zones.close(),
+            allocator: std::mem::take(&mut self.allocator),
             swap_by_task,
             swap_by_memcg,
             cgroups,
@@ -593,12 +647,17 @@ impl IntervalBuilder {
                 awake_ns: std::mem::take(&mut node.awake_ns).into_iter().collect(),
                 woken_by: std::mem::take(&mut node.woken_by)
                     .into_iter()
-                    .map(|((pid, comm, order), count)| KswapdWaker {
+                    .map(|((pid, comm, order, zid), count)| KswapdWaker {
                         pid,
                         comm,
                         order,
                         count,
+                        zid: Some(zid),
                     })
+                    .collect(),
+                wake_zones: std::mem::take(&mut node.wake_zones)
+                    .into_iter()
+                    .map(|((zid, order), count)| KswapdWake { zid, order, count })
                     .collect(),
             })
             .collect()

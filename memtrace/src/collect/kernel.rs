@@ -43,6 +43,9 @@ impl KernelFacts {
         let oom_offsets = super::offsets::resolve_oom(btf, &mut offsets)
             .map_err(|e| log::warn!("OOM kills will not be traced: {e}"))
             .is_ok();
+        if let Err(e) = super::offsets::resolve_zones(btf, &mut offsets) {
+            log::warn!("stalls will not carry the zones' state as they began: {e}");
+        }
         // One lookup of the enum for all its values: each lookup scans every type.
         let vm_events: Vec<(String, u32)> = btf
             .find(kind::ENUM, "vm_event_item")

@@ -11,7 +11,7 @@ use aya::{
 };
 use memtrace_common::{
     EVENT_KIND_SLOTS, MAX_IN_FLIGHT_FAULTS, fault_end, filter_mode, maps, offsets::KernelOffsets,
-    stat,
+    stat, vm_count,
 };
 
 use super::{
@@ -40,7 +40,7 @@ enum Part {
 
 /// Every BTF-tracepoint hook: (program, tracepoint, part). Each is attached on its own: a
 /// kernel without one loses that part of the picture and says so.
-const HOOKS: [(&str, &str, Part); 32] = [
+const HOOKS: [(&str, &str, Part); 33] = [
     ("page_fault_user", "page_fault_user", Part::Faults),
     ("page_fault_kernel", "page_fault_kernel", Part::Faults),
     ("task_rename", "task_rename", Part::Faults),
@@ -108,6 +108,7 @@ const HOOKS: [(&str, &str, Part); 32] = [
     ("kswapd_wake", "mm_vmscan_kswapd_wake", Part::Reclaim),
     ("kswapd_sleep", "mm_vmscan_kswapd_sleep", Part::Reclaim),
     ("wakeup_kswapd", "mm_vmscan_wakeup_kswapd", Part::Reclaim),
+    ("page_alloc_extfrag", "mm_page_alloc_extfrag", Part::Reclaim),
     ("oom_mark_victim", "mark_victim", Part::Oom),
     ("oom_signal_generate", "signal_generate", Part::Oom),
     (
@@ -523,7 +524,14 @@ impl Tracer {
         counters.parked = stats[stat::PARKED as usize];
         counters.park_failed = stats[stat::PARK_FAILED as usize];
         counters.children_added = stats[stat::CHILDREN_ADDED as usize];
+        counters.children_dropped = stats[stat::CHILDREN_DROPPED as usize];
+        counters.stalls_dropped = stats[stat::STALLS_DROPPED as usize];
         Ok(counters)
+    }
+
+    /// Reads the kernel's cumulative allocator counters (`VM_COUNTS`, by `vm_count` index).
+    pub fn allocator_counts(&self) -> Result<Vec<u64>, Error> {
+        per_cpu_sums(&self.ebpf, maps::VM_COUNTS, vm_count::SLOTS)
     }
 }
 

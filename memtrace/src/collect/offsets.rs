@@ -81,6 +81,54 @@ pub fn resolve_oom(btf: &Btf, offsets: &mut KernelOffsets) -> Result<(), Error> 
     Ok(())
 }
 
+/// The offsets that reach the local node's zones from a memory cgroup, read as a stall begins
+/// (`memtrace_common::zone_state`). On an error the caller leaves them unset: stalls then carry
+/// no zone state, and the report falls back on the interval's /proc/zoneinfo readings.
+pub fn resolve_zones(btf: &Btf, offsets: &mut KernelOffsets) -> Result<(), Error> {
+    let m = |s: &str, f: &str| member_offset(btf, s, f);
+    let wmark = |name: &str| enum_value(btf, "zone_watermarks", name);
+    let free = enum_value(btf, "zone_stat_item", "NR_FREE_PAGES")?;
+    let zones = enum_value(btf, "zone_type", "__MAX_NR_ZONES")?;
+    let size = |name: &str| {
+        btf.find(kind::STRUCT, name)
+            .first()
+            .map(|&id| btf.size(id))
+            .filter(|&size| size > 0)
+            .ok_or_else(|| Error::Btf {
+                what: format!("struct {name}"),
+                reason: "not found in the kernel's BTF".into(),
+            })
+    };
+    let orders = btf
+        .find(kind::STRUCT, "zone")
+        .into_iter()
+        .find_map(|id| find_member(btf, id, "free_area", 0))
+        .and_then(|(_, type_id)| btf.array_len(btf.resolve(type_id)))
+        .ok_or_else(|| Error::Btf {
+            what: "struct zone.free_area".into(),
+            reason: "not an array".into(),
+        })?;
+    let watermark = m("zone", "_watermark")?;
+    *offsets = KernelOffsets {
+        memcg_nodeinfo: m("mem_cgroup", "nodeinfo")?,
+        memcg_node_pgdat: m("mem_cgroup_per_node", "lruvec")? + m("lruvec", "pgdat")?,
+        pgdat_zones: m("pglist_data", "node_zones")?,
+        zone_size: size("zone")?,
+        zones: zones.min(memtrace_common::zone_state::MAX_ZONES),
+        zone_min: watermark + wmark("WMARK_MIN")? * 8,
+        zone_low: watermark + wmark("WMARK_LOW")? * 8,
+        zone_boost: m("zone", "watermark_boost")?,
+        zone_managed: m("zone", "managed_pages")?,
+        zone_free: m("zone", "vm_stat")? + free * 8,
+        zone_free_area: m("zone", "free_area")?,
+        free_area_size: size("free_area")?,
+        free_area_nr_free: m("free_area", "nr_free")?,
+        orders,
+        ..*offsets
+    };
+    Ok(())
+}
+
 /// `sizeof(struct percpu_counter)`, after checking that `mm->rss_stat` is an array of them:
 /// the programs read `rss_stat[i].count` the way `get_mm_counter()` does.
 fn rss_counter_size(btf: &Btf) -> Result<u32, Error> {
@@ -120,5 +168,11 @@ mod tests {
         assert_ne!(offsets.task_sum_exec_runtime, offsets.task_exec_start);
         assert!(offsets.rq_clock != u32::MAX && offsets.rq_clock_task != u32::MAX);
         assert_ne!(offsets.memcg_swap, offsets.memcg_memory);
+        resolve_zones(&btf, &mut offsets).expect("zone offsets");
+        // x86-64: 11 orders (0..=10), at most 5 zones, and `min` before `low`.
+        assert_eq!(offsets.orders, 11);
+        assert!((2..=5).contains(&offsets.zones));
+        assert_eq!(offsets.zone_low, offsets.zone_min + 8);
+        assert!(offsets.zone_size > offsets.zone_free_area + 11 * offsets.free_area_size);
     }
 }

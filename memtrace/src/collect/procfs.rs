@@ -42,6 +42,28 @@ pub fn parse_zoneinfo_present(text: &str) -> BTreeMap<u32, u64> {
     nodes
 }
 
+/// The zone names of the first node of /proc/zoneinfo, in the kernel's order (the position is
+/// the zone index): every node has the same zones, populated or not.
+pub fn parse_zone_names(text: &str) -> Vec<String> {
+    let mut names = Vec::new();
+    let mut first = None;
+    for rest in text.lines().filter_map(|line| line.strip_prefix("Node ")) {
+        let (node, zone) = rest.split_once(", zone").unwrap_or((rest, ""));
+        if *first.get_or_insert(node) != node {
+            break;
+        }
+        names.push(zone.trim().to_string());
+    }
+    names
+}
+
+/// `Page block order: N` of /proc/pagetypeinfo.
+pub fn parse_pageblock_order(text: &str) -> Option<u32> {
+    text.lines()
+        .find_map(|line| line.strip_prefix("Page block order:"))
+        .and_then(|n| n.trim().parse().ok())
+}
+
 /// One zone of /proc/zoneinfo: its free pages and watermarks.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ZoneInfo {
@@ -290,6 +312,22 @@ Node 1, zone   Normal
             (812, 11_265, None)
         );
         assert!(parse_zoneinfo("garbage\n  pages free x\n").is_empty());
+    }
+
+    #[test]
+    fn zone_names_by_index_and_the_pageblock_order() {
+        // Every zone of the first node, populated or not, in the kernel's order.
+        let text = "Node 0, zone      DMA\n  pages free 3\nNode 0, zone    DMA32\n\
+                    Node 0, zone   Normal\nNode 0, zone  Movable\nNode 0, zone   Device\n\
+                    Node 1, zone      DMA\n";
+        assert_eq!(
+            parse_zone_names(text),
+            ["DMA", "DMA32", "Normal", "Movable", "Device"]
+        );
+        assert!(parse_zone_names("").is_empty());
+        let pagetypeinfo = "Page block order: 9\nPages per block:  512\n\nFree pages count";
+        assert_eq!(parse_pageblock_order(pagetypeinfo), Some(9));
+        assert_eq!(parse_pageblock_order("Page block order: x"), None);
     }
 
     #[test]

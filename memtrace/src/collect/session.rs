@@ -124,6 +124,7 @@ pub async fn record(
     let kswapd = KswapdThreads::find();
     builder.kswapd_cpu(&kswapd.read());
     builder.zone_reading(&zones::read());
+    builder.allocator_counts(&tracer.allocator_counts()?);
     let mut zone_ticker = tokio::time::interval(zones::READ_EVERY);
     zone_ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut model = Model::new(header);
@@ -228,6 +229,7 @@ fn close_interval(
     model: &mut Model,
 ) -> Result<(IntervalSample, KernelCounters), Error> {
     let counters = tracer.counters()?;
+    builder.allocator_counts(&tracer.allocator_counts()?);
     builder.kswapd_cpu(&kswapd.read());
     builder.zone_reading(&zones::read());
     let sample = builder.close(machine::sample(), counters, name_cgroup);

@@ -65,6 +65,16 @@ impl ZoneWatch {
                     lowest_free_pages: u64::MAX,
                     ..ZoneSample::default()
                 });
+            // The reading nearest to (or furthest under) min, free and min as they were then:
+            // the watermarks move (the boost, a changed min_free_kbytes).
+            let headroom = |free: u64, min: u64| free as i128 - min as i128;
+            if sample.readings == 0
+                || headroom(zone.free, zone.min)
+                    < headroom(sample.tightest_free_pages, sample.tightest_min_pages)
+            {
+                sample.tightest_free_pages = zone.free;
+                sample.tightest_min_pages = zone.min;
+            }
             sample.free_pages = zone.free;
             sample.lowest_free_pages = sample.lowest_free_pages.min(zone.free);
             sample.min_pages = zone.min;
@@ -111,7 +121,28 @@ mod tests {
         let zone = &zones[0];
         assert_eq!((zone.free_pages, zone.lowest_free_pages), (300, 90));
         assert_eq!((zone.readings, zone.below_low, zone.below_min), (5, 2, 1));
+        assert_eq!(
+            (zone.tightest_free_pages, zone.tightest_min_pages),
+            (90, 100)
+        );
         assert!(watch.close().is_empty(), "each interval starts empty");
+    }
+
+    #[test]
+    fn the_tightest_reading_keeps_its_own_min_when_the_watermarks_move() {
+        let mut watch = ZoneWatch::default();
+        // min raised to 1 000 (free 900 under it), then back to 100 while free fell to 500.
+        watch.add(&[ZoneInfo {
+            min: 1000,
+            ..normal(900)
+        }]);
+        watch.add(&[normal(500)]);
+        let zones = watch.close();
+        assert_eq!((zones[0].lowest_free_pages, zones[0].min_pages), (500, 100));
+        assert_eq!(
+            (zones[0].tightest_free_pages, zones[0].tightest_min_pages),
+            (900, 1000)
+        );
     }
 
     #[test]

@@ -23,8 +23,10 @@ pub use swap::{Kswapd, SwapTraffic};
 use timeline::Timeline;
 
 use crate::samples::{
-    CgroupName, End, Header, IntervalSample, KernelCounters, ProcessSample, StallSample,
-    StopReason, TimeSplit, machine::MachineSample,
+    CgroupName, End, Header, IntervalSample, KernelCounters, ProcessSample, StallCategory,
+    StallSample, StopReason, TimeSplit,
+    machine::MachineSample,
+    zones::{AllocatorEvents, StallZones},
 };
 pub use crate::samples::{LatencyStats, LatencySummary, Log2Bucket, SIGNIFICANT_DIGITS};
 
@@ -35,20 +37,41 @@ pub struct StallStats {
     pub latency: LatencyStats,
     /// Pages reclaimed during these stalls.
     pub pages: u64,
-    /// How many stalls each (order, gfp flags) of allocation caused.
-    pub allocations: BTreeMap<(i32, u32), u64>,
-    /// Direct compaction: zones compacted during the attempts.
+    /// How many stalls each (order, gfp flags) of allocation caused, and the zones as they
+    /// began.
+    pub allocations: BTreeMap<(i32, u32), (u64, StallZones)>,
+    /// Direct compaction: zones compacted during the attempts, attempts that succeeded and
+    /// attempts whose every zone was deferred.
     pub zone_runs: u64,
+    pub succeeded: u64,
+    pub deferred: u64,
 }
 
 impl StallStats {
     fn merge(&mut self, sample: &StallSample) {
         self.latency.merge_compact(&sample.latency);
         self.pages += sample.pages;
-        self.zone_runs += sample.zone_runs;
+        self.add_outcomes(sample.zone_runs, sample.succeeded, sample.deferred);
         for a in &sample.allocations {
-            *self.allocations.entry((a.order, a.gfp_flags)).or_default() += a.count;
+            let (count, zones) = self.allocations.entry((a.order, a.gfp_flags)).or_default();
+            *count += a.count;
+            zones.merge(&a.zones);
         }
+    }
+
+    fn add_outcomes(&mut self, zone_runs: u64, succeeded: u64, deferred: u64) {
+        self.zone_runs += zone_runs;
+        self.succeeded += succeeded;
+        self.deferred += deferred;
+    }
+
+    /// The zones as all these stalls began.
+    pub fn zones(&self) -> StallZones {
+        let mut all = StallZones::default();
+        for (_, zones) in self.allocations.values() {
+            all.merge(zones);
+        }
+        all
     }
 }
 
@@ -191,9 +214,11 @@ impl ProcessFaults {
                 let mine = mine.get_or_insert_with(StallStats::default);
                 mine.latency.merge_compact(&theirs.latency);
                 mine.pages += theirs.pages;
-                mine.zone_runs += theirs.zone_runs;
-                for (shape, count) in &theirs.allocations {
-                    *mine.allocations.entry(*shape).or_default() += count;
+                mine.add_outcomes(theirs.zone_runs, theirs.succeeded, theirs.deferred);
+                for (shape, (count, zones)) in &theirs.allocations {
+                    let (mine_count, mine_zones) = mine.allocations.entry(*shape).or_default();
+                    *mine_count += count;
+                    mine_zones.merge(zones);
                 }
             }
         }
@@ -224,6 +249,8 @@ pub struct Model {
     pub swap: SwapTraffic,
     /// kswapd per node.
     pub kswapd: Kswapd,
+    /// The allocator's fallbacks and the compaction attempts, all intervals.
+    pub allocator: AllocatorEvents,
     /// Memory cgroup paths by inode, as recorded.
     pub cgroups: HashMap<u64, CgroupName>,
     /// Fault records received.
@@ -260,12 +287,26 @@ impl Model {
         self.timeline
             .open(sample.index, sample.start_ns, sample.end_ns);
         self.timeline.set_zones(sample.index, &sample.zones);
+        self.timeline.set_allocator(sample.index, &sample.allocator);
+        self.allocator.merge(&sample.allocator);
         self.machine.push(MachineInterval::between(
             &self.last_machine,
             &sample.machine,
         ));
         self.last_machine = sample.machine;
         for process in &sample.processes {
+            for stall in &process.stalls {
+                let Ok(kind) = StallKind::try_from(stall.kind) else {
+                    continue;
+                };
+                for allocation in stall.allocations.iter().filter(|a| a.zones.read > 0) {
+                    self.timeline.add_stall_zones(
+                        sample.index,
+                        StallCategory::of_stall(kind),
+                        &allocation.zones,
+                    );
+                }
+            }
             let unknown = self
                 .processes
                 .entry((process.pid, process.start_ns))

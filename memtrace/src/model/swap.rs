@@ -59,9 +59,12 @@ pub struct KswapdNode {
     pub awake_ns: u64,
     /// CPU time; `None` when not measured (older recordings).
     pub cpu_ns: Option<u64>,
-    /// Who woke it: (pid, comm, order) -> times.
+    /// Who woke it: (pid, comm, order, zone index) -> times.
     #[serde(skip)]
-    pub woken_by: HashMap<(u32, String, i32), u64>,
+    pub woken_by: HashMap<(u32, String, i32, Option<i32>), u64>,
+    /// Its wakes by (zone index, order).
+    #[serde(skip)]
+    pub wake_zones: HashMap<(i32, i32), u64>,
 }
 
 /// kswapd of every node.
@@ -90,8 +93,11 @@ impl Kswapd {
             for waker in &sample.woken_by {
                 *node
                     .woken_by
-                    .entry((waker.pid, waker.comm.clone(), waker.order))
+                    .entry((waker.pid, waker.comm.clone(), waker.order, waker.zid))
                     .or_default() += waker.count;
+            }
+            for wake in &sample.wake_zones {
+                *node.wake_zones.entry((wake.zid, wake.order)).or_default() += wake.count;
             }
         }
     }

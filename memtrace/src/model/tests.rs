@@ -90,8 +90,12 @@ fn stalls_swap_kswapd_and_cgroups_fold() {
                 order: 0,
                 gfp_flags: 0xcc0,
                 count: 2,
+                zones: crate::samples::zones::StallZones {
+                    read: 2,
+                    ..Default::default()
+                },
             }],
-            zone_runs: 0,
+            ..Default::default()
         }],
         ..ProcessSample::default()
     });
@@ -117,6 +121,7 @@ fn stalls_swap_kswapd_and_cgroups_fold() {
         awake_ns: vec![(0, S / 4)],
         cpu_ns: Some(S / 20),
         woken_by: vec![],
+        wake_zones: vec![],
     });
     model.apply(&first);
     let mut second = interval(1);
@@ -132,6 +137,7 @@ fn stalls_swap_kswapd_and_cgroups_fold() {
         awake_ns: vec![(0, S / 4), (1, S / 2)],
         cpu_ns: Some(S / 10),
         woken_by: vec![],
+        wake_zones: vec![],
     });
     model.apply(&second);
     let stall = model
@@ -139,7 +145,8 @@ fn stalls_swap_kswapd_and_cgroups_fold() {
         .and_then(|p| p.stall(StallKind::MemcgReclaim))
         .expect("stall");
     assert_eq!((stall.latency.count(), stall.pages), (2, 64));
-    assert_eq!(stall.allocations[&(0, 0xcc0)], 2);
+    assert_eq!(stall.allocations[&(0, 0xcc0)].0, 2);
+    assert_eq!(stall.zones().read, 2);
     assert_eq!(
         model.swap.total,
         swap::SwapCounts {

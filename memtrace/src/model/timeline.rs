@@ -1,12 +1,12 @@
 //! Time split into the recording's intervals: how much of each interval a process spent
 //! stalled, by kind, and how long kswapd was awake. Stalls arrive already split at the
 //! interval boundaries (by `collect`), tagged with the interval they belong to.
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 pub use crate::samples::StallCategory;
 use crate::samples::{
     STALL_CATEGORIES, StallTime,
-    zones::{ZoneSample, absorb_zones},
+    zones::{AllocatorEvents, StallZones, ZoneSample, absorb_zones},
 };
 
 /// Number of categories.
@@ -38,6 +38,10 @@ pub struct Interval {
     pub kswapd_cpu_ns: Option<u64>,
     /// Each zone's free pages against its watermarks (empty in older recordings).
     pub zones: Vec<ZoneSample>,
+    /// The zones as the stalls counted in the interval began, by kind of stall.
+    pub stall_zones: BTreeMap<StallCategory, StallZones>,
+    /// The allocator's fallbacks and the compaction attempts.
+    pub allocator: AllocatorEvents,
 }
 
 impl Interval {
@@ -66,6 +70,10 @@ impl Interval {
             *self.kswapd_cpu_ns.get_or_insert(0) += ns;
         }
         absorb_zones(&mut self.zones, &next.zones);
+        for (category, zones) in &next.stall_zones {
+            self.stall_zones.entry(*category).or_default().merge(zones);
+        }
+        self.allocator.merge(&next.allocator);
     }
 
     /// Keeps the [`KEEP_PER_INTERVAL`] most stalled processes and the `focus` ones.
@@ -182,6 +190,24 @@ impl Timeline {
     pub fn set_zones(&mut self, index: u64, zones: &[ZoneSample]) {
         if let Some(interval) = self.get_mut(index) {
             absorb_zones(&mut interval.zones, zones);
+        }
+    }
+
+    /// Sets the allocator events of interval `index`.
+    pub fn set_allocator(&mut self, index: u64, events: &AllocatorEvents) {
+        if let Some(interval) = self.get_mut(index) {
+            interval.allocator.merge(events);
+        }
+    }
+
+    /// Adds the zones as some stalls of `category` began to interval `index`.
+    pub fn add_stall_zones(&mut self, index: u64, category: StallCategory, zones: &StallZones) {
+        if let Some(interval) = self.get_mut(index) {
+            interval
+                .stall_zones
+                .entry(category)
+                .or_default()
+                .merge(zones);
         }
     }
 

@@ -148,7 +148,7 @@ fn the_event_log_escapes_names() {
                 order: 0,
                 gfp_flags: 0,
                 detail: 0,
-                _pad: 0,
+                zones: 0,
                 memcg_id: 0,
                 comm,
             },

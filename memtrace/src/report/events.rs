@@ -2,7 +2,7 @@
 //! threshold, printed as it arrives, in the spirit of drsnoop.
 use std::io::{self, Write};
 
-use memtrace_common::FaultClass;
+use memtrace_common::{FaultClass, zone_state};
 
 use super::{gfp::GfpNames, units};
 use crate::{collect::decode::Record, samples::comm_str};
@@ -11,9 +11,29 @@ use crate::{collect::decode::Record, samples::comm_str};
 pub fn write_header(out: &mut impl Write) -> io::Result<()> {
     writeln!(
         out,
-        "{:<12} {:>7} {:<16} {:<15} {:>9} {:>7} {:>5}  GFP",
-        "TIME", "PID", "COMM", "KIND", "LATENCY", "PAGES", "ORDER"
+        "{:<12} {:>7} {:<16} {:<15} {:>9} {:>7} {:>5} {:<8}  GFP",
+        "TIME", "PID", "COMM", "KIND", "LATENCY", "PAGES", "ORDER", "BEGAN"
     )
+}
+
+/// The zones as a stall began, from its `zone_state` word: `<min`, `<low` or `ok` (the worst
+/// zone of the node against its watermarks) and `/o8` (the highest zone's largest free order);
+/// `-` when not read.
+pub fn began(word: u32) -> String {
+    if zone_state::read(word) == 0 {
+        return "-".into();
+    }
+    let mark = if zone_state::under_min(word) != 0 {
+        "<min"
+    } else if zone_state::under_low(word) != 0 {
+        "<low"
+    } else {
+        "ok"
+    };
+    match zone_state::largest_free_order(word) {
+        Some(order) => format!("{mark}/o{order}"),
+        None => mark.into(),
+    }
 }
 
 /// Writes `record` if it is a stall (or a major fault or swap-in) of at least `min_ns`.
@@ -28,7 +48,7 @@ pub fn write_if_slow(
     match record {
         Record::Stall { event, stall } if event.latency_ns >= min_ns => writeln!(
             out,
-            "{:<12} {:>7} {:<16} {:<15} {:>9} {:>7} {:>5}  {}",
+            "{:<12} {:>7} {:<16} {:<15} {:>9} {:>7} {:>5} {:<8}  {}",
             wall_of(event.start_ns + event.latency_ns),
             event.tgid,
             units::printable(&comm_str(&event.comm)),
@@ -36,6 +56,7 @@ pub fn write_if_slow(
             units::duration_ns(event.latency_ns),
             event.nr_reclaimed,
             event.order,
+            began(event.zones),
             gfp.decode(event.gfp_flags)
         ),
         Record::Fault { event, class }
@@ -43,13 +64,14 @@ pub fn write_if_slow(
         {
             writeln!(
                 out,
-                "{:<12} {:>7} {:<16} {:<15} {:>9} {:>7} {:>5}  -",
+                "{:<12} {:>7} {:<16} {:<15} {:>9} {:>7} {:>5} {:<8}  -",
                 wall_of(event.start_ns + event.latency_ns),
                 event.tgid,
                 units::printable(&comm_str(&event.comm)),
                 class.name(),
                 units::duration_ns(event.latency_ns),
                 event.swapin_pages,
+                "-",
                 "-"
             )
         }
@@ -93,7 +115,7 @@ mod tests {
             order: 0,
             gfp_flags: 0,
             detail: 0,
-            _pad: 0,
+            zones: 0,
             memcg_id: 0,
             comm,
         };
@@ -119,6 +141,22 @@ mod tests {
                 && line.contains("32"),
             "{line}"
         );
+    }
+
+    #[test]
+    fn began_shows_the_worst_zone_and_the_largest_free_order() {
+        use zone_state::{ORDER_SHIFT, READ_SHIFT, UNDER_LOW_SHIFT, UNDER_MIN_SHIFT};
+        let read = 0b110 << READ_SHIFT;
+        assert_eq!(began(0), "-");
+        assert_eq!(
+            began(read | (0b100 << UNDER_MIN_SHIFT) | (0b100 << UNDER_LOW_SHIFT)),
+            "<min"
+        );
+        assert_eq!(
+            began(read | (0b010 << UNDER_LOW_SHIFT) | (11 << ORDER_SHIFT)),
+            "<low/o10"
+        );
+        assert_eq!(began(read | (9 << ORDER_SHIFT)), "ok/o8");
     }
 
     #[test]
@@ -189,7 +227,7 @@ mod tests {
         assert_eq!(
             header.split_whitespace().collect::<Vec<_>>(),
             [
-                "TIME", "PID", "COMM", "KIND", "LATENCY", "PAGES", "ORDER", "GFP"
+                "TIME", "PID", "COMM", "KIND", "LATENCY", "PAGES", "ORDER", "BEGAN", "GFP"
             ]
         );
         // The row ends at the stall's end (start + latency), as the label says.
@@ -203,6 +241,7 @@ mod tests {
                 "2.00ms",
                 "32",
                 "2",
+                "-",
                 "GFP_KERNEL"
             ]
         );
@@ -214,10 +253,8 @@ mod tests {
         assert_eq!(starts(header, "GFP"), starts(row, "GFP_KERNEL"));
         assert_eq!(ends(header, "PID"), ends(row, "4242"));
         assert_eq!(ends(header, "LATENCY"), ends(row, "2.00ms"));
-        assert_eq!(
-            ends(header, "ORDER"),
-            row.find("  GFP_KERNEL").expect("gfp")
-        );
+        assert_eq!(ends(header, "ORDER"), row.find(" - ").expect("began"));
+        assert_eq!(starts(header, "BEGAN"), row.find("- ").expect("began"));
     }
 
     #[test]
@@ -247,6 +284,7 @@ mod tests {
                     "5.00ms",
                     "8",
                     "-",
+                    "-",
                     "-"
                 ],
                 [
@@ -256,6 +294,7 @@ mod tests {
                     "major_file",
                     "12.0ms",
                     "0",
+                    "-",
                     "-",
                     "-"
                 ],

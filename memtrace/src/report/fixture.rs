@@ -27,10 +27,11 @@ use crate::{
     },
     samples::{
         Allocation, CgroupName, ClassSample, End, Header, HookStatus, IntervalSample,
-        KernelCounters, KswapdSample, KswapdWaker, LatencyStats, ProcessSample, StallCategory,
-        StallSample, StallTime, StopReason, SwapByMemcg, SwapByTask, TimeSplit,
-        host::{HostFacts, Tunables},
+        KernelCounters, KswapdSample, KswapdWake, KswapdWaker, LatencyStats, ProcessSample,
+        StallCategory, StallSample, StallTime, StopReason, SwapByMemcg, SwapByTask, TimeSplit,
+        host::{HostFacts, HostMemory, Tunables},
         machine::{MachineSample, Thresholds},
+        zones::{AllocatorEvents, StallZones},
     },
 };
 
@@ -116,14 +117,32 @@ pub(crate) fn stall(
         latency: stats(latencies_ns),
         pages,
         zone_runs: u64::from(kind == StallKind::Compaction) * 2 * latencies_ns.len() as u64,
+        // Compaction: all but one attempt succeeded.
+        succeeded: u64::from(kind == StallKind::Compaction) * (latencies_ns.len() as u64 - 1),
+        deferred: 0,
         allocations: allocations
             .iter()
             .map(|&(order, gfp_flags, count)| Allocation {
                 order,
                 gfp_flags,
                 count,
+                zones: stall_zones(kind, count),
             })
             .collect(),
+    }
+}
+
+/// The zones as `count` stalls of `kind` began: direct reclaim under min in Normal, the others
+/// above low with Normal's largest free block at order 8 or 9.
+fn stall_zones(kind: StallKind, count: u64) -> StallZones {
+    let direct = kind == StallKind::DirectReclaim;
+    StallZones {
+        read: count,
+        under_min: if direct { count } else { 0 },
+        under_low: 0,
+        min_zones: if direct { 1 << 2 } else { 0 },
+        lowest_largest_free_order: Some(8),
+        highest_largest_free_order: Some(9),
     }
 }
 
@@ -142,6 +161,8 @@ fn waker(pid: u32, comm: &str, order: i32, count: u64) -> KswapdWaker {
         comm: comm.to_string(),
         order,
         count,
+        // Movable: the highest zone a movable allocation may use, as the kernel reports it.
+        zid: Some(3),
     }
 }
 
@@ -215,6 +236,14 @@ pub(crate) fn header() -> Header {
                 thp_defrag: Some("defer".into()),
                 ..Tunables::default()
             },
+            memory: HostMemory {
+                page_size: 4096,
+                zone_names: ["DMA", "DMA32", "Normal", "Movable", "Device"]
+                    .map(String::from)
+                    .to_vec(),
+                pageblock_order: Some(9),
+                ..HostMemory::default()
+            },
             ..HostFacts::default()
         },
         fault_time_split: true,
@@ -250,6 +279,11 @@ pub(crate) fn first_interval() -> IntervalSample {
             awake_ns: vec![(0, 50 * MS)],
             cpu_ns: Some(7 * MS),
             woken_by: Vec::new(),
+            wake_zones: vec![KswapdWake {
+                zid: 3,
+                order: 9,
+                count: 1,
+            }],
         }],
         cgroups: vec![CgroupName {
             id: 501,
@@ -257,6 +291,10 @@ pub(crate) fn first_interval() -> IntervalSample {
             memory_limit_bytes: Some(1 << 30),
         }],
         fault_records: 7,
+        allocator: AllocatorEvents {
+            extfrag_by_order: Vec::new(),
+            compaction_attempts: 2,
+        },
         ..IntervalSample::default()
     }
 }
@@ -305,6 +343,11 @@ pub(crate) fn second_interval() -> IntervalSample {
             awake_ns: vec![(1, 150 * MS)],
             cpu_ns: Some(21 * MS),
             woken_by: vec![waker(200, "redis", 3, 2), waker(100, "postgres", 0, 5)],
+            wake_zones: vec![KswapdWake {
+                zid: 3,
+                order: 0,
+                count: 5,
+            }],
         }],
         swap_by_task: vec![
             SwapByTask {
@@ -343,6 +386,10 @@ pub(crate) fn second_interval() -> IntervalSample {
             ..Default::default()
         },
         fault_records: 4,
+        allocator: AllocatorEvents {
+            extfrag_by_order: vec![3, 0, 0, 1, 0, 0, 0, 0, 0, 2],
+            compaction_attempts: 0,
+        },
         counters: counters(),
         ..IntervalSample::default()
     }

@@ -27,8 +27,10 @@ use serde::{Deserialize, Serialize};
 use crate::{
     model::{LatencyStats, LatencySummary, Log2Bucket, Model, ProcessFaults, oom::OomKill},
     samples::{
-        Header, HookStatus, KernelCounters, StopReason, TimeSplit, host::Tunables,
+        Header, HookStatus, KernelCounters, StopReason, TimeSplit,
+        host::{HostMemory, Tunables},
         machine::Thresholds,
+        zones::AllocatorEvents,
     },
 };
 use gfp::GfpNames;
@@ -78,6 +80,10 @@ pub struct Report {
     pub swap: SwapReport,
     /// kswapd per NUMA node.
     pub kswapd: Vec<KswapdReport>,
+    /// The page allocator's fallbacks between migrate types and the direct-compaction
+    /// attempts.
+    #[serde(default)]
+    pub allocator: AllocatorReport,
     /// When timeline intervals are flagged.
     pub thresholds: Thresholds,
     /// One row per interval.
@@ -87,6 +93,39 @@ pub struct Report {
     pub verdicts: Vec<verdict::Verdict>,
     /// Every OOM kill on the machine during the recording, whatever was traced, in order.
     pub oom_kills: Vec<OomKill>,
+}
+
+/// The page allocator's events over the recording.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct AllocatorReport {
+    /// `mm_page_alloc_extfrag` events machine-wide: allocations that took a free block of
+    /// another migrate type; by the order of the block taken (the last entry counts larger
+    /// orders too).
+    pub extfrag: u64,
+    pub extfrag_by_order: Vec<u64>,
+    /// Of those, blocks smaller than a pageblock (`pageblock_order`): each mixes migrate
+    /// types inside a pageblock, the fragmentation that makes high-order allocations fail
+    /// later (the event's `fragmenting`).
+    pub extfrag_fragmenting: u64,
+    pub pageblock_order: Option<u32>,
+    /// Direct-compaction attempts of the traced tasks, skipped ones included (each process's
+    /// `compaction` stalls count the attempts that were not skipped, as `compact_stall` does).
+    pub compaction_attempts: u64,
+}
+
+impl AllocatorReport {
+    fn new(events: &AllocatorEvents, memory: &HostMemory) -> Self {
+        // x86-64's pageblock order, when a recording does not say.
+        let pageblock_order = memory.pageblock_order.unwrap_or(9);
+        Self {
+            extfrag: events.extfrag(),
+            extfrag_by_order: events.extfrag_by_order.clone(),
+            extfrag_fragmenting: events.fragmenting(pageblock_order),
+            pageblock_order: memory.pageblock_order,
+            compaction_attempts: events.compaction_attempts,
+        }
+    }
 }
 
 /// Lost records by kind.
@@ -288,20 +327,21 @@ impl Report {
                     cgroup.and_then(|c| c.memory_limit_bytes),
                 )
             }),
-            kswapd: stalls::kswapd_reports(&model.kswapd),
+            kswapd: stalls::kswapd_reports(&model.kswapd, &header.host.memory),
+            allocator: AllocatorReport::new(&model.allocator, &header.host.memory),
             thresholds: timeline::shown_thresholds(header.thresholds),
             verdicts: Vec::new(),
             timeline: timeline::rows(model, &header.thresholds, focus),
             oom_kills: model.oom.kills.clone(),
         }
-        .with_verdicts(header.host.memory.page_size)
+        .with_verdicts(&header.host.memory)
     }
 }
 
 impl Report {
-    /// Fills `verdicts` from the timeline, the tunables and the recorded page size.
-    fn with_verdicts(mut self, page_size: u64) -> Self {
-        self.verdicts = verdict::verdicts(&self.timeline, &self.tunables, page_size);
+    /// Fills `verdicts` from the timeline, the tunables and the recorded machine's memory.
+    fn with_verdicts(mut self, memory: &HostMemory) -> Self {
+        self.verdicts = verdict::verdicts(&self.timeline, &self.tunables, memory);
         self
     }
 }
@@ -325,7 +365,7 @@ fn process_report(p: &ProcessFaults, gfp: &GfpNames, header: &Header) -> Process
             header.fault_time_split,
         ),
         stall_time_ns: p.stall_ns(),
-        stalls: StallsReport::of(p, gfp),
+        stalls: StallsReport::of(p, gfp, &header.host.memory),
     }
 }
 

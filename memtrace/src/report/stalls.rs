@@ -5,9 +5,12 @@ use std::io::{self, Write};
 use memtrace_common::StallKind;
 
 use super::{Report, gfp::GfpNames, units};
-use crate::model::{
-    LatencySummary, ProcessFaults, StallStats,
-    swap::{Kswapd, SwapTraffic},
+use crate::{
+    model::{
+        LatencySummary, ProcessFaults, StallStats,
+        swap::{Kswapd, SwapTraffic},
+    },
+    samples::{host::HostMemory, zones::StallZones},
 };
 
 /// One allocation shape that stalled.
@@ -18,6 +21,57 @@ pub struct AllocationReport {
     /// `gfp_flags` decoded to the kernel's names.
     pub gfp: String,
     pub count: u64,
+    /// The zones of the local node as these stalls began, read in the kernel at each one.
+    #[serde(flatten)]
+    pub zones: StallZonesReport,
+}
+
+/// The zones as a set of stalls began.
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct StallZonesReport {
+    /// Stalls whose zones were read (0 in recordings made before memtrace read them).
+    pub zones_read: u64,
+    /// Stalls that began with a zone's free pages under its `min` watermark (the kernel's
+    /// reason to reclaim directly), and (of the others) under `low`.
+    pub began_under_min: u64,
+    pub began_under_low: u64,
+    /// The zones found under `min`.
+    pub min_zones: Vec<String>,
+    /// The smallest and the largest of the highest zone's largest free order as the stalls
+    /// began (Normal, or Movable where populated: the zone most allocations prefer).
+    pub lowest_largest_free_order: Option<u32>,
+    pub highest_largest_free_order: Option<u32>,
+}
+
+impl StallZonesReport {
+    /// How the stalls began, in a few characters: `<min 11/11` (11 of the 11 read began with
+    /// a zone under min), `<low 2/5`, `ok 79` (all above low), `-` (not read).
+    pub fn began(&self) -> String {
+        if self.zones_read == 0 {
+            "-".into()
+        } else if self.began_under_min > 0 {
+            format!("<min {}/{}", self.began_under_min, self.zones_read)
+        } else if self.began_under_low > 0 {
+            format!("<low {}/{}", self.began_under_low, self.zones_read)
+        } else {
+            format!("ok {}", self.zones_read)
+        }
+    }
+
+    pub fn new(zones: &StallZones, memory: &HostMemory) -> Self {
+        Self {
+            zones_read: zones.read,
+            began_under_min: zones.under_min,
+            began_under_low: zones.under_low,
+            min_zones: (0..32)
+                .filter(|zid| zones.min_zones & (1 << zid) != 0)
+                .map(|zid| memory.zone_name(zid))
+                .collect(),
+            lowest_largest_free_order: zones.lowest_largest_free_order,
+            highest_largest_free_order: zones.highest_largest_free_order,
+        }
+    }
 }
 
 /// Stalls of one kind in one process.
@@ -33,21 +87,31 @@ pub struct StallReport {
     /// until one can serve it; a deferred or ready zone needs no run); 0 for other kinds.
     #[serde(default)]
     pub zone_runs: u64,
+    /// Direct compaction: attempts after which a zone could serve the allocation, and
+    /// attempts whose every zone was deferred after recent failures; the others failed.
+    #[serde(default)]
+    pub succeeded: u64,
+    #[serde(default)]
+    pub deferred: u64,
+    /// All these stalls' zones together.
+    #[serde(default)]
+    pub zones: StallZonesReport,
 }
 
 impl StallReport {
-    fn new(stats: Option<&StallStats>, gfp: &GfpNames) -> Self {
+    fn new(stats: Option<&StallStats>, gfp: &GfpNames, memory: &HostMemory) -> Self {
         let Some(stats) = stats else {
             return Self::default();
         };
         let mut allocations: Vec<AllocationReport> = stats
             .allocations
             .iter()
-            .map(|(&(order, gfp_flags), &count)| AllocationReport {
+            .map(|(&(order, gfp_flags), (count, zones))| AllocationReport {
                 order,
                 gfp_flags,
                 gfp: gfp.decode(gfp_flags),
-                count,
+                count: *count,
+                zones: StallZonesReport::new(zones, memory),
             })
             .collect();
         allocations.sort_by_key(|a| std::cmp::Reverse(a.count));
@@ -56,6 +120,9 @@ impl StallReport {
             pages_reclaimed: stats.pages,
             allocations,
             zone_runs: stats.zone_runs,
+            succeeded: stats.succeeded,
+            deferred: stats.deferred,
+            zones: StallZonesReport::new(&stats.zones(), memory),
         }
     }
 }
@@ -73,8 +140,8 @@ pub struct StallsReport {
 
 impl StallsReport {
     /// The stalls of a process.
-    pub fn of(process: &ProcessFaults, gfp: &GfpNames) -> Self {
-        let r = |kind| StallReport::new(process.stall(kind), gfp);
+    pub fn of(process: &ProcessFaults, gfp: &GfpNames, memory: &HostMemory) -> Self {
+        let r = |kind| StallReport::new(process.stall(kind), gfp, memory);
         Self {
             direct_reclaim: r(StallKind::DirectReclaim),
             memcg_reclaim: r(StallKind::MemcgReclaim),
@@ -176,6 +243,18 @@ pub struct Waker {
     pub comm: String,
     pub order: i32,
     pub count: u64,
+    /// The zone of the waking allocation (`null` in recordings made before memtrace read it).
+    #[serde(default)]
+    pub zone: Option<String>,
+}
+
+/// kswapd's wakes for one zone and order: `mm_vmscan_kswapd_wake` says which zone it was
+/// woken to balance (the highest the waking allocations may use) and for which order.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct KswapdWakeReport {
+    pub zone: String,
+    pub order: i32,
+    pub count: u64,
 }
 
 /// kswapd of one node.
@@ -193,10 +272,14 @@ pub struct KswapdReport {
     #[serde(default, alias = "busy_ns")]
     pub awake_ns: u64,
     pub woken_by: Vec<Waker>,
+    /// Its wakes by zone and order, most first (empty in recordings made before memtrace
+    /// read them).
+    #[serde(default)]
+    pub wakes: Vec<KswapdWakeReport>,
 }
 
 /// kswapd of every node, node order.
-pub fn kswapd_reports(kswapd: &Kswapd) -> Vec<KswapdReport> {
+pub fn kswapd_reports(kswapd: &Kswapd, memory: &HostMemory) -> Vec<KswapdReport> {
     let mut nodes: Vec<KswapdReport> = kswapd
         .nodes
         .values()
@@ -204,19 +287,35 @@ pub fn kswapd_reports(kswapd: &Kswapd) -> Vec<KswapdReport> {
             let mut woken_by: Vec<Waker> = n
                 .woken_by
                 .iter()
-                .map(|((pid, comm, order), &count)| Waker {
+                .map(|((pid, comm, order, zid), &count)| Waker {
                     pid: *pid,
                     comm: comm.clone(),
                     order: *order,
                     count,
+                    zone: zid.map(|zid| memory.zone_name(zid)),
                 })
                 .collect();
+            let mut wakes: Vec<KswapdWakeReport> = n
+                .wake_zones
+                .iter()
+                .map(|(&(zid, order), &count)| KswapdWakeReport {
+                    zone: memory.zone_name(zid),
+                    order,
+                    count,
+                })
+                .collect();
+            wakes.sort_by(|a, b| {
+                (b.count.cmp(&a.count))
+                    .then(a.order.cmp(&b.order))
+                    .then(a.zone.cmp(&b.zone))
+            });
             woken_by.sort_by(|a, b| {
                 b.count
                     .cmp(&a.count)
                     .then(a.pid.cmp(&b.pid))
                     .then(a.order.cmp(&b.order))
                     .then(a.comm.cmp(&b.comm))
+                    .then(a.zone.cmp(&b.zone))
             });
             KswapdReport {
                 nid: n.nid,
@@ -224,6 +323,7 @@ pub fn kswapd_reports(kswapd: &Kswapd) -> Vec<KswapdReport> {
                 cpu_ns: n.cpu_ns,
                 awake_ns: n.awake_ns,
                 woken_by,
+                wakes,
             }
         })
         .collect();
@@ -243,8 +343,8 @@ pub fn write(report: &Report, top: usize, out: &mut impl Write) -> io::Result<()
         writeln!(out, "\nreclaim and compaction stalls:")?;
         writeln!(
             out,
-            "{:>7} {:<16} {:<15} {:>7} {:>8} {:>8} {:>8} {:>8} {:>9}  ALLOCATION",
-            "PID", "COMM", "KIND", "COUNT", "TOTAL", "P50", "P99", "MAX", "RECLAIMED"
+            "{:>7} {:<16} {:<15} {:>7} {:>8} {:>8} {:>8} {:>8} {:>9}  {:<11} ALLOCATION",
+            "PID", "COMM", "KIND", "COUNT", "TOTAL", "P50", "P99", "MAX", "RECLAIMED", "BEGAN"
         )?;
         let mut sorted = stalled;
         sorted.sort_by_key(|p| std::cmp::Reverse(p.stall_time_ns));
@@ -261,7 +361,7 @@ pub fn write(report: &Report, top: usize, out: &mut impl Write) -> io::Result<()
                     .map_or(String::new(), |a| format!("order {} {}", a.order, a.gfp));
                 writeln!(
                     out,
-                    "{:>7} {:<16} {:<15} {:>7} {:>8} {:>8} {:>8} {:>8} {:>9}  {alloc}",
+                    "{:>7} {:<16} {:<15} {:>7} {:>8} {:>8} {:>8} {:>8} {:>9}  {:<11} {alloc}",
                     pid,
                     comm,
                     kind.name(),
@@ -270,11 +370,19 @@ pub fn write(report: &Report, top: usize, out: &mut impl Write) -> io::Result<()
                     d(s.latency.p50_ns),
                     d(s.latency.p99_ns),
                     d(s.latency.max_ns),
-                    s.pages_reclaimed
+                    s.pages_reclaimed,
+                    s.zones.began()
                 )?;
             }
         }
+        writeln!(
+            out,
+            "  BEGAN: the zones of the stalling CPU's node as each stall began (<min: a zone \
+             under its min watermark, <low: under low, ok: all above low)"
+        )?;
     }
+    write_compaction(report, out)?;
+    write_allocator(&report.allocator, out)?;
     let swap = &report.swap;
     if swap.out_pages + swap.in_pages > 0 {
         writeln!(
@@ -320,9 +428,24 @@ pub fn write(report: &Report, top: usize, out: &mut impl Write) -> io::Result<()
             })
             .collect();
         let cpu = node.cpu_ns.map_or("-".to_string(), units::duration_ns);
+        let wakes: Vec<String> = (node.wakes.iter().take(3))
+            .map(|w| {
+                format!(
+                    "{} order {} x{}",
+                    units::printable(&w.zone),
+                    w.order,
+                    w.count
+                )
+            })
+            .collect();
+        let wakes = if wakes.is_empty() {
+            String::new()
+        } else {
+            format!(" for {}", wakes.join(", "))
+        };
         writeln!(
             out,
-            "kswapd{}: {} runs, CPU {cpu} (awake {}); woken by {}",
+            "kswapd{}: {} runs{wakes}, CPU {cpu} (awake {}); woken by {}",
             node.nid,
             node.runs,
             units::duration_ns(node.awake_ns),
@@ -334,6 +457,67 @@ pub fn write(report: &Report, top: usize, out: &mut impl Write) -> io::Result<()
         )?;
     }
     Ok(())
+}
+
+/// Direct compaction of every process together: how the attempts went and what the stalls
+/// found as they began (nothing without any).
+fn write_compaction(report: &Report, out: &mut impl Write) -> io::Result<()> {
+    let all: Vec<&StallReport> = report
+        .processes
+        .iter()
+        .map(|p| &p.stalls.compaction)
+        .filter(|c| c.latency.count > 0)
+        .collect();
+    let stalls: u64 = all.iter().map(|c| c.latency.count).sum();
+    if stalls == 0 {
+        return Ok(());
+    }
+    let succeeded: u64 = all.iter().map(|c| c.succeeded).sum();
+    let deferred: u64 = all.iter().map(|c| c.deferred).sum();
+    let failed = stalls.saturating_sub(succeeded + deferred);
+    let attempts = report.allocator.compaction_attempts;
+    let skipped = if attempts >= stalls {
+        format!(" of {attempts} attempts ({} skipped)", attempts - stalls)
+    } else {
+        String::new()
+    };
+    let lowest = all
+        .iter()
+        .filter_map(|c| c.zones.lowest_largest_free_order)
+        .min();
+    let highest = all
+        .iter()
+        .filter_map(|c| c.zones.highest_largest_free_order)
+        .max();
+    let orders = match (lowest, highest) {
+        (Some(lo), Some(hi)) if lo == hi => {
+            format!("; largest free block as they began: order {lo}")
+        }
+        (Some(lo), Some(hi)) => format!("; largest free block as they began: order {lo} to {hi}"),
+        _ => String::new(),
+    };
+    writeln!(
+        out,
+        "direct compaction: {stalls} stalls{skipped}: {succeeded} succeeded, {failed} failed, \
+         {deferred} deferred{orders}"
+    )
+}
+
+/// The allocator's fallbacks between migrate types (nothing without any).
+fn write_allocator(allocator: &super::AllocatorReport, out: &mut impl Write) -> io::Result<()> {
+    if allocator.extfrag == 0 {
+        return Ok(());
+    }
+    let pageblock = allocator
+        .pageblock_order
+        .map_or(String::new(), |o| format!(" (below order {o})"));
+    writeln!(
+        out,
+        "page allocator: {} fallbacks to another migrate type (machine-wide), {} of them blocks \
+         smaller than a pageblock{pageblock}: each mixes migrate types in a pageblock, which \
+         fragments memory for later high-order allocations",
+        allocator.extfrag, allocator.extfrag_fragmenting
+    )
 }
 
 #[cfg(test)]
@@ -375,6 +559,7 @@ mod tests {
                 "P99",
                 "MAX",
                 "RECLAIMED",
+                "BEGAN",
                 "ALLOCATION"
             ]
         );
@@ -390,6 +575,8 @@ mod tests {
                 "30.0ms",
                 "30.0ms",
                 "10",
+                "<min",
+                "1/1",
                 "order",
                 "2",
                 "GFP_KERNEL"
@@ -409,6 +596,8 @@ mod tests {
                 "100ms",
                 "100ms",
                 "64",
+                "ok",
+                "3",
                 "order",
                 "2",
                 "GFP_HIGHUSER_MOVABLE"
@@ -427,6 +616,8 @@ mod tests {
                 "2.00ms",
                 "2.00ms",
                 "0",
+                "ok",
+                "1",
                 "order",
                 "9",
                 "GFP_HIGHUSER_MOVABLE|__GFP_COMP"
@@ -439,6 +630,43 @@ mod tests {
         assert!(at("memcg_reclaim") < at("redis"), "{text}");
         assert!(!text.contains("cron"), "{text}");
         assert!(!text.contains("throttle"), "{text}");
+    }
+
+    #[test]
+    fn compaction_outcomes_and_fallbacks_have_a_line_each() {
+        let text = section(&fixture::report(), 10);
+        assert!(
+            text.contains("\n  BEGAN: the zones of the stalling CPU's node as each stall began"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "\ndirect compaction: 1 stalls of 2 attempts (1 skipped): 0 succeeded, 1 failed, \
+                 0 deferred; largest free block as they began: order 8 to 9\n"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "\npage allocator: 6 fallbacks to another migrate type (machine-wide), 4 of them \
+                 blocks smaller than a pageblock (below order 9): each mixes"
+            ),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn began_says_the_worst_the_stalls_found() {
+        let zones = |read, under_min, under_low| StallZonesReport {
+            zones_read: read,
+            began_under_min: under_min,
+            began_under_low: under_low,
+            ..StallZonesReport::default()
+        };
+        assert_eq!(zones(0, 0, 0).began(), "-");
+        assert_eq!(zones(11, 11, 0).began(), "<min 11/11");
+        assert_eq!(zones(5, 0, 2).began(), "<low 2/5");
+        assert_eq!(zones(79, 0, 0).began(), "ok 79");
     }
 
     #[test]
@@ -476,7 +704,7 @@ mod tests {
         let text = section(&fixture::report(), 10);
         assert!(
             text.ends_with(
-                "\nkswapd0: 4 runs, CPU 28.0ms (awake 200ms); woken by postgres[100] order 0 x5, redis[200] order 3 x2\n"
+                "\nkswapd0: 4 runs for Movable order 0 x5, Movable order 9 x1, CPU 28.0ms (awake 200ms); woken by postgres[100] order 0 x5, redis[200] order 3 x2\n"
             ),
             "{text}"
         );
@@ -492,7 +720,7 @@ mod tests {
         let text = section(&Report::new(&model, &View::default()), 10);
         assert_eq!(
             text,
-            "kswapd0: 1 runs, CPU 7.00ms (awake 50.0ms); woken by -\n"
+            "kswapd0: 1 runs for Movable order 9 x1, CPU 7.00ms (awake 50.0ms); woken by -\n"
         );
     }
 

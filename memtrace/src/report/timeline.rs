@@ -12,7 +12,10 @@ use crate::{
         machine::{MachineInterval, share_pct},
         timeline::{Interval, StallCategory},
     },
-    samples::{machine::Thresholds, zones::ZoneSample},
+    samples::{
+        machine::Thresholds,
+        zones::{AllocatorEvents, StallZones, ZoneSample},
+    },
 };
 
 /// How many processes a row lists when none is singled out.
@@ -53,6 +56,12 @@ pub struct TimelineRow {
     /// made before memtrace read them).
     #[serde(default)]
     pub zones: Vec<ZoneSample>,
+    /// The zones as the interval's stalls began, read in the kernel at each, by kind.
+    #[serde(default)]
+    pub stall_zones: BTreeMap<StallCategory, StallZones>,
+    /// The allocator's fallbacks between migrate types and the compaction attempts.
+    #[serde(default)]
+    pub allocator: AllocatorEvents,
     pub processes: Vec<ProcessShare>,
 }
 
@@ -168,6 +177,8 @@ fn row(
         kswapd_cpu_pct: interval.kswapd_cpu_ns.map(|ns| share_pct(ns, len)),
         kswapd_awake_pct: share_pct(interval.kswapd_awake_ns.values().sum(), len),
         zones: interval.zones.clone(),
+        stall_zones: interval.stall_zones.clone(),
+        allocator: interval.allocator.clone(),
         processes,
     }
 }
@@ -338,6 +349,8 @@ mod tests {
             kswapd_cpu_pct: Some(0.0),
             kswapd_awake_pct: 0.0,
             zones,
+            stall_zones: BTreeMap::new(),
+            allocator: AllocatorEvents::default(),
             processes: Vec::new(),
         };
         let rows = [

@@ -2,14 +2,17 @@
 //! interval holds (the processes' stall kinds, each zone's free pages against its watermarks
 //! and its largest free block, kswapd's CPU), naming them. The rules:
 //!
-//! - direct reclaim or compaction while a zone's free fell under `min`: **watermarks** (the
+//! - direct reclaim or compaction whose stalls began with a zone under `min` (read in the kernel
+//!   at each stall), or while a reading found a zone's free under `min`: **watermarks** (the
 //!   allocations outpaced kswapd);
-//! - direct reclaim or compaction while every zone stayed above `low`: **fragmentation** (the
-//!   free memory was there, in blocks too small for high-order allocations);
+//! - direct reclaim or compaction while every zone stayed above `low`, no stall beginning
+//!   under `min`: **fragmentation** (the free memory was there, in blocks too small for
+//!   high-order allocations);
 //! - memcg reclaim while every zone stayed above `low`: **memcg limit** (the cgroup's limit,
 //!   not the machine's memory).
 //!
-//! Intervals without zone readings (recordings made before memtrace read them) get none.
+//! Intervals without zone readings or stall facts (recordings made before memtrace read them)
+//! get none.
 use std::io::{self, Write};
 
 use serde::{Deserialize, Serialize};
@@ -17,8 +20,8 @@ use serde::{Deserialize, Serialize};
 use super::{timeline::TimelineRow, units};
 use crate::samples::{
     StallCategory,
-    host::Tunables,
-    zones::{ZoneSample, unusable_index},
+    host::{HostMemory, Tunables},
+    zones::{StallZones, ZoneSample, unusable_index},
 };
 
 /// The page size when a recording does not say (x86-64's, where memtrace's fault hooks exist).
@@ -54,24 +57,34 @@ pub struct Verdict {
     pub text: String,
 }
 
-/// The verdicts of the flagged intervals, in time order; `page_size` is the recorded machine's
-/// (0: unknown).
-pub fn verdicts(rows: &[TimelineRow], tunables: &Tunables, page_size: u64) -> Vec<Verdict> {
-    let page = if page_size > 0 {
-        page_size
+/// The verdicts of the flagged intervals, in time order, on the recorded machine (its page
+/// size and zone names).
+pub fn verdicts(rows: &[TimelineRow], tunables: &Tunables, memory: &HostMemory) -> Vec<Verdict> {
+    let page = if memory.page_size > 0 {
+        memory.page_size
     } else {
         DEFAULT_PAGE
     };
     let pages = |n: u64| units::bytes(n * page);
     rows.iter()
-        .filter(|row| row.flagged && !row.zones.is_empty())
-        .filter_map(|row| verdict(row, tunables, &pages))
+        .filter(|row| row.flagged)
+        .filter_map(|row| verdict(row, tunables, memory, &pages))
         .collect()
+}
+
+/// The zones of a `StallZones` bit set, by name.
+fn zone_list(bits: u32, memory: &HostMemory) -> String {
+    let names: Vec<String> = (0..32)
+        .filter(|zid| bits & (1 << zid) != 0)
+        .map(|zid| units::printable(&memory.zone_name(zid)).into_owned())
+        .collect();
+    names.join(" and ")
 }
 
 fn verdict(
     row: &TimelineRow,
     tunables: &Tunables,
+    memory: &HostMemory,
     pages: &dyn Fn(u64) -> String,
 ) -> Option<Verdict> {
     let stalled = |category| {
@@ -88,33 +101,53 @@ fn verdict(
     .map(|(_, name)| name)
     .collect();
     let memcg = stalled(StallCategory::MemcgReclaim);
+    // The zones as the direct stalls began, read in the kernel at each.
+    let mut facts = StallZones::default();
+    for category in [StallCategory::DirectReclaim, StallCategory::Compaction] {
+        if let Some(zones) = row.stall_zones.get(&category) {
+            facts.merge(zones);
+        }
+    }
+    let stalls_under_min = (facts.under_min > 0).then(|| {
+        format!(
+            "{} of {} stalls began with {} under min",
+            facts.under_min,
+            facts.read,
+            zone_list(facts.min_zones, memory)
+        )
+    });
     let under_min = row
         .zones
         .iter()
         .filter(|z| z.below_min > 0)
         .min_by_key(|z| z.lowest_free_pages);
-    let all_above_low = row.zones.iter().all(|z| z.below_low == 0);
+    let all_above_low = !row.zones.is_empty() && row.zones.iter().all(|z| z.below_low == 0);
     let kswapd = row.kswapd_cpu_pct.map_or(String::new(), |pct| {
         format!("; kswapd used {pct:.0} % of a CPU")
     });
-    let (cause, text) = if !direct.is_empty()
-        && let Some(zone) = under_min
-    {
+    let (cause, text) = if !direct.is_empty() && (under_min.is_some() || facts.under_min > 0) {
         let scale = tunables
             .watermark_scale_factor
             .map_or(String::new(), |f| format!(" (now {f})"));
+        let readings = under_min.map(|zone| {
+            format!(
+                "{} free fell under min ({} < {}) in {} of {} readings",
+                zone_name(zone),
+                pages(zone.tightest_free_pages),
+                pages(zone.tightest_min_pages),
+                zone.below_min,
+                zone.readings
+            )
+        });
+        let facts: Vec<String> = stalls_under_min.into_iter().chain(readings).collect();
         (
             Cause::Watermarks,
             format!(
-                "{}: {} free fell under min ({} < {}) in {} of {} readings{kswapd}. Allocations \
-                 outpaced kswapd; raising vm.watermark_scale_factor{scale} wakes it earlier, \
-                 vm.min_free_kbytes keeps more in reserve.",
+                "{}: {}{kswapd}. Allocations outpaced kswapd; raising \
+                 vm.watermark_scale_factor{scale} wakes it earlier, vm.min_free_kbytes keeps \
+                 more in reserve.",
                 direct.join(" and "),
-                zone_name(zone),
-                pages(zone.lowest_free_pages),
-                pages(zone.min_pages),
-                zone.below_min,
-                zone.readings
+                facts.join("; "),
             ),
         )
     } else if !direct.is_empty() && all_above_low {
@@ -133,12 +166,32 @@ fn verdict(
                 order + 1
             )
         });
+        // What the stalls themselves found as they began.
+        let at_stalls = match (
+            facts.lowest_largest_free_order,
+            facts.highest_largest_free_order,
+        ) {
+            (Some(lo), Some(hi)) => {
+                let orders = if lo == hi {
+                    format!("order {lo}")
+                } else {
+                    format!("order {lo} to {hi}")
+                };
+                format!(
+                    "; none of its {} stalls began under min, and as they began the highest \
+                     zone's largest free block was {orders}",
+                    facts.read
+                )
+            }
+            _ => String::new(),
+        };
         (
             Cause::Fragmentation,
             format!(
                 "{} with every zone above its low watermark: {} had at least {} free (low {}) \
-                 but its largest free block fell to order {order} ({}){unusable}. High-order \
-                 allocations found no block large enough in fragmented free memory{kswapd}.",
+                 but its largest free block fell to order {order} ({}){unusable}{at_stalls}. \
+                 High-order allocations found no block large enough in fragmented free \
+                 memory{kswapd}.",
                 direct.join(" and "),
                 zone_name(zone),
                 pages(zone.lowest_free_pages),
@@ -203,6 +256,8 @@ mod tests {
             zone: "Normal".into(),
             free_pages: lowest,
             lowest_free_pages: lowest,
+            tightest_free_pages: lowest,
+            tightest_min_pages: 11_520,
             min_pages: 11_520,
             low_pages: 14_400,
             high_pages: 17_280,
@@ -223,6 +278,8 @@ mod tests {
             kswapd_cpu_pct: Some(42.0),
             kswapd_awake_pct: 90.0,
             zones,
+            stall_zones: BTreeMap::new(),
+            allocator: Default::default(),
             processes: vec![ProcessShare {
                 pid: 7,
                 comm: "app".into(),
@@ -230,6 +287,79 @@ mod tests {
                 by_kind: kinds.iter().map(|&k| (k, 25.0)).collect::<BTreeMap<_, _>>(),
             }],
         }
+    }
+
+    fn memory() -> HostMemory {
+        HostMemory {
+            page_size: 4096,
+            zone_names: ["DMA", "DMA32", "Normal", "Movable", "Device"]
+                .map(String::from)
+                .to_vec(),
+            ..HostMemory::default()
+        }
+    }
+
+    /// `read` stalls of which `under_min` began with DMA32 and Normal under min, the highest
+    /// zone's largest free order `orders` as they began.
+    fn facts(read: u64, under_min: u64, orders: (u32, u32)) -> StallZones {
+        StallZones {
+            read,
+            under_min,
+            under_low: 0,
+            min_zones: if under_min > 0 { 0b110 } else { 0 },
+            lowest_largest_free_order: Some(orders.0),
+            highest_largest_free_order: Some(orders.1),
+        }
+    }
+
+    #[test]
+    fn stalls_that_began_under_min_are_the_watermarks_when_no_reading_caught_it() {
+        // The 100 ms readings stayed above low: the stalls' own readings decide.
+        let mut r = row(
+            &[StallCategory::DirectReclaim],
+            vec![zone(300_000, 0, 0, 10)],
+        );
+        r.stall_zones
+            .insert(StallCategory::DirectReclaim, facts(11, 11, (10, 10)));
+        let v = verdicts(&[r], &tunables(), &memory());
+        assert_eq!(v.len(), 1);
+        assert_eq!(v[0].cause, Cause::Watermarks);
+        assert_eq!(
+            v[0].text,
+            "direct reclaim: 11 of 11 stalls began with DMA32 and Normal under min; kswapd \
+             used 42 % of a CPU. Allocations outpaced kswapd; raising \
+             vm.watermark_scale_factor (now 10) wakes it earlier, vm.min_free_kbytes keeps \
+             more in reserve."
+        );
+        // Without readings (a recording made before memtrace read /proc/zoneinfo) the stalls'
+        // facts still say it.
+        let mut bare = row(&[StallCategory::Compaction], Vec::new());
+        bare.stall_zones
+            .insert(StallCategory::Compaction, facts(3, 1, (2, 4)));
+        let v = verdicts(&[bare], &tunables(), &memory());
+        assert!(
+            v[0].text
+                .starts_with("direct compaction: 1 of 3 stalls began"),
+            "{}",
+            v[0].text
+        );
+    }
+
+    #[test]
+    fn fragmentation_names_what_the_stalls_found_as_they_began() {
+        let mut r = row(&[StallCategory::Compaction], vec![zone(550_000, 0, 0, 8)]);
+        r.stall_zones
+            .insert(StallCategory::Compaction, facts(79, 0, (8, 8)));
+        let v = verdicts(&[r], &tunables(), &memory());
+        assert_eq!(v[0].cause, Cause::Fragmentation);
+        assert!(
+            v[0].text.contains(
+                "; none of its 79 stalls began under min, and as they began the highest zone's \
+                 largest free block was order 8. High-order"
+            ),
+            "{}",
+            v[0].text
+        );
     }
 
     fn tunables() -> Tunables {
@@ -245,7 +375,7 @@ mod tests {
             &[StallCategory::DirectReclaim],
             vec![zone(11_000, 6, 3, 4)],
         )];
-        let v = verdicts(&rows, &tunables(), 4096);
+        let v = verdicts(&rows, &tunables(), &memory());
         assert_eq!(v.len(), 1);
         assert_eq!(v[0].cause, Cause::Watermarks);
         assert_eq!(
@@ -269,7 +399,7 @@ mod tests {
             ..zone(550_000, 0, 0, 8)
         };
         let rows = [row(&[StallCategory::Compaction], vec![dma32, normal])];
-        let v = verdicts(&rows, &tunables(), 4096);
+        let v = verdicts(&rows, &tunables(), &memory());
         assert_eq!(v.len(), 1);
         assert_eq!(v[0].cause, Cause::Fragmentation);
         assert!(
@@ -296,7 +426,7 @@ mod tests {
             &[StallCategory::MemcgReclaim, StallCategory::SwapIn],
             vec![dma, zone(4_000_000, 0, 0, 10)],
         )];
-        let v = verdicts(&rows, &tunables(), 4096);
+        let v = verdicts(&rows, &tunables(), &memory());
         assert_eq!(v.len(), 1);
         assert_eq!(v[0].cause, Cause::MemcgLimit);
         assert!(
@@ -322,7 +452,14 @@ mod tests {
             &[StallCategory::MajorFault],
             vec![zone(4_000_000, 0, 0, 10)],
         );
-        assert!(verdicts(&[quiet, no_zones, between, faults_only], &tunables(), 4096).is_empty());
+        assert!(
+            verdicts(
+                &[quiet, no_zones, between, faults_only],
+                &tunables(),
+                &memory()
+            )
+            .is_empty()
+        );
         let mut out = Vec::new();
         write(&[], &mut out).expect("write");
         assert!(out.is_empty());
@@ -343,7 +480,11 @@ mod tests {
             vec![zone(4_000_000, 0, 0, 10)],
         )];
         let mut out = Vec::new();
-        write(&verdicts(&rows, &tunables(), 0), &mut out).expect("write");
+        write(
+            &verdicts(&rows, &tunables(), &HostMemory::default()),
+            &mut out,
+        )
+        .expect("write");
         let text = String::from_utf8(out).expect("utf-8");
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines[1], "why reclaim ran (flagged intervals):");

@@ -48,6 +48,23 @@ pub struct HostMemory {
     /// Nodes with memory, as a mask, and their present pages.
     pub memory_nodes: u64,
     pub node_present_pages: BTreeMap<u32, u64>,
+    /// The zones of a node in the kernel's order: the name of each zone index, empty ones too
+    /// (`DMA`, `DMA32`, `Normal`, `Movable`, `Device` on x86-64).
+    pub zone_names: Vec<String>,
+    /// `pageblock_order` (/proc/pagetypeinfo): the unit in which the allocator groups pages
+    /// by migrate type.
+    pub pageblock_order: Option<u32>,
+}
+
+impl HostMemory {
+    /// The name of zone index `zid` (`zone N` when unknown).
+    pub fn zone_name(&self, zid: i32) -> String {
+        usize::try_from(zid)
+            .ok()
+            .and_then(|i| self.zone_names.get(i))
+            .cloned()
+            .unwrap_or_else(|| format!("zone {zid}"))
+    }
 }
 
 impl HostMemory {

@@ -125,6 +125,8 @@ pub struct IntervalSample {
     /// Each zone's free pages against its watermarks over the interval (empty in recordings
     /// made before memtrace read them).
     pub zones: Vec<zones::ZoneSample>,
+    /// The page allocator's fallbacks and the compaction attempts, counted in the kernel.
+    pub allocator: zones::AllocatorEvents,
     /// Swap traffic by the task doing the I/O, and by the memory cgroup owning the pages.
     pub swap_by_task: Vec<SwapByTask>,
     pub swap_by_memcg: Vec<SwapByMemcg>,
@@ -229,6 +231,11 @@ pub struct StallSample {
     /// Direct compaction only: zones compacted during these attempts (one attempt may
     /// compact several zones, or none when a zone was deferred or already ready).
     pub zone_runs: u64,
+    /// Direct compaction only: attempts after which a zone could serve the allocation (the
+    /// kernel found it ready, or the allocation got its page), and attempts whose every zone
+    /// was deferred. The others failed.
+    pub succeeded: u64,
+    pub deferred: u64,
 }
 
 /// Stalls caused by allocations of one order and gfp mask.
@@ -238,6 +245,8 @@ pub struct Allocation {
     pub order: i32,
     pub gfp_flags: u32,
     pub count: u64,
+    /// The zones as these stalls began.
+    pub zones: zones::StallZones,
 }
 
 /// Stalled time of one process within one interval, by timeline category.
@@ -334,6 +343,17 @@ pub struct KswapdSample {
     pub cpu_ns: Option<u64>,
     /// Who woke it.
     pub woken_by: Vec<KswapdWaker>,
+    /// Its wakes by the zone index and order they were for.
+    pub wake_zones: Vec<KswapdWake>,
+}
+
+/// kswapd's wakes for one zone index and order (`mm_vmscan_kswapd_wake`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct KswapdWake {
+    pub zid: i32,
+    pub order: i32,
+    pub count: u64,
 }
 
 /// Allocations of one task, at one order, that woke kswapd.
@@ -344,6 +364,8 @@ pub struct KswapdWaker {
     pub comm: String,
     pub order: i32,
     pub count: u64,
+    /// The zone index of the waking allocation (`None` in older recordings).
+    pub zid: Option<i32>,
 }
 
 /// Pages moved by one task.

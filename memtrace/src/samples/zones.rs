@@ -2,6 +2,7 @@
 //! below `low` and sleeps above `high`; an allocation that finds free below `min` reclaims
 //! directly. Sampled from /proc/zoneinfo several times an interval, so the lowest free of the
 //! interval is kept, not only its end.
+use memtrace_common::zone_state;
 use serde::{Deserialize, Serialize};
 
 /// One zone of one NUMA node over an interval, in pages. The watermarks are the kernel's
@@ -21,6 +22,10 @@ pub struct ZoneSample {
     pub low_pages: u64,
     pub high_pages: u64,
     pub boost_pages: Option<u64>,
+    /// The reading nearest to `min` (or furthest under it): its free pages and its `min`, as
+    /// they were then (the watermarks move: the boost, a changed min_free_kbytes).
+    pub tightest_free_pages: u64,
+    pub tightest_min_pages: u64,
     /// Readings over the interval, and how many found free below `low` and below `min`.
     pub readings: u32,
     pub below_low: u32,
@@ -67,6 +72,12 @@ pub fn unusable_index(free_blocks: &[u64], order: u32) -> Option<f64> {
 impl ZoneSample {
     /// Takes in the same zone's sample of the interval that follows.
     pub fn absorb(&mut self, next: &ZoneSample) {
+        let headroom =
+            |z: &ZoneSample| z.tightest_free_pages as i128 - z.tightest_min_pages as i128;
+        if next.readings > 0 && (self.readings == 0 || headroom(next) < headroom(self)) {
+            self.tightest_free_pages = next.tightest_free_pages;
+            self.tightest_min_pages = next.tightest_min_pages;
+        }
         self.lowest_free_pages = self.lowest_free_pages.min(next.lowest_free_pages);
         self.free_pages = next.free_pages;
         self.min_pages = next.min_pages;
@@ -98,9 +109,182 @@ pub fn absorb_zones(zones: &mut Vec<ZoneSample>, next: &[ZoneSample]) {
     }
 }
 
+/// The zones as a set of stalls began, read in the kernel at each one (the local node's
+/// zones; see `memtrace_common::zone_state`). Recordings made before memtrace read them have
+/// `read` 0.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct StallZones {
+    /// Stalls whose zones were read.
+    pub read: u64,
+    /// Of those, stalls that began with a zone under its `min` watermark, and (of the others)
+    /// with a zone under `low`.
+    pub under_min: u64,
+    pub under_low: u64,
+    /// The zones found under `min` (bit = zone index).
+    pub min_zones: u32,
+    /// The smallest and the largest of the highest zone's largest free orders at the stalls'
+    /// starts (`None`: none read).
+    pub lowest_largest_free_order: Option<u32>,
+    pub highest_largest_free_order: Option<u32>,
+}
+
+impl StallZones {
+    /// Adds one stall's `zone_state` word.
+    pub fn add_word(&mut self, word: u32) {
+        if zone_state::read(word) == 0 {
+            return;
+        }
+        self.read += 1;
+        let min = zone_state::under_min(word);
+        if min != 0 {
+            self.under_min += 1;
+            self.min_zones |= u32::from(min);
+        } else if zone_state::under_low(word) != 0 {
+            self.under_low += 1;
+        }
+        let order = zone_state::largest_free_order(word);
+        self.lowest_largest_free_order = lower_order(self.lowest_largest_free_order, order);
+        self.highest_largest_free_order = self.highest_largest_free_order.max(order);
+    }
+
+    /// Adds another set of stalls.
+    pub fn merge(&mut self, other: &Self) {
+        self.read += other.read;
+        self.under_min += other.under_min;
+        self.under_low += other.under_low;
+        self.min_zones |= other.min_zones;
+        self.lowest_largest_free_order = lower_order(
+            self.lowest_largest_free_order,
+            other.lowest_largest_free_order,
+        );
+        self.highest_largest_free_order = self
+            .highest_largest_free_order
+            .max(other.highest_largest_free_order);
+    }
+}
+
+/// Page-allocator events of an interval counted in the kernel (machine-wide, except the
+/// compaction attempts, which are the traced tasks').
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct AllocatorEvents {
+    /// `mm_page_alloc_extfrag` events by the order of the block taken from another migrate
+    /// type (the last entry counts every larger order too).
+    pub extfrag_by_order: Vec<u64>,
+    /// Direct-compaction attempts, skipped ones included (the kernel counts a stall only
+    /// for attempts that were not skipped).
+    pub compaction_attempts: u64,
+}
+
+impl AllocatorEvents {
+    /// Fallbacks that took a block smaller than a pageblock: each mixes migrate types inside
+    /// a pageblock (the kernel's `fragmenting` in the event), the kind that makes high-order
+    /// allocations fail later.
+    pub fn fragmenting(&self, pageblock_order: u32) -> u64 {
+        self.extfrag_by_order
+            .iter()
+            .take(pageblock_order as usize)
+            .sum()
+    }
+
+    pub fn extfrag(&self) -> u64 {
+        self.extfrag_by_order.iter().sum()
+    }
+
+    /// Adds another interval's events.
+    pub fn merge(&mut self, other: &Self) {
+        if self.extfrag_by_order.len() < other.extfrag_by_order.len() {
+            self.extfrag_by_order
+                .resize(other.extfrag_by_order.len(), 0);
+        }
+        for (mine, theirs) in self
+            .extfrag_by_order
+            .iter_mut()
+            .zip(&other.extfrag_by_order)
+        {
+            *mine += theirs;
+        }
+        self.compaction_attempts += other.compaction_attempts;
+    }
+
+    /// The events between two readings of the kernel's cumulative counters (`VM_COUNTS`).
+    pub fn between(before: &[u64], now: &[u64]) -> Self {
+        use memtrace_common::vm_count::{COMPACT_ATTEMPTS, EXTFRAG, EXTFRAG_ORDERS};
+        let delta = |i: u32| {
+            let i = i as usize;
+            now.get(i)
+                .copied()
+                .unwrap_or(0)
+                .saturating_sub(before.get(i).copied().unwrap_or(0))
+        };
+        let mut extfrag_by_order: Vec<u64> =
+            (EXTFRAG..EXTFRAG + EXTFRAG_ORDERS).map(delta).collect();
+        while extfrag_by_order.last() == Some(&0) {
+            extfrag_by_order.pop();
+        }
+        Self {
+            extfrag_by_order,
+            compaction_attempts: delta(COMPACT_ATTEMPTS),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stall_zones_sort_each_stall_by_its_worst_zone() {
+        use zone_state::{ORDER_SHIFT, READ_SHIFT, UNDER_LOW_SHIFT, UNDER_MIN_SHIFT};
+        // DMA32 (1) and Normal (2) read; Normal under low and min; largest free order 3.
+        let under_min = (0b110 << READ_SHIFT)
+            | (0b100 << UNDER_LOW_SHIFT)
+            | (0b100 << UNDER_MIN_SHIFT)
+            | (4 << ORDER_SHIFT);
+        // Normal under low only; largest free order 8.
+        let under_low = (0b110 << READ_SHIFT) | (0b100 << UNDER_LOW_SHIFT) | (9 << ORDER_SHIFT);
+        // Everything above low; no free block at all.
+        let above = 0b110 << READ_SHIFT;
+        let mut zones = StallZones::default();
+        for word in [under_min, under_low, above, 0] {
+            zones.add_word(word);
+        }
+        assert_eq!(
+            zones,
+            StallZones {
+                read: 3,
+                under_min: 1,
+                under_low: 1,
+                min_zones: 0b100,
+                lowest_largest_free_order: Some(3),
+                highest_largest_free_order: Some(8),
+            }
+        );
+        let mut merged = StallZones::default();
+        merged.merge(&zones);
+        merged.merge(&zones);
+        assert_eq!((merged.read, merged.under_min, merged.min_zones), (6, 2, 4));
+    }
+
+    #[test]
+    fn allocator_events_are_differences_of_the_kernel_counters() {
+        use memtrace_common::vm_count::{COMPACT_ATTEMPTS, SLOTS};
+        let before = vec![0u64; SLOTS as usize];
+        let mut now = before.clone();
+        now[0] = 5; // order 0
+        now[3] = 2; // order 3
+        now[9] = 1; // order 9: a whole pageblock
+        now[COMPACT_ATTEMPTS as usize] = 7;
+        let events = AllocatorEvents::between(&before, &now);
+        assert_eq!(events.extfrag_by_order, vec![5, 0, 0, 2, 0, 0, 0, 0, 0, 1]);
+        assert_eq!((events.extfrag(), events.fragmenting(9)), (8, 7));
+        assert_eq!(events.compaction_attempts, 7);
+        let mut sum = AllocatorEvents::default();
+        sum.merge(&events);
+        sum.merge(&AllocatorEvents::between(&now, &now));
+        assert_eq!(sum, events);
+    }
 
     fn zone(lowest: u64, free: u64, below_low: u32, below_min: u32) -> ZoneSample {
         ZoneSample {

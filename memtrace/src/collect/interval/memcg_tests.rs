@@ -128,7 +128,7 @@ fn stalls_carry_their_memcg_and_ended_processes_are_forgotten() {
             order: 0,
             gfp_flags: 0,
             detail: 0,
-            _pad: 0,
+            zones: 0,
             memcg_id: 55,
             comm: [0; 16],
         },

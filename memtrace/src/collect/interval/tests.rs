@@ -135,7 +135,7 @@ fn a_stall_that_ends_in_the_next_interval_credits_the_earlier_one() {
             order: 0,
             gfp_flags: 0xcc0,
             detail: 0,
-            _pad: 0,
+            zones: 0,
             memcg_id: 0,
             comm: comm(b"hog"),
         },
@@ -197,6 +197,8 @@ fn kswapd_awake_time_runs_from_wake_to_sleep_across_intervals() {
             tgid: 9,
             gfp_flags: 0,
             comm: comm(b"alloc"),
+            zid: 2,
+            _pad: 0,
         },
     };
     let mut b = IntervalBuilder::new(0);

@@ -29,7 +29,7 @@ fn compaction(tid: u32, start_ns: u64, since_ns: u64, bits: u32) -> Record {
             order: 9,
             gfp_flags: 0x1234,
             detail: bits,
-            _pad: 0,
+            zones: 0,
             memcg_id: 0,
             comm: [b'c'; 16],
         },

@@ -26,7 +26,8 @@ pub mod plan {
     /// pages: huge-page memory touched once per 2 MiB, then a cold file read sequentially.
     pub const THP_MIB: u64 = 64;
     pub const SEQ_MIB: u64 = 64;
-    /// global reclaim: memory left with every other page free before the hugepage pool fills.
+    /// global reclaim: memory left with half its pages free, each beside a page in use, before
+    /// the hugepage pool fills.
     pub const FRAGMENT_MIB: u64 = 4096;
     /// memcg OOM: a hog in a memcg without swap.
     pub const HOG_MIB: u64 = 192;

@@ -262,8 +262,8 @@ fn global_reclaim() -> Result<Observed, Error> {
     File::create(&path)
         .and_then(|f| f.set_len(GLOBAL_FILE_BYTES))
         .map_err(|e| Error::io(format!("creating {}", path.display()), e))?;
-    // Memory left fragmented (every other page of it freed), so that the pool's 2 MiB
-    // allocations find no free block and compact directly.
+    // Memory left fragmented (half of its pages freed, each beside a page still in use), so
+    // that the pool's 2 MiB allocations find no free block and compact directly.
     let exe = std::env::current_exe().map_err(|e| Error::io("locating memtrace", e))?;
     let mut fragment = Command::new(exe);
     fragment

@@ -226,16 +226,47 @@ impl Drop for Busy {
     }
 }
 
-/// Touches `mib` of anonymous memory in 4 KiB pages, then frees every other page: the freed
-/// half is scattered between pages still in use, so no 2 MiB block of it is free. Returns the
-/// mapping, which keeps the other half until dropped.
+/// Touches `mib` of anonymous memory in 4 KiB pages, then frees the pages whose physical frame
+/// number is odd: each freed page's buddy stays in use, so no freed page can merge into a
+/// larger block while the mapping lives (freeing every other *virtual* page does not ensure
+/// that: the allocator hands out physical pages in no particular order). Without the frame
+/// numbers (/proc/self/pagemap shows them to root only) every other virtual page is freed.
+/// Returns the mapping, which keeps the other half until dropped.
 pub fn fragment(mib: usize) -> std::io::Result<Mapping> {
     let map = Mapping::anonymous(mib << 20)?;
     map.touch_pages(true);
-    for offset in (PAGE..mib << 20).step_by(2 * PAGE) {
-        map.advise_range(offset, PAGE, libc::MADV_DONTNEED)?;
+    let pages = (mib << 20) / PAGE;
+    let frames = frame_numbers(map.as_ptr() as usize, pages).unwrap_or_default();
+    for page in 0..pages {
+        let free = match frames.get(page) {
+            Some(&Some(frame)) => frame % 2 == 1,
+            _ if frames.iter().any(Option::is_some) => false,
+            _ => page % 2 == 1,
+        };
+        if free {
+            map.advise_range(page * PAGE, PAGE, libc::MADV_DONTNEED)?;
+        }
     }
     Ok(map)
+}
+
+/// The physical frame number of each of `pages` pages from `addr`, from /proc/self/pagemap
+/// (`None` for a page not present, or when the kernel hides the numbers: it shows 0).
+fn frame_numbers(addr: usize, pages: usize) -> std::io::Result<Vec<Option<u64>>> {
+    use std::os::unix::fs::FileExt;
+    let file = std::fs::File::open("/proc/self/pagemap")?;
+    let mut bytes = vec![0u8; pages * 8];
+    file.read_exact_at(&mut bytes, (addr / PAGE * 8) as u64)?;
+    Ok(bytes
+        .chunks_exact(8)
+        .map(|entry| parse_pagemap_entry(u64::from_ne_bytes(entry.try_into().unwrap_or_default())))
+        .collect())
+}
+
+/// A pagemap entry's frame number: bit 63 says present, bits 0–54 hold the number.
+fn parse_pagemap_entry(entry: u64) -> Option<u64> {
+    let frame = entry & ((1 << 55) - 1);
+    (entry >> 63 == 1 && frame != 0).then_some(frame)
 }
 
 #[cfg(test)]
@@ -251,6 +282,15 @@ mod tests {
             nr_switches                                  :                  120\n";
         assert_eq!(parse_migrations(text), Some(17));
         assert_eq!(parse_migrations("nr_switches : 3\n"), None);
+    }
+
+    #[test]
+    fn pagemap_entries_give_present_pages_frame_numbers() {
+        assert_eq!(parse_pagemap_entry((1 << 63) | 0x1234), Some(0x1234));
+        // Present with the number hidden (not root), not present, swapped.
+        assert_eq!(parse_pagemap_entry(1 << 63), None);
+        assert_eq!(parse_pagemap_entry(0x1234), None);
+        assert_eq!(parse_pagemap_entry((1 << 62) | 0x55), None);
     }
 
     #[test]

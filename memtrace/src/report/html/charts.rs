@@ -218,6 +218,59 @@ pub fn lines(
     })
 }
 
+/// Each zone's lowest free pages per interval (zones of a few MiB, such as DMA, left out),
+/// with the min and low watermarks of the largest zone; `None` without zone readings (older
+/// recordings).
+pub fn zones(report: &Report) -> io::Result<Option<String>> {
+    let Some(first) = report.timeline.iter().find(|r| !r.zones.is_empty()) else {
+        return Ok(None);
+    };
+    // (node, zone) of the zones shown; the largest (by its low watermark) first.
+    let mut shown: Vec<(u32, String, u64)> = first
+        .zones
+        .iter()
+        .filter(|z| z.low_pages >= 256)
+        .map(|z| (z.node, z.zone.clone(), z.low_pages))
+        .collect();
+    shown.sort_by_key(|z| std::cmp::Reverse(z.2));
+    let Some((node, zone, _)) = shown.first().cloned() else {
+        return Ok(None);
+    };
+    let find = |row: &TimelineRow, node: u32, zone: &str| {
+        row.zones
+            .iter()
+            .find(|z| z.node == node && z.zone == zone)
+            .cloned()
+    };
+    type Value = Box<dyn Fn(&TimelineRow) -> Option<f64>>;
+    let mut named: Vec<(String, Value)> = Vec::new();
+    for (n, z, _) in &shown {
+        let (n, z2) = (*n, z.clone());
+        named.push((
+            format!("{} lowest free", units::printable(z)),
+            Box::new(move |r| find(r, n, &z2).map(|z| z.lowest_free_pages as f64)),
+        ));
+    }
+    let (low_zone, min_zone) = (zone.clone(), zone.clone());
+    named.push((
+        format!("{} low", units::printable(&zone)),
+        Box::new(move |r| find(r, node, &low_zone).map(|z| z.low_pages as f64)),
+    ));
+    named.push((
+        format!("{} min", units::printable(&zone)),
+        Box::new(move |r| find(r, node, &min_zone).map(|z| z.min_pages as f64)),
+    ));
+    let series: Vec<Series<'_>> = named.iter().map(|(n, f)| (n.as_str(), &**f)).collect();
+    lines(
+        report,
+        "zones: lowest free pages against the watermarks",
+        "pages",
+        &series,
+        &|v| units::count(*v as u64),
+    )
+    .map(Some)
+}
+
 /// The percentile label of an x of the 1/(1−p) axis.
 fn percentile_label(x: &f64) -> String {
     const TICKS: [(f64, &str); 6] = [

@@ -114,6 +114,13 @@ pub fn write(
         )?,
         "From /proc/meminfo MemFree and MemAvailable at the end of each interval.",
     )?;
+    if let Some(chart) = charts::zones(report)? {
+        figure(
+            out,
+            &chart,
+            "Each zone's lowest free pages in the interval (/proc/zoneinfo, read every 100 ms), with the largest zone's watermarks: kswapd wakes when free falls under low; an allocation that finds free under min reclaims directly.",
+        )?;
+    }
     write_verdicts(report, out)?;
     writeln!(out, "<h2>Latency distributions</h2>")?;
     if curves.is_empty() {

@@ -40,12 +40,24 @@ fn the_page_is_self_contained_with_every_chart() {
 
 #[test]
 fn verdicts_have_a_section_of_their_own_only_when_there_are_some() {
-    assert!(
-        !page().contains("Why reclaim ran"),
-        "the fixture has no zone readings"
-    );
     let model = fixture::model();
     let mut report = Report::new(&model, &View::default());
+    let verdicts = report.verdicts.len();
+    report.verdicts.clear();
+    let mut out = Vec::new();
+    write(&report, &[], "", &mut out).expect("render");
+    let html = String::from_utf8(out).expect("utf-8");
+    assert!(
+        !html.contains("Why reclaim ran"),
+        "a section without verdicts"
+    );
+    // The fixture's own: its direct reclaim began under min.
+    assert_eq!(
+        verdicts,
+        1,
+        "{:?}",
+        Report::new(&model, &View::default()).verdicts
+    );
     report.verdicts.push(crate::report::verdict::Verdict {
         start_s: 3.0,
         cause: crate::report::verdict::Cause::Fragmentation,
@@ -104,4 +116,46 @@ fn percentile_curves_have_the_nines_on_the_axis_and_data_paths() {
 #[test]
 fn text_is_escaped_for_html() {
     assert_eq!(escape("a<b>&\"c'"), "a&lt;b&gt;&amp;&quot;c&#39;");
+}
+
+#[test]
+fn the_zones_chart_draws_each_zone_against_the_largest_zones_watermarks() {
+    let model = fixture::model();
+    let mut report = Report::new(&model, &View::default());
+    assert!(
+        charts::zones(&report).expect("chart").is_none(),
+        "no chart without zone readings"
+    );
+    let zone = |name: &str, free: u64, min: u64| crate::samples::zones::ZoneSample {
+        node: 0,
+        zone: name.into(),
+        free_pages: free,
+        lowest_free_pages: free,
+        min_pages: min,
+        low_pages: min * 5 / 4,
+        high_pages: min * 3 / 2,
+        readings: 10,
+        ..Default::default()
+    };
+    for row in &mut report.timeline {
+        row.zones = vec![
+            zone("DMA", 3840, 10),
+            zone("DMA32", 300_000, 2116),
+            zone("Normal", 90_000, 14_769),
+        ];
+    }
+    let svg = charts::zones(&report).expect("chart").expect("a chart");
+    for label in [
+        "Normal lowest free",
+        "DMA32 lowest free",
+        "Normal low",
+        "Normal min",
+    ] {
+        assert!(svg.contains(label), "{label} in the legend");
+    }
+    assert!(!svg.contains("DMA lowest"), "DMA's few pages are left out");
+    let mut out = Vec::new();
+    write(&report, &[], "", &mut out).expect("render");
+    let html = String::from_utf8(out).expect("utf-8");
+    assert!(html.contains("zones: lowest free pages against the watermarks"));
 }

@@ -117,6 +117,7 @@ pub fn sample(event: OomKillEvent) -> OomSample {
             vm_swappiness: 60,
             memory_nodes: 1,
             node_present_pages: BTreeMap::from([(0, 6_291_456)]),
+            ..HostMemory::default()
         },
         v1: true,
         level_paths: vec![
