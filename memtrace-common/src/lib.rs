@@ -412,6 +412,9 @@ pub mod vm_count {
     /// `compaction:mm_compaction_try_to_compact_pages` of traced tasks: direct-compaction
     /// attempts, the skipped ones included.
     pub const COMPACT_ATTEMPTS: u32 = EXTFRAG + EXTFRAG_ORDERS;
+    /// `compaction:mm_compaction_kcompactd_wake`: kcompactd started compacting for an order
+    /// kswapd asked for.
+    pub const KCOMPACTD_WAKES: u32 = COMPACT_ATTEMPTS + 1;
     /// Number of slots.
     pub const SLOTS: u32 = 16;
 }

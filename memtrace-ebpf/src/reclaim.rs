@@ -324,3 +324,12 @@ fn outcome(bits: u32) -> i32 {
     }
     0
 }
+
+/// `compaction:mm_compaction_kcompactd_wake(nid, order, highest_zoneidx)`: kcompactd starts
+/// compacting (woken by kswapd after it balanced a node for a high order); counted, as it is
+/// background work rather than a stall.
+#[btf_tracepoint(function = "mm_compaction_kcompactd_wake")]
+pub fn kcompactd_wake(_ctx: BtfTracePointContext) -> i32 {
+    bump(&VM_COUNTS, vm_count::KCOMPACTD_WAKES);
+    0
+}

@@ -96,9 +96,12 @@ fn fragmentation_compaction_and_fallbacks_match_the_kernel() {
     fragmenter.wait_for_line("ready");
     // The kernel's own count of the fallbacks, from before memtrace attaches to after it ends,
     // and from after it attached to before it is stopped: memtrace's count lies between.
+    const KCOMPACTD: &str = "compaction/mm_compaction_kcompactd_wake";
     let outer = TraceCount::start("kmem/mm_page_alloc_extfrag");
+    let outer_kcompactd = TraceCount::start(KCOMPACTD);
     let recorder = Recorder::start(&["--duration", "300"]);
     let inner = TraceCount::start("kmem/mm_page_alloc_extfrag");
+    let inner_kcompactd = TraceCount::start(KCOMPACTD);
     let sampler = Sampler::start();
     let before = ["compact_stall", "compact_success", "compact_fail"].map(vmstat);
 
@@ -134,9 +137,11 @@ fn fragmentation_compaction_and_fallbacks_match_the_kernel() {
     let seen = sampler.finish();
     std::thread::sleep(Duration::from_millis(500));
     let inner_extfrag = inner.stop();
+    let kcompactd_inner = inner_kcompactd.stop();
     recorder.interrupt();
     let report = recorder.finish();
     let kernel_extfrag = outer.stop();
+    let kcompactd_outer = outer_kcompactd.stop();
     drop(pool);
     drop(fragmenter);
     drop(scratch);
@@ -168,6 +173,10 @@ fn fragmentation_compaction_and_fallbacks_match_the_kernel() {
         mine.zones, mine.allocations
     );
     eprintln!("the test's readings: {seen:?}");
+    eprintln!(
+        "kcompactd: memtrace {} runs, CPU {:?} ns; tracefs {kcompactd_inner}..{kcompactd_outer}",
+        allocator.kcompactd_wakes, allocator.kcompactd_cpu_ns
+    );
     for v in &report.verdicts {
         eprintln!("verdict at {:.1} s: {:?}: {}", v.start_s, v.cause, v.text);
     }
@@ -205,6 +214,16 @@ fn fragmentation_compaction_and_fallbacks_match_the_kernel() {
         "memtrace counted {} fallbacks, the kernel {inner_extfrag} while memtrace surely \
          traced and {kernel_extfrag} around it",
         allocator.extfrag
+    );
+    // kcompactd's runs, the same way (kswapd wakes it after balancing a node for huge pages).
+    assert!(
+        (kcompactd_inner..=kcompactd_outer).contains(&allocator.kcompactd_wakes),
+        "memtrace counted {} kcompactd runs, the kernel {kcompactd_inner}..{kcompactd_outer}",
+        allocator.kcompactd_wakes
+    );
+    assert!(
+        allocator.kcompactd_cpu_ns.is_some(),
+        "kcompactd's CPU time unread"
     );
 }
 

@@ -194,6 +194,8 @@ pub struct IntervalBuilder {
     /// The kernel's allocator counters at the last close, and the interval's events.
     allocator_totals: Option<Vec<u64>>,
     allocator: AllocatorEvents,
+    /// kcompactd's CPU time at the last close.
+    kcompactd_total_ns: Option<u64>,
     /// Direct-compaction attempts of this interval not yet counted, by thread id; and those
     /// counted at the last close, whose later zones only add time.
     compacting: HashMap<u32, Attempt>,
@@ -232,6 +234,7 @@ impl IntervalBuilder {
             zones: ZoneWatch::default(),
             allocator_totals: None,
             allocator: AllocatorEvents::default(),
+            kcompactd_total_ns: None,
             compacting: HashMap::new(),
             compacted: HashMap::new(),
             swap_by_task: HashMap::new(),
@@ -443,6 +446,15 @@ impl IntervalBuilder {
                 .merge(&AllocatorEvents::between(before, totals));
         }
         self.allocator_totals = Some(totals.to_vec());
+    }
+
+    /// kcompactd's cumulative CPU time, all nodes together, read just before a close (`None`:
+    /// no kcompactd thread found): the interval gets the growth since the last reading.
+    pub fn kcompactd_cpu(&mut self, total_ns: Option<u64>) {
+        if let (Some(before), Some(now)) = (self.kcompactd_total_ns, total_ns) {
+            *self.allocator.kcompactd_cpu_ns.get_or_insert(0) += now.saturating_sub(before);
+        }
+        self.kcompactd_total_ns = total_ns.or(self.kcompactd_total_ns);
     }
 
     /// The cumulative CPU time of each node's kswapd (`(nid, ns)`), read just before a close:

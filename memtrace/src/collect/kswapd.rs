@@ -1,9 +1,9 @@
 //! kswapd's CPU time per NUMA node, from `/proc/PID/schedstat` of the `kswapdN` kernel threads:
 //! the time it actually ran, where its wake-to-sleep span also holds its naps before sleeping
-//! and its waits for a CPU.
+//! and its waits for a CPU. kcompactd's the same way, from its `kcompactdN` threads.
 use std::fs;
 
-/// The kswapd thread of each node, found once at start-up.
+/// The kswapd (or kcompactd) thread of each node, found once at start-up.
 #[derive(Clone, Debug, Default)]
 pub struct KswapdThreads {
     /// (node, pid)
@@ -16,6 +16,11 @@ const KTHREADD: u32 = 2;
 impl KswapdThreads {
     /// Finds the `kswapdN` children of kthreadd.
     pub fn find() -> Self {
+        Self::find_named("kswapd")
+    }
+
+    /// Finds the children of kthreadd named `{prefix}N` (`kcompactd`).
+    pub fn find_named(prefix: &str) -> Self {
         let mut threads: Vec<(u32, u32)> = fs::read_dir("/proc")
             .into_iter()
             .flatten()
@@ -23,7 +28,7 @@ impl KswapdThreads {
             .filter_map(|entry| entry.file_name().to_str()?.parse::<u32>().ok())
             .filter_map(|pid| {
                 let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-                kswapd_node(&stat).map(|nid| (nid, pid))
+                node_thread(&stat, prefix).map(|nid| (nid, pid))
             })
             .collect();
         threads.sort_unstable();
@@ -45,10 +50,15 @@ impl KswapdThreads {
 /// The node of a `/proc/PID/stat` line if it is kthreadd's `kswapdN` (also `kswapdN:M`, the
 /// kernel's name when a node has several kswapd threads: the first number is the node).
 pub fn kswapd_node(stat: &str) -> Option<u32> {
+    node_thread(stat, "kswapd")
+}
+
+/// The node of a `/proc/PID/stat` line if it is kthreadd's `{prefix}N` (or `{prefix}N:M`).
+fn node_thread(stat: &str, prefix: &str) -> Option<u32> {
     let open = stat.find('(')?;
     let close = stat.rfind(')')?;
     let comm = stat.get(open + 1..close)?;
-    let digits = comm.strip_prefix("kswapd")?;
+    let digits = comm.strip_prefix(prefix)?;
     let nid = digits.split(':').next()?.parse().ok()?;
     // After the name: state, then ppid.
     let ppid: u32 = stat
@@ -79,6 +89,7 @@ mod tests {
         assert_eq!(kswapd_node("95 (kcompactd0) S 2 0 0"), None);
         assert_eq!(kswapd_node("96 (kswapdX) S 2 0 0"), None);
         assert_eq!(kswapd_node("garbage"), None);
+        assert_eq!(node_thread("95 (kcompactd0) S 2 0 0", "kcompactd"), Some(0));
     }
 
     #[test]
@@ -94,5 +105,7 @@ mod tests {
         let readings = threads.read();
         assert!(!readings.is_empty(), "no kswapd thread found in /proc");
         assert!(readings.iter().any(|&(nid, _)| nid == 0));
+        let kcompactd = KswapdThreads::find_named("kcompactd").read();
+        assert!(kcompactd.iter().any(|&(nid, _)| nid == 0), "no kcompactd0");
     }
 }

@@ -40,7 +40,7 @@ enum Part {
 
 /// Every BTF-tracepoint hook: (program, tracepoint, part). Each is attached on its own: a
 /// kernel without one loses that part of the picture and says so.
-const HOOKS: [(&str, &str, Part); 33] = [
+const HOOKS: [(&str, &str, Part); 34] = [
     ("page_fault_user", "page_fault_user", Part::Faults),
     ("page_fault_kernel", "page_fault_kernel", Part::Faults),
     ("task_rename", "task_rename", Part::Faults),
@@ -109,6 +109,11 @@ const HOOKS: [(&str, &str, Part); 33] = [
     ("kswapd_sleep", "mm_vmscan_kswapd_sleep", Part::Reclaim),
     ("wakeup_kswapd", "mm_vmscan_wakeup_kswapd", Part::Reclaim),
     ("page_alloc_extfrag", "mm_page_alloc_extfrag", Part::Reclaim),
+    (
+        "kcompactd_wake",
+        "mm_compaction_kcompactd_wake",
+        Part::Reclaim,
+    ),
     ("oom_mark_victim", "mark_victim", Part::Oom),
     ("oom_signal_generate", "signal_generate", Part::Oom),
     (

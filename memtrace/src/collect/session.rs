@@ -123,6 +123,8 @@ pub async fn record(
     let mut builder = IntervalBuilder::new(first.mono_ns);
     let kswapd = KswapdThreads::find();
     builder.kswapd_cpu(&kswapd.read());
+    let kcompactd = KswapdThreads::find_named("kcompactd");
+    builder.kcompactd_cpu(cpu_sum(&kcompactd));
     builder.zone_reading(&zones::read());
     builder.allocator_counts(&tracer.allocator_counts()?);
     let mut zone_ticker = tokio::time::interval(zones::READ_EVERY);
@@ -162,7 +164,7 @@ pub async fn record(
                 oom.poll_kmsg(&mut builder);
                 oom.show_ready(&mut callbacks.on_oom, false);
                 let (sample, counters) =
-                    close_interval(&tracer, &mut builder, &kswapd, sink, options, &mut model)?;
+                    close_interval(&tracer, &mut builder, [&kswapd, &kcompactd], sink, options, &mut model)?;
                 if sample.index % TRIM_EVERY == TRIM_EVERY - 1 {
                     // glibc keeps freed memory; a burst's must go back for a run of days.
                     // SAFETY: malloc_trim only releases free memory.
@@ -207,7 +209,14 @@ pub async fn record(
     oom.drain(oom_ring.get_mut(), &mut tracer, &mut builder);
     oom.poll_kmsg(&mut builder);
     oom.show_ready(&mut callbacks.on_oom, true);
-    let (_, counters) = close_interval(&tracer, &mut builder, &kswapd, sink, options, &mut model)?;
+    let (_, counters) = close_interval(
+        &tracer,
+        &mut builder,
+        [&kswapd, &kcompactd],
+        sink,
+        options,
+        &mut model,
+    )?;
     let end = End {
         stop,
         elapsed_ns: start.elapsed().as_nanos() as u64,
@@ -218,12 +227,18 @@ pub async fn record(
     Ok(model)
 }
 
-/// Closes the interval with the kernel's counters, kswapd's CPU time and the zones' readings,
-/// and hands it to the sink and (unless `serve`) the model.
+/// kcompactd's CPU time so far, all nodes (`None` without a kcompactd thread).
+fn cpu_sum(threads: &KswapdThreads) -> Option<u64> {
+    let readings = threads.read();
+    (!readings.is_empty()).then(|| readings.iter().map(|(_, ns)| ns).sum())
+}
+
+/// Closes the interval with the kernel's counters, kswapd's and kcompactd's CPU time and the
+/// zones' readings, and hands it to the sink and (unless `serve`) the model.
 fn close_interval(
     tracer: &Tracer,
     builder: &mut IntervalBuilder,
-    kswapd: &KswapdThreads,
+    [kswapd, kcompactd]: [&KswapdThreads; 2],
     sink: &mut dyn SampleSink,
     options: &RunOptions,
     model: &mut Model,
@@ -231,6 +246,7 @@ fn close_interval(
     let counters = tracer.counters()?;
     builder.allocator_counts(&tracer.allocator_counts()?);
     builder.kswapd_cpu(&kswapd.read());
+    builder.kcompactd_cpu(cpu_sum(kcompactd));
     builder.zone_reading(&zones::read());
     let sample = builder.close(machine::sample(), counters, name_cgroup);
     sink.interval(&sample);

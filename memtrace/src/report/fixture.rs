@@ -294,6 +294,7 @@ pub(crate) fn first_interval() -> IntervalSample {
         allocator: AllocatorEvents {
             extfrag_by_order: Vec::new(),
             compaction_attempts: 2,
+            ..AllocatorEvents::default()
         },
         ..IntervalSample::default()
     }
@@ -389,6 +390,8 @@ pub(crate) fn second_interval() -> IntervalSample {
         allocator: AllocatorEvents {
             extfrag_by_order: vec![3, 0, 0, 1, 0, 0, 0, 0, 0, 2],
             compaction_attempts: 0,
+            kcompactd_wakes: 1,
+            kcompactd_cpu_ns: Some(3 * MS),
         },
         counters: counters(),
         ..IntervalSample::default()

@@ -503,8 +503,19 @@ fn write_compaction(report: &Report, out: &mut impl Write) -> io::Result<()> {
     )
 }
 
-/// The allocator's fallbacks between migrate types (nothing without any).
+/// The allocator's fallbacks between migrate types and kcompactd's work (nothing without
+/// either).
 fn write_allocator(allocator: &super::AllocatorReport, out: &mut impl Write) -> io::Result<()> {
+    if allocator.kcompactd_wakes > 0 || allocator.kcompactd_cpu_ns > Some(0) {
+        let cpu = allocator
+            .kcompactd_cpu_ns
+            .map_or("-".to_string(), units::duration_ns);
+        writeln!(
+            out,
+            "kcompactd: {} runs for kswapd, CPU {cpu} (proactive compaction included)",
+            allocator.kcompactd_wakes
+        )?;
+    }
     if allocator.extfrag == 0 {
         return Ok(());
     }
@@ -648,7 +659,8 @@ mod tests {
         );
         assert!(
             text.contains(
-                "\npage allocator: 6 fallbacks to another migrate type (machine-wide), 4 of them \
+                "\nkcompactd: 1 runs for kswapd, CPU 3.00ms (proactive compaction included)\n\
+                 page allocator: 6 fallbacks to another migrate type (machine-wide), 4 of them \
                  blocks smaller than a pageblock (below order 9): each mixes"
             ),
             "{text}"

@@ -175,6 +175,10 @@ pub struct AllocatorEvents {
     /// Direct-compaction attempts, skipped ones included (the kernel counts a stall only
     /// for attempts that were not skipped).
     pub compaction_attempts: u64,
+    /// kcompactd's runs (`mm_compaction_kcompactd_wake`) and CPU time, all nodes (`None`: not
+    /// measured, in older recordings).
+    pub kcompactd_wakes: u64,
+    pub kcompactd_cpu_ns: Option<u64>,
 }
 
 impl AllocatorEvents {
@@ -206,11 +210,17 @@ impl AllocatorEvents {
             *mine += theirs;
         }
         self.compaction_attempts += other.compaction_attempts;
+        self.kcompactd_wakes += other.kcompactd_wakes;
+        if let Some(ns) = other.kcompactd_cpu_ns {
+            *self.kcompactd_cpu_ns.get_or_insert(0) += ns;
+        }
     }
 
     /// The events between two readings of the kernel's cumulative counters (`VM_COUNTS`).
     pub fn between(before: &[u64], now: &[u64]) -> Self {
-        use memtrace_common::vm_count::{COMPACT_ATTEMPTS, EXTFRAG, EXTFRAG_ORDERS};
+        use memtrace_common::vm_count::{
+            COMPACT_ATTEMPTS, EXTFRAG, EXTFRAG_ORDERS, KCOMPACTD_WAKES,
+        };
         let delta = |i: u32| {
             let i = i as usize;
             now.get(i)
@@ -226,6 +236,8 @@ impl AllocatorEvents {
         Self {
             extfrag_by_order,
             compaction_attempts: delta(COMPACT_ATTEMPTS),
+            kcompactd_wakes: delta(KCOMPACTD_WAKES),
+            kcompactd_cpu_ns: None,
         }
     }
 }
@@ -276,7 +288,9 @@ mod tests {
         now[3] = 2; // order 3
         now[9] = 1; // order 9: a whole pageblock
         now[COMPACT_ATTEMPTS as usize] = 7;
+        now[memtrace_common::vm_count::KCOMPACTD_WAKES as usize] = 2;
         let events = AllocatorEvents::between(&before, &now);
+        assert_eq!(events.kcompactd_wakes, 2);
         assert_eq!(events.extfrag_by_order, vec![5, 0, 0, 2, 0, 0, 0, 0, 0, 1]);
         assert_eq!((events.extfrag(), events.fragmenting(9)), (8, 7));
         assert_eq!(events.compaction_attempts, 7);
