@@ -59,6 +59,17 @@ impl ClassAccum {
     }
 }
 
+/// A direct-compaction attempt counted at the last close, whose later records (a zone still
+/// running, the allocation getting its page) may still come.
+struct Counted {
+    start_ns: u64,
+    /// The time since its start it was counted with.
+    counted_ns: u64,
+    /// It was counted as succeeded, or as deferred.
+    ready: bool,
+    deferred: bool,
+}
+
 /// A direct-compaction attempt whose zones may still be running: its latest record, and the
 /// zones it compacted so far.
 struct Attempt {
@@ -79,6 +90,11 @@ impl Attempt {
         };
         attempt.note(event);
         attempt
+    }
+
+    /// Its outcome is "deferred": every zone deferred, none ran, and no success.
+    fn outcome_deferred(&self) -> bool {
+        !self.ready && self.deferred && self.zone_runs == 0
     }
 
     /// Takes in what one of its records says.
@@ -199,7 +215,7 @@ pub struct IntervalBuilder {
     /// Direct-compaction attempts of this interval not yet counted, by thread id; and those
     /// counted at the last close, whose later zones only add time.
     compacting: HashMap<u32, Attempt>,
-    compacted: HashMap<u32, (u64, u64)>,
+    compacted: HashMap<u32, Counted>,
     swap_by_task: HashMap<u32, SwapByTask>,
     swap_by_memcg: HashMap<u64, SwapByMemcg>,
     /// Memory cgroups already named in a sample, with the last interval each was seen in.
@@ -373,11 +389,8 @@ impl IntervalBuilder {
         }
         if let Some(attempt) = attempt {
             stats.zone_runs += attempt.zone_runs;
-            if attempt.ready {
-                stats.succeeded += 1;
-            } else if attempt.deferred && attempt.zone_runs == 0 {
-                stats.deferred += 1;
-            }
+            stats.succeeded += u64::from(attempt.ready);
+            stats.deferred += u64::from(attempt.outcome_deferred());
         }
         let (count, zones) = stats
             .allocations
@@ -407,20 +420,31 @@ impl IntervalBuilder {
             }
             return;
         }
-        // A late zone of an attempt counted at the last close.
-        let Some((start_ns, counted_ns)) = self.compacted.get_mut(&event.tid) else {
+        // A late record of an attempt counted at the last close: a zone that ended after it,
+        // or the allocation getting its page just after it (a success the close could not
+        // know; one counted as deferred stays so, the totals must add up).
+        let Some(counted) = self.compacted.get_mut(&event.tid) else {
             return;
         };
-        if *start_ns != event.start_ns || event.latency_ns <= *counted_ns {
+        if counted.start_ns != event.start_ns {
             return;
         }
-        let (from, extra) = (*start_ns + *counted_ns, event.latency_ns - *counted_ns);
-        *counted_ns = event.latency_ns;
+        let newly_ready =
+            event.detail & compaction::READY != 0 && !counted.ready && !counted.deferred;
+        counted.ready |= newly_ready;
+        let (from, extra) = (
+            counted.start_ns + counted.counted_ns,
+            event.latency_ns.saturating_sub(counted.counted_ns),
+        );
+        counted.counted_ns = counted.counted_ns.max(event.latency_ns);
         let process = self.process(event.tgid, event.start_ns);
-        process.stalls[StallKind::Compaction as usize]
-            .get_or_insert_with(StallAccum::default)
-            .zone_runs += zone_run;
-        self.add_stalled(event.tgid, StallCategory::Compaction, from, extra);
+        let stats =
+            process.stalls[StallKind::Compaction as usize].get_or_insert_with(StallAccum::default);
+        stats.zone_runs += zone_run;
+        stats.succeeded += u64::from(newly_ready);
+        if extra > 0 {
+            self.add_stalled(event.tgid, StallCategory::Compaction, from, extra);
+        }
     }
 
     /// Counts the attempts still open: called at each close.
@@ -428,7 +452,13 @@ impl IntervalBuilder {
         self.compacted.clear();
         for (tid, attempt) in std::mem::take(&mut self.compacting) {
             let e = &attempt.event;
-            self.compacted.insert(tid, (e.start_ns, e.latency_ns));
+            let counted = Counted {
+                start_ns: e.start_ns,
+                counted_ns: e.latency_ns,
+                ready: attempt.ready,
+                deferred: attempt.outcome_deferred(),
+            };
+            self.compacted.insert(tid, counted);
             self.count_stall(e, StallKind::Compaction, Some(&attempt));
         }
     }

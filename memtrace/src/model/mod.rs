@@ -303,7 +303,7 @@ impl Model {
                     self.timeline.add_stall_zones(
                         sample.index,
                         StallCategory::of_stall(kind),
-                        &allocation.zones,
+                        &allocation.zones.of_order(allocation.order),
                     );
                 }
             }

@@ -143,6 +143,7 @@ fn stall_zones(kind: StallKind, count: u64) -> StallZones {
         min_zones: if direct { 1 << 2 } else { 0 },
         lowest_largest_free_order: Some(8),
         highest_largest_free_order: Some(9),
+        orders: 0,
     }
 }
 

@@ -157,13 +157,18 @@ fn verdict(
             .filter(|z| z.lowest_largest_free_order.is_some())
             .min_by_key(|z| (z.lowest_largest_free_order, u64::MAX - z.lowest_free_pages))?;
         let order = zone.lowest_largest_free_order?;
-        // How much of the free memory no larger allocation could use, at the last reading.
-        let unusable = unusable_index(&zone.free_blocks, order + 1).map_or(String::new(), |i| {
+        // How much of the free memory the allocations that stalled could not use, at the last
+        // reading: for the highest order that stalled, or (older recordings) the order above
+        // the largest free block.
+        let (index_order, stalled) = match facts.highest_order().filter(|&o| o > 0) {
+            Some(o) => (o, ", the order that stalled"),
+            None => (order + 1, ""),
+        };
+        let unusable = unusable_index(&zone.free_blocks, index_order).map_or(String::new(), |i| {
             format!(
                 "; at the interval's last reading {:.1} % of its free memory was in blocks \
-                 below order {}",
+                 below order {index_order}{stalled}",
                 i * 100.0,
-                order + 1
             )
         });
         // What the stalls themselves found as they began.
@@ -309,6 +314,7 @@ mod tests {
             min_zones: if under_min > 0 { 0b110 } else { 0 },
             lowest_largest_free_order: Some(orders.0),
             highest_largest_free_order: Some(orders.1),
+            orders: 0,
         }
     }
 
@@ -349,9 +355,18 @@ mod tests {
     fn fragmentation_names_what_the_stalls_found_as_they_began() {
         let mut r = row(&[StallCategory::Compaction], vec![zone(550_000, 0, 0, 8)]);
         r.stall_zones
-            .insert(StallCategory::Compaction, facts(79, 0, (8, 8)));
+            .insert(StallCategory::Compaction, facts(79, 0, (8, 8)).of_order(9));
+        r.zones[0].free_blocks = vec![1000, 0, 0, 0, 0, 0, 0, 0, 500, 1];
         let v = verdicts(&[r], &tunables(), &memory());
         assert_eq!(v[0].cause, Cause::Fragmentation);
+        assert!(
+            v[0].text.contains(
+                "at the interval's last reading 99.6 % of its free memory was in blocks below \
+                 order 9, the order that stalled;"
+            ),
+            "{}",
+            v[0].text
+        );
         assert!(
             v[0].text.contains(
                 "; none of its 79 stalls began under min, and as they began the highest zone's \

@@ -127,9 +127,26 @@ pub struct StallZones {
     /// starts (`None`: none read).
     pub lowest_largest_free_order: Option<u32>,
     pub highest_largest_free_order: Option<u32>,
+    /// The allocation orders that stalled (bit = order), where stalls of several orders are
+    /// merged (a timeline interval); 0 in a single allocation's, whose order is its own.
+    pub orders: u32,
 }
 
 impl StallZones {
+    /// The same stalls, marked as of allocations of `order` (orders above 31 or unknown are
+    /// left unmarked).
+    pub fn of_order(mut self, order: i32) -> Self {
+        if let Ok(order @ 0..32) = u32::try_from(order) {
+            self.orders |= 1 << order;
+        }
+        self
+    }
+
+    /// The highest order that stalled, if marked.
+    pub fn highest_order(&self) -> Option<u32> {
+        self.orders.checked_ilog2()
+    }
+
     /// Adds one stall's `zone_state` word.
     pub fn add_word(&mut self, word: u32) {
         if zone_state::read(word) == 0 {
@@ -154,6 +171,7 @@ impl StallZones {
         self.under_min += other.under_min;
         self.under_low += other.under_low;
         self.min_zones |= other.min_zones;
+        self.orders |= other.orders;
         self.lowest_largest_free_order = lower_order(
             self.lowest_largest_free_order,
             other.lowest_largest_free_order,
@@ -271,11 +289,19 @@ mod tests {
                 min_zones: 0b100,
                 lowest_largest_free_order: Some(3),
                 highest_largest_free_order: Some(8),
+                orders: 0,
             }
         );
         let mut merged = StallZones::default();
-        merged.merge(&zones);
-        merged.merge(&zones);
+        merged.merge(&zones.of_order(0));
+        merged.merge(&zones.of_order(9));
+        assert_eq!(merged.highest_order(), Some(9));
+        assert_eq!(StallZones::default().highest_order(), None);
+        assert_eq!(
+            zones.of_order(-1).orders,
+            0,
+            "an unknown order marks nothing"
+        );
         assert_eq!((merged.read, merged.under_min, merged.min_zones), (6, 2, 4));
     }
 

@@ -95,6 +95,42 @@ fn a_zone_that_ends_after_the_close_adds_time_but_no_stall() {
 }
 
 #[test]
+fn attempts_succeed_defer_or_fail_and_a_late_success_still_counts() {
+    let mut b = IntervalBuilder::new(0);
+    let first = compaction::FIRST | compaction::ZONE_RUN;
+    // Succeeded: a zone ran, then the allocation got its page.
+    b.add(Ok(compaction(70, 100 * MS, 3 * MS, first)));
+    b.add(Ok(compaction(70, 100 * MS, 4 * MS, compaction::READY)));
+    // Deferred: its only zone was deferred.
+    b.add(Ok(compaction(
+        71,
+        100 * MS,
+        MS,
+        compaction::FIRST | compaction::DEFERRED,
+    )));
+    // Failed: a zone deferred, another ran, no page.
+    b.add(Ok(compaction(
+        72,
+        100 * MS,
+        MS,
+        compaction::FIRST | compaction::DEFERRED,
+    )));
+    b.add(Ok(compaction(72, 100 * MS, 5 * MS, compaction::ZONE_RUN)));
+    // Counted open at the close; its page comes after.
+    b.add(Ok(compaction(73, S - MS, MS / 2, first)));
+    let one = close(&mut b, S);
+    let stalls = compaction_of(&one).expect("stalls");
+    assert_eq!(stalls.latency.count(), 4);
+    assert_eq!((stalls.succeeded, stalls.deferred), (1, 1));
+    b.add(Ok(compaction(73, S - MS, 2 * MS, compaction::READY)));
+    // A late record of the deferred attempt changes nothing: it was counted deferred.
+    b.add(Ok(compaction(71, 100 * MS, 2 * MS, compaction::READY)));
+    let two = close(&mut b, 2 * S);
+    let late = compaction_of(&two).expect("the late success");
+    assert_eq!((late.latency.count(), late.succeeded), (0, 1));
+}
+
+#[test]
 fn kswapd_cpu_is_the_growth_between_readings() {
     let mut b = IntervalBuilder::new(0);
     b.kswapd_cpu(&[(0, 5 * S)]);
