@@ -125,6 +125,9 @@ fn storm() -> Observed {
         .expect("the fixture's memcg");
     share.out_pages = 40_000;
     share.in_pages = 30_000;
+    // Machine-wide, what cgroup v1 is compared by.
+    report.swap.out_pages = 40_000;
+    report.swap.in_pages = 30_000;
     let p = postgres(&mut report);
     p.classes.swap_in.latency.count = 30_000;
     p.classes.swap_in.latency.total_ns = 90_000_000;
@@ -176,6 +179,11 @@ fn swap_storm_rows_use_the_machine_counters_on_cgroup_v1() {
             .starts_with("/proc/vmstat pswpout (machine-wide")
     );
     assert_eq!(checks[3].memtrace, Some(Value::Ns(430_000_000)));
+    // On v1 the machine's count is compared with memtrace's machine-wide one, not the memcg's.
+    let mut o = storm();
+    o.report.swap.out_pages -= 1;
+    let checks: Vec<_> = swap_storm(&o).into_iter().map(|r| r.judge("s")).collect();
+    assert_eq!(checks[0].verdict, Verdict::Fail, "{:?}", checks[0]);
 }
 
 #[test]
