@@ -4,7 +4,7 @@
 use std::{
     io::{BufRead, BufReader, Write},
     os::unix::process::CommandExt,
-    path::PathBuf,
+    path::{Path, PathBuf},
     process::{Child, Command, Output, Stdio},
     sync::{
         LazyLock,
@@ -36,6 +36,7 @@ pub fn require_root() {
         "the kernel tests need root; run `sudo cargo xtask test`, or set \
          MEMTRACE_SKIP_KERNEL_TESTS=1 to skip them explicitly"
     );
+    restore_leftover_sysctls();
 }
 
 /// One of the JSON Schemas in docs/, compiled on first use (which checks it against draft
@@ -502,17 +503,35 @@ impl Drop for TraceCount {
     }
 }
 
-/// A sysctl set for one test and restored on drop (also when an assertion fails).
+/// Where a test that changes a sysctl leaves the original value until it restores it: a test
+/// killed with SIGKILL cannot restore, so the next kernel test does (`require_root`).
+const SYSCTL_STASH: &str = "/run/memtrace-tests";
+
+/// A sysctl set for one test and restored on drop (also when an assertion fails), or by the
+/// next kernel test if this one is killed.
 pub struct Sysctl {
     path: &'static str,
     original: String,
+    stash: PathBuf,
 }
 
 impl Sysctl {
     /// Sets `path` (`/proc/sys/vm/...`) to `value`, remembering what it was.
     pub fn set(path: &'static str, value: &str) -> Self {
         let original = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{path}: {e}"));
-        let sysctl = Self { path, original };
+        std::fs::create_dir_all(SYSCTL_STASH).expect("the sysctl stash");
+        let stash =
+            PathBuf::from(SYSCTL_STASH).join(path.trim_start_matches('/').replace('/', "+"));
+        std::fs::write(
+            &stash,
+            format!("{}\n{}", std::process::id(), original.trim()),
+        )
+        .expect("stash the sysctl");
+        let sysctl = Self {
+            path,
+            original,
+            stash,
+        };
         std::fs::write(path, value).unwrap_or_else(|e| panic!("set {path} to {value}: {e}"));
         sysctl
     }
@@ -521,6 +540,32 @@ impl Sysctl {
 impl Drop for Sysctl {
     fn drop(&mut self) {
         let _ = std::fs::write(self.path, self.original.trim());
+        let _ = std::fs::remove_file(&self.stash);
+    }
+}
+
+/// Restores the sysctls a killed test left changed (their test process is gone).
+fn restore_leftover_sysctls() {
+    let Ok(entries) = std::fs::read_dir(SYSCTL_STASH) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let Ok(text) = std::fs::read_to_string(entry.path()) else {
+            continue;
+        };
+        let Some((pid, original)) = text.split_once('\n') else {
+            continue;
+        };
+        if Path::new(&format!("/proc/{pid}")).exists() {
+            continue;
+        }
+        let name = entry.file_name().to_string_lossy().replace('+', "/");
+        let path = format!("/{name}");
+        if path.starts_with("/proc/sys/") {
+            eprintln!("restoring {path} to {original}, left by a killed test (pid {pid})");
+            let _ = std::fs::write(&path, original);
+        }
+        let _ = std::fs::remove_file(entry.path());
     }
 }
 
@@ -528,4 +573,34 @@ impl Drop for Sysctl {
 pub fn meminfo_kb(key: &str) -> u64 {
     let text = std::fs::read_to_string("/proc/meminfo").expect("meminfo");
     memtrace::collect::procfs::meminfo_kb(&text, key).unwrap_or_else(|| panic!("no {key}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A stash left by a process that is gone is restored and removed; one of a live process
+    /// is left alone. (The value written back is the current one: nothing changes.)
+    #[test]
+    fn a_killed_tests_sysctl_is_restored_by_the_next() {
+        require_root();
+        let path = "/proc/sys/vm/watermark_scale_factor";
+        let now = std::fs::read_to_string(path).expect("read");
+        std::fs::create_dir_all(SYSCTL_STASH).expect("stash dir");
+        let dead = PathBuf::from(SYSCTL_STASH).join("proc+sys+vm+watermark_scale_factor");
+        // pid_max is at most 4 194 304: this pid cannot be alive.
+        std::fs::write(&dead, format!("99999999\n{}", now.trim())).expect("stash");
+        let live = PathBuf::from(SYSCTL_STASH).join("proc+sys+vm+swappiness");
+        let swappiness = std::fs::read_to_string("/proc/sys/vm/swappiness").expect("read");
+        std::fs::write(
+            &live,
+            format!("{}\n{}", std::process::id(), swappiness.trim()),
+        )
+        .expect("stash");
+        restore_leftover_sysctls();
+        assert!(!dead.exists(), "the dead test's stash was not restored");
+        assert!(live.exists(), "a live test's stash was taken");
+        std::fs::remove_file(&live).expect("clean up");
+        assert_eq!(std::fs::read_to_string(path).expect("read"), now);
+    }
 }
