@@ -74,10 +74,11 @@ const MAX_ORDERS: u32 = 16;
 
 /// The local NUMA node's zones as a [`zone_state`] word: which zones' free pages were under
 /// their `min` and `low` watermarks (boost included, as `min_wmark_pages()`), which were read,
-/// and the largest free block of the highest of them (Normal, or Movable where populated). The node is reached through the current task's
-/// memory cgroup (`nodeinfo[nid]->lruvec.pgdat`): the kernel keeps no other path to it that a
-/// tracing program can read. 0 when it cannot be read. Called as a stall begins: rare next to
-/// faults, so the ~60 reads cost nothing that matters.
+/// and the largest free block of the highest of them (Normal, or Movable where populated). The
+/// node is reached through the current task's memory cgroup (`nodeinfo[nid]->lruvec.pgdat`):
+/// the kernel keeps no other path to it that a tracing program can read. 0 when it cannot be
+/// read. Called as a stall begins: rare next to faults, so its few dozen reads cost nothing
+/// that matters.
 #[inline(always)]
 pub fn zone_state() -> u32 {
     if off!(zone_free) == u32::MAX {
@@ -98,8 +99,9 @@ pub fn zone_state() -> u32 {
     let zones = off!(zones);
     let orders = off!(orders);
     let mut word = 0u32;
-    // The largest free order of the highest zone read, plus one (0: none).
-    let mut largest = 0u32;
+    // The highest zone read: most allocations prefer it, and the lower zones' blocks are held
+    // back from them (lowmem_reserve).
+    let mut top = 0u64;
     for zid in 0..zone_state::MAX_ZONES {
         if zid >= zones {
             break;
@@ -124,15 +126,17 @@ pub fn zone_state() -> u32 {
         if free < low + boost {
             word |= 1 << (zone_state::UNDER_LOW_SHIFT + zid);
         }
-        // The highest zone's is kept: most allocations prefer it, and the lower zones'
-        // blocks are held back from them (lowmem_reserve).
-        largest = 0;
+        top = zone;
+    }
+    // Its largest free order, plus one (0: none), from the top down.
+    let mut largest = 0u32;
+    if top != 0 {
         for step in 0..MAX_ORDERS {
             let Some(order) = orders.checked_sub(step + 1) else {
                 break;
             };
             let area = u64::from(off!(zone_free_area)) + u64::from(order * off!(free_area_size));
-            if read_at::<u64>(zone + area, off!(free_area_nr_free)).unwrap_or(0) > 0 {
+            if read_at::<u64>(top + area, off!(free_area_nr_free)).unwrap_or(0) > 0 {
                 largest = order + 1;
                 break;
             }

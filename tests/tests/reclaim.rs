@@ -131,7 +131,7 @@ fn allocstalls() -> u64 {
 
 /// Each node's kswapd CPU time so far, from its `/proc/PID/schedstat` (the test's own reading).
 fn kswapd_cpu_ns() -> u64 {
-    let threads = memtrace::collect::kswapd::KswapdThreads::find();
+    let threads = memtrace::collect::kswapd::NodeThreads::kswapd();
     let readings = threads.read();
     assert!(!readings.is_empty(), "no kswapd thread found");
     readings.iter().map(|(_, ns)| ns).sum()

@@ -213,7 +213,7 @@ pub struct IntervalBuilder {
     /// kcompactd's CPU time at the last close.
     kcompactd_total_ns: Option<u64>,
     /// Direct-compaction attempts of this interval not yet counted, by thread id; and those
-    /// counted at the last close, whose later zones only add time.
+    /// counted at the last close, whose later records add time and a late success.
     compacting: HashMap<u32, Attempt>,
     compacted: HashMap<u32, Counted>,
     swap_by_task: HashMap<u32, SwapByTask>,

@@ -5,7 +5,7 @@ use std::fs;
 
 /// The kswapd (or kcompactd) thread of each node, found once at start-up.
 #[derive(Clone, Debug, Default)]
-pub struct KswapdThreads {
+pub struct NodeThreads {
     /// (node, pid)
     threads: Vec<(u32, u32)>,
 }
@@ -13,14 +13,19 @@ pub struct KswapdThreads {
 /// `kthreadd`, the parent of every kernel thread: a user process named `kswapd0` is not one.
 const KTHREADD: u32 = 2;
 
-impl KswapdThreads {
+impl NodeThreads {
     /// Finds the `kswapdN` children of kthreadd.
-    pub fn find() -> Self {
-        Self::find_named("kswapd")
+    pub fn kswapd() -> Self {
+        Self::find("kswapd")
     }
 
-    /// Finds the children of kthreadd named `{prefix}N` (`kcompactd`).
-    pub fn find_named(prefix: &str) -> Self {
+    /// Finds the `kcompactdN` children of kthreadd.
+    pub fn kcompactd() -> Self {
+        Self::find("kcompactd")
+    }
+
+    /// Finds the children of kthreadd named `{prefix}N`.
+    fn find(prefix: &str) -> Self {
         let mut threads: Vec<(u32, u32)> = fs::read_dir("/proc")
             .into_iter()
             .flatten()
@@ -35,7 +40,13 @@ impl KswapdThreads {
         Self { threads }
     }
 
-    /// Each node's kswapd CPU time so far, in ns; threads that can't be read are left out.
+    /// Every node's thread's CPU time so far, in ns, together (`None` when none was read).
+    pub fn total_ns(&self) -> Option<u64> {
+        let readings = self.read();
+        (!readings.is_empty()).then(|| readings.iter().map(|(_, ns)| ns).sum())
+    }
+
+    /// Each node's thread's CPU time so far, in ns; threads that can't be read are left out.
     pub fn read(&self) -> Vec<(u32, u64)> {
         self.threads
             .iter()
@@ -101,11 +112,11 @@ mod tests {
 
     #[test]
     fn this_machine_has_a_kswapd() {
-        let threads = KswapdThreads::find();
+        let threads = NodeThreads::kswapd();
         let readings = threads.read();
         assert!(!readings.is_empty(), "no kswapd thread found in /proc");
         assert!(readings.iter().any(|&(nid, _)| nid == 0));
-        let kcompactd = KswapdThreads::find_named("kcompactd").read();
+        let kcompactd = NodeThreads::kcompactd().read();
         assert!(kcompactd.iter().any(|&(nid, _)| nid == 0), "no kcompactd0");
     }
 }

@@ -15,7 +15,7 @@ use super::{
     decode::{Record, decode},
     filter::{CgroupTarget, Filter},
     interval::IntervalBuilder,
-    kswapd::KswapdThreads,
+    kswapd::NodeThreads,
     loader::Tracer,
     machine,
     oom::OomCollector,
@@ -121,10 +121,8 @@ pub async fn record(
     sink.header(&header);
     let mut oom = OomCollector::new(tracer.filter.clone(), first.mono_ns);
     let mut builder = IntervalBuilder::new(first.mono_ns);
-    let kswapd = KswapdThreads::find();
-    builder.kswapd_cpu(&kswapd.read());
-    let kcompactd = KswapdThreads::find_named("kcompactd");
-    builder.kcompactd_cpu(cpu_sum(&kcompactd));
+    let daemons = Daemons::find();
+    daemons.read(&mut builder);
     builder.zone_reading(&zones::read());
     builder.allocator_counts(&tracer.allocator_counts()?);
     let mut zone_ticker = tokio::time::interval(zones::READ_EVERY);
@@ -164,7 +162,7 @@ pub async fn record(
                 oom.poll_kmsg(&mut builder);
                 oom.show_ready(&mut callbacks.on_oom, false);
                 let (sample, counters) =
-                    close_interval(&tracer, &mut builder, [&kswapd, &kcompactd], sink, options, &mut model)?;
+                    close_interval(&tracer, &mut builder, &daemons, sink, options, &mut model)?;
                 if sample.index % TRIM_EVERY == TRIM_EVERY - 1 {
                     // glibc keeps freed memory; a burst's must go back for a run of days.
                     // SAFETY: malloc_trim only releases free memory.
@@ -209,14 +207,7 @@ pub async fn record(
     oom.drain(oom_ring.get_mut(), &mut tracer, &mut builder);
     oom.poll_kmsg(&mut builder);
     oom.show_ready(&mut callbacks.on_oom, true);
-    let (_, counters) = close_interval(
-        &tracer,
-        &mut builder,
-        [&kswapd, &kcompactd],
-        sink,
-        options,
-        &mut model,
-    )?;
+    let (_, counters) = close_interval(&tracer, &mut builder, &daemons, sink, options, &mut model)?;
     let end = End {
         stop,
         elapsed_ns: start.elapsed().as_nanos() as u64,
@@ -227,10 +218,25 @@ pub async fn record(
     Ok(model)
 }
 
-/// kcompactd's CPU time so far, all nodes (`None` without a kcompactd thread).
-fn cpu_sum(threads: &KswapdThreads) -> Option<u64> {
-    let readings = threads.read();
-    (!readings.is_empty()).then(|| readings.iter().map(|(_, ns)| ns).sum())
+/// kswapd's and kcompactd's threads, whose CPU time each interval gets.
+struct Daemons {
+    kswapd: NodeThreads,
+    kcompactd: NodeThreads,
+}
+
+impl Daemons {
+    fn find() -> Self {
+        Self {
+            kswapd: NodeThreads::kswapd(),
+            kcompactd: NodeThreads::kcompactd(),
+        }
+    }
+
+    /// Hands their CPU time so far to the builder (read at the start and before each close).
+    fn read(&self, builder: &mut IntervalBuilder) {
+        builder.kswapd_cpu(&self.kswapd.read());
+        builder.kcompactd_cpu(self.kcompactd.total_ns());
+    }
 }
 
 /// Closes the interval with the kernel's counters, kswapd's and kcompactd's CPU time and the
@@ -238,15 +244,14 @@ fn cpu_sum(threads: &KswapdThreads) -> Option<u64> {
 fn close_interval(
     tracer: &Tracer,
     builder: &mut IntervalBuilder,
-    [kswapd, kcompactd]: [&KswapdThreads; 2],
+    daemons: &Daemons,
     sink: &mut dyn SampleSink,
     options: &RunOptions,
     model: &mut Model,
 ) -> Result<(IntervalSample, KernelCounters), Error> {
     let counters = tracer.counters()?;
     builder.allocator_counts(&tracer.allocator_counts()?);
-    builder.kswapd_cpu(&kswapd.read());
-    builder.kcompactd_cpu(cpu_sum(kcompactd));
+    daemons.read(builder);
     builder.zone_reading(&zones::read());
     let sample = builder.close(machine::sample(), counters, name_cgroup);
     sink.interval(&sample);

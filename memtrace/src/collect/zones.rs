@@ -67,14 +67,7 @@ impl ZoneWatch {
                 });
             // The reading nearest to (or furthest under) min, free and min as they were then:
             // the watermarks move (the boost, a changed min_free_kbytes).
-            let headroom = |free: u64, min: u64| free as i128 - min as i128;
-            if sample.readings == 0
-                || headroom(zone.free, zone.min)
-                    < headroom(sample.tightest_free_pages, sample.tightest_min_pages)
-            {
-                sample.tightest_free_pages = zone.free;
-                sample.tightest_min_pages = zone.min;
-            }
+            sample.note_tightest(zone.free, zone.min);
             sample.free_pages = zone.free;
             sample.lowest_free_pages = sample.lowest_free_pages.min(zone.free);
             sample.min_pages = zone.min;

@@ -53,10 +53,24 @@ impl StallStats {
         self.pages += sample.pages;
         self.add_outcomes(sample.zone_runs, sample.succeeded, sample.deferred);
         for a in &sample.allocations {
-            let (count, zones) = self.allocations.entry((a.order, a.gfp_flags)).or_default();
-            *count += a.count;
-            zones.merge(&a.zones);
+            self.add_allocation((a.order, a.gfp_flags), a.count, &a.zones);
         }
+    }
+
+    /// Takes in another process's stalls of the same kind (folding ended processes).
+    fn absorb(&mut self, other: &StallStats) {
+        self.latency.merge_compact(&other.latency);
+        self.pages += other.pages;
+        self.add_outcomes(other.zone_runs, other.succeeded, other.deferred);
+        for (shape, (count, zones)) in &other.allocations {
+            self.add_allocation(*shape, *count, zones);
+        }
+    }
+
+    fn add_allocation(&mut self, shape: (i32, u32), count: u64, zones: &StallZones) {
+        let (mine, mine_zones) = self.allocations.entry(shape).or_default();
+        *mine += count;
+        mine_zones.merge(zones);
     }
 
     fn add_outcomes(&mut self, zone_runs: u64, succeeded: u64, deferred: u64) {
@@ -211,15 +225,7 @@ impl ProcessFaults {
         }
         for (mine, theirs) in self.stalls.iter_mut().zip(&other.stalls) {
             if let Some(theirs) = theirs {
-                let mine = mine.get_or_insert_with(StallStats::default);
-                mine.latency.merge_compact(&theirs.latency);
-                mine.pages += theirs.pages;
-                mine.add_outcomes(theirs.zone_runs, theirs.succeeded, theirs.deferred);
-                for (shape, (count, zones)) in &theirs.allocations {
-                    let (mine_count, mine_zones) = mine.allocations.entry(*shape).or_default();
-                    *mine_count += count;
-                    mine_zones.merge(zones);
-                }
+                mine.get_or_insert_with(StallStats::default).absorb(theirs);
             }
         }
         self.swapin_pages += other.swapin_pages;

@@ -70,13 +70,22 @@ pub fn unusable_index(free_blocks: &[u64], order: u32) -> Option<f64> {
 }
 
 impl ZoneSample {
+    /// Keeps `free` and `min` of one reading as the tightest if they are (or if nothing was
+    /// read before): call it before counting the reading.
+    pub fn note_tightest(&mut self, free: u64, min: u64) {
+        let headroom = |free: u64, min: u64| i128::from(free) - i128::from(min);
+        if self.readings == 0
+            || headroom(free, min) < headroom(self.tightest_free_pages, self.tightest_min_pages)
+        {
+            self.tightest_free_pages = free;
+            self.tightest_min_pages = min;
+        }
+    }
+
     /// Takes in the same zone's sample of the interval that follows.
     pub fn absorb(&mut self, next: &ZoneSample) {
-        let headroom =
-            |z: &ZoneSample| z.tightest_free_pages as i128 - z.tightest_min_pages as i128;
-        if next.readings > 0 && (self.readings == 0 || headroom(next) < headroom(self)) {
-            self.tightest_free_pages = next.tightest_free_pages;
-            self.tightest_min_pages = next.tightest_min_pages;
+        if next.readings > 0 {
+            self.note_tightest(next.tightest_free_pages, next.tightest_min_pages);
         }
         self.lowest_free_pages = self.lowest_free_pages.min(next.lowest_free_pages);
         self.free_pages = next.free_pages;

@@ -17,7 +17,7 @@ use super::{
     rows::{self, plan},
 };
 use crate::{
-    collect::{kswapd::KswapdThreads, procfs::meminfo_kb, taskstats::Taskstats},
+    collect::{kswapd::NodeThreads, procfs::meminfo_kb, taskstats::Taskstats},
     error::Error,
     lab::{
         sandbox::{Memcg, MemcgLimits, Sandbox},
@@ -237,12 +237,6 @@ fn observe(
     })
 }
 
-/// kswapd's CPU time so far, all nodes.
-fn kswapd_cpu_ns(threads: &KswapdThreads) -> Option<u64> {
-    let readings = threads.read();
-    (!readings.is_empty()).then(|| readings.iter().map(|(_, ns)| ns).sum())
-}
-
 fn global_reclaim() -> Result<Observed, Error> {
     let hugepages: u64 = Sysctl::read(NR_HUGEPAGES)?
         .parse()
@@ -282,10 +276,10 @@ fn global_reclaim() -> Result<Observed, Error> {
         .ok_or_else(|| Error::io("fragmenter stdout", std::io::ErrorKind::BrokenPipe.into()))?
         .read_exact(&mut ready)
         .map_err(|e| Error::io("waiting for the fragmenter", e))?;
-    let kswapd = KswapdThreads::find();
+    let kswapd = NodeThreads::kswapd();
     let recorder = Recorder::start(&[])?;
     let before = Counters::read(None, None)?;
-    let kswapd_before = kswapd_cpu_ns(&kswapd);
+    let kswapd_before = kswapd.total_ns();
     let _pool = Sysctl::set(NR_HUGEPAGES, &(hugepages + pool).to_string())?;
     let mut command = Command::new("cat");
     command
@@ -302,7 +296,7 @@ fn global_reclaim() -> Result<Observed, Error> {
     let status = reader.reap()?;
     // kswapd sleeps again once the pressure is gone: its CPU time stops growing.
     std::thread::sleep(KSWAPD_SETTLE);
-    let kswapd_after = kswapd_cpu_ns(&kswapd);
+    let kswapd_after = kswapd.total_ns();
     recorder.interrupt();
     let report = recorder.finish()?;
     drop(fragmenter);
