@@ -452,5 +452,6 @@ unsafe impl aya::Pod for InFlightStall {}
 unsafe impl aya::Pod for ProcessEvent {}
 
 pub mod batch;
+pub mod growth;
 pub mod offsets;
 pub mod oom;

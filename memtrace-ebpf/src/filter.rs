@@ -44,17 +44,33 @@ pub fn current_wanted() -> bool {
             let id = unsafe { bpf_get_current_ancestor_cgroup_id(level) };
             id == global(&CGROUP_ID)
         }
-        filter_mode::MEMCG_V1 => in_memcg_v1().unwrap_or(false),
+        filter_mode::MEMCG_V1 => {
+            // SAFETY: plain helper call; the pointer is only read through bpf_probe_read_kernel.
+            let task = unsafe { bpf_get_current_task() };
+            in_memcg(task).unwrap_or(false)
+        }
         _ => false,
     }
 }
 
-/// Walks task->cgroups->subsys[memory]->cgroup->ancestors[level]->kn->id: whether the current
-/// task's v1 memory cgroup is the traced one or below it.
+/// Whether a task met outside its own context (the task iterator) is traced. For a cgroup
+/// filter the task's memory cgroup must be the traced cgroup or below it: on cgroup v2 that is
+/// its own cgroup when the memory controller is on there, as it is in a container.
 #[inline(always)]
-fn in_memcg_v1() -> Option<bool> {
-    // SAFETY: plain helper call; the pointer is only read through bpf_probe_read_kernel.
-    let task = unsafe { bpf_get_current_task() };
+pub fn task_wanted(task: u64, tgid: u32) -> bool {
+    match global(&FILTER_MODE) {
+        filter_mode::ALL => true,
+        // SAFETY: presence test only.
+        filter_mode::PIDS => unsafe { PIDS.get(&tgid) }.is_some(),
+        filter_mode::CGROUP_V2 | filter_mode::MEMCG_V1 => in_memcg(task).unwrap_or(false),
+        _ => false,
+    }
+}
+
+/// Walks task->cgroups->subsys[memory]->cgroup->ancestors[level]->kn->id: whether the task's
+/// memory cgroup is the traced one or below it.
+#[inline(always)]
+fn in_memcg(task: u64) -> Option<bool> {
     let css_set: u64 = read_at(task, off!(task_cgroups))?;
     let css: u64 = read_at(css_set, off!(css_set_memory))?;
     let cgroup: u64 = read_at(css, off!(css_cgroup))?;

@@ -205,3 +205,21 @@ pub fn sched_marks(task: *const u8) -> SchedMarks {
         run_delay,
     }
 }
+
+/// `PF_KTHREAD`: a kernel thread (no memory of its own to report).
+pub const PF_KTHREAD: u32 = 0x0020_0000;
+
+/// A task iterator's context, `struct bpf_iter__task`.
+#[repr(C)]
+pub struct IterTask {
+    pub meta: *const IterMeta,
+    pub task: u64,
+}
+
+/// `struct bpf_iter_meta`.
+#[repr(C)]
+pub struct IterMeta {
+    pub seq: *mut core::ffi::c_void,
+    pub session_id: u64,
+    pub seq_num: u64,
+}

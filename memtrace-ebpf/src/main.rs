@@ -6,6 +6,7 @@
 mod faults;
 mod filter;
 mod floor;
+mod growth;
 mod kernel;
 mod kmem;
 mod maps;
@@ -13,6 +14,7 @@ mod oom;
 mod process;
 mod reclaim;
 mod swap;
+mod task;
 
 #[cfg(not(test))]
 #[panic_handler]

@@ -6,26 +6,10 @@ use core::ffi::c_void;
 use aya_ebpf::helpers::bpf_seq_write;
 use memtrace_common::oom::{OOM_MEMCG_LEVELS, OomCandidateRecord};
 
-use super::task::{css_id, memcg_css, read_comm, read_mm_counters};
-use crate::kernel::{off, read_at};
-
-/// `PF_KTHREAD`: kernel threads are never OOM candidates.
-const PF_KTHREAD: u32 = 0x0020_0000;
-
-/// The iterator's context, `struct bpf_iter__task`.
-#[repr(C)]
-struct IterTask {
-    meta: *const IterMeta,
-    task: u64,
-}
-
-/// `struct bpf_iter_meta`.
-#[repr(C)]
-struct IterMeta {
-    seq: *mut c_void,
-    session_id: u64,
-    seq_num: u64,
-}
+use crate::{
+    kernel::{IterTask, PF_KTHREAD, off, read_at},
+    task::{css_id, memcg_css, read_comm, read_mm_counters},
+};
 
 /// Called once per task, and once more with a null task at the end.
 #[unsafe(no_mangle)]

@@ -12,7 +12,6 @@ mod aftermath;
 mod candidates;
 mod exits;
 mod marks;
-mod task;
 
 use aya_ebpf::{
     bindings::BPF_RB_FORCE_WAKEUP,
@@ -28,7 +27,7 @@ use memtrace_common::{
     oom::{AftermathOp, MemcgLevel, OOM_MEMCG_LEVELS, OomKillEvent, oom_flags},
 };
 
-use task::{memcg_css, memcg_level, read_comm, read_mm_counters};
+use crate::task::{memcg_css, memcg_level, read_comm, read_mm_counters};
 
 use crate::{
     kernel::{off, read_at},

@@ -62,6 +62,16 @@ enum Kind {
         #[arg(long)]
         mib: usize,
     },
+    /// A leak of `--kib-per-s` (anonymous memory taken and never freed, or freed whenever it
+    /// reaches `--sawtooth-kib`), for `--seconds` or until killed; prints what it did as JSON.
+    Leak {
+        #[arg(long)]
+        kib_per_s: u64,
+        #[arg(long)]
+        seconds: Option<f64>,
+        #[arg(long, default_value_t = 0)]
+        sawtooth_kib: u64,
+    },
     /// The workloads of `memtrace bench`.
     #[command(subcommand)]
     Bench(super::bench::BenchWorkload),
@@ -142,6 +152,21 @@ pub fn run(args: WorkloadArgs) -> Result<ExitCode, Error> {
                 .map_err(io)?;
             drop(busy);
             let line = serde_json::json!({ "thp": thp, "sequential": sequential });
+            outln!("{line}");
+        }
+        Kind::Leak {
+            kib_per_s,
+            seconds,
+            sawtooth_kib,
+        } => {
+            let plan = workload::leak::LeakPlan {
+                kib_per_s,
+                seconds,
+                sawtooth_kib,
+            };
+            let outcome = workload::leak::run(&plan).map_err(|e| Error::io("leak workload", e))?;
+            let line = serde_json::to_string(&outcome)
+                .map_err(|e| Error::io("encoding the outcome", e.into()))?;
             outln!("{line}");
         }
         Kind::Fragment { mib } => {

@@ -158,10 +158,16 @@ pub fn decode_oom(bytes: &[u8]) -> Result<OomRecord, DecodeError> {
 
 /// Splits the candidates iterator's output into records; a trailing partial record is dropped.
 pub fn candidate_records(bytes: &[u8]) -> Vec<OomCandidateRecord> {
+    iterator_records(bytes)
+}
+
+/// Splits a task iterator's output into its fixed-size records; a trailing partial record is
+/// dropped.
+pub fn iterator_records<T: aya::Pod>(bytes: &[u8]) -> Vec<T> {
     bytes
-        .chunks_exact(size_of::<OomCandidateRecord>())
-        // SAFETY: each chunk has exactly the record's size, `OomCandidateRecord: Pod` is valid
-        // for any bytes, and `read_unaligned` needs no alignment.
+        .chunks_exact(size_of::<T>())
+        // SAFETY: each chunk has exactly the record's size, a `Pod` record is valid for any
+        // bytes, and `read_unaligned` needs no alignment.
         .map(|chunk| unsafe { std::ptr::read_unaligned(chunk.as_ptr().cast()) })
         .collect()
 }

@@ -644,6 +644,7 @@ impl IntervalBuilder {
             cgroups,
             oom: std::mem::take(&mut self.oom),
             exits: std::mem::take(&mut self.exits),
+            memory: Default::default(),
             fault_records: std::mem::take(&mut self.fault_records),
             malformed: std::mem::take(&mut self.malformed),
             first_malformed: self.first_malformed.take(),

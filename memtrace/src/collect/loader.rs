@@ -400,6 +400,7 @@ impl Tracer {
         }
         if oom_offsets {
             wanted.push((super::probes::ITER_PROGRAM, Load::TaskIter));
+            wanted.push((super::probes::MEMORY_PROGRAM, Load::TaskIter));
         }
         let mut loaded = self.load_programs(&wanted, btf);
         for (program, load) in wanted {

@@ -8,6 +8,7 @@ pub mod decode;
 pub mod faults;
 pub mod filter;
 pub mod floor;
+pub mod growth;
 pub mod host;
 pub mod interval;
 pub mod kernel;

@@ -12,8 +12,10 @@ use memtrace_common::oom::oom_maps;
 use super::loader::{Tracer, describe};
 use crate::error::Error;
 
-/// The task iterator program (loaded with the others, attached for each snapshot).
+/// The task iterator programs (loaded with the others, attached for each snapshot): the OOM
+/// candidates, and every traced process's memory.
 pub(crate) const ITER_PROGRAM: &str = "oom_candidates";
+pub(crate) const MEMORY_PROGRAM: &str = "process_memory";
 
 impl Tracer {
     /// Takes the OOM ring buffer out of the object, for the session.
@@ -26,11 +28,20 @@ impl Tracer {
         RingBuf::try_from(map).map_err(|source| Error::Map { name, source })
     }
 
-    /// Runs the task iterator once and returns its records' bytes.
+    /// Runs the OOM candidates' task iterator once and returns its records' bytes.
     pub fn oom_candidates(&mut self) -> Result<Vec<u8>, String> {
+        self.run_iterator(ITER_PROGRAM)
+    }
+
+    /// Runs the memory iterator once and returns its records' bytes.
+    pub fn process_memory(&mut self) -> Result<Vec<u8>, String> {
+        self.run_iterator(MEMORY_PROGRAM)
+    }
+
+    fn run_iterator(&mut self, name: &str) -> Result<Vec<u8>, String> {
         let prog: &mut Iter = self
             .ebpf
-            .program_mut(ITER_PROGRAM)
+            .program_mut(name)
             .ok_or("program missing from the object")?
             .try_into()
             .map_err(|e: aya::programs::ProgramError| e.to_string())?;

@@ -14,6 +14,7 @@ use super::{
     cgroups::{cgroup_path_of, memory_limit_bytes},
     decode::{Record, decode},
     filter::{CgroupTarget, Filter},
+    growth::MemoryWatch,
     interval::IntervalBuilder,
     kswapd::NodeThreads,
     loader::Tracer,
@@ -122,6 +123,7 @@ pub async fn record(
     let mut oom = OomCollector::new(tracer.filter.clone(), first.mono_ns);
     let mut builder = IntervalBuilder::new(first.mono_ns);
     let daemons = Daemons::find();
+    let mut memory = MemoryWatch::new(page_kb());
     daemons.read(&mut builder);
     builder.zone_reading(&zones::read());
     builder.allocator_counts(&tracer.allocator_counts()?);
@@ -161,8 +163,9 @@ pub async fn record(
                 oom.drain(oom_ring.get_mut(), &mut tracer, &mut builder);
                 oom.poll_kmsg(&mut builder);
                 oom.show_ready(&mut callbacks.on_oom, false);
-                let (sample, counters) =
-                    close_interval(&tracer, &mut builder, &daemons, sink, options, &mut model)?;
+                let (sample, counters) = close_interval(
+                    &mut tracer, &mut builder, &daemons, &mut memory, sink, options, &mut model,
+                )?;
                 if sample.index % TRIM_EVERY == TRIM_EVERY - 1 {
                     // glibc keeps freed memory; a burst's must go back for a run of days.
                     // SAFETY: malloc_trim only releases free memory.
@@ -207,7 +210,15 @@ pub async fn record(
     oom.drain(oom_ring.get_mut(), &mut tracer, &mut builder);
     oom.poll_kmsg(&mut builder);
     oom.show_ready(&mut callbacks.on_oom, true);
-    let (_, counters) = close_interval(&tracer, &mut builder, &daemons, sink, options, &mut model)?;
+    let (_, counters) = close_interval(
+        &mut tracer,
+        &mut builder,
+        &daemons,
+        &mut memory,
+        sink,
+        options,
+        &mut model,
+    )?;
     let end = End {
         stop,
         elapsed_ns: start.elapsed().as_nanos() as u64,
@@ -239,12 +250,14 @@ impl Daemons {
     }
 }
 
-/// Closes the interval with the kernel's counters, kswapd's and kcompactd's CPU time and the
-/// zones' readings, and hands it to the sink and (unless `serve`) the model.
+/// Closes the interval with the kernel's counters, kswapd's and kcompactd's CPU time, the
+/// zones' readings and the traced processes' memory, and hands it to the sink and (unless
+/// `serve`) the model.
 fn close_interval(
-    tracer: &Tracer,
+    tracer: &mut Tracer,
     builder: &mut IntervalBuilder,
     daemons: &Daemons,
+    memory: &mut MemoryWatch,
     sink: &mut dyn SampleSink,
     options: &RunOptions,
     model: &mut Model,
@@ -253,7 +266,11 @@ fn close_interval(
     builder.allocator_counts(&tracer.allocator_counts()?);
     daemons.read(builder);
     builder.zone_reading(&zones::read());
-    let sample = builder.close(machine::sample(), counters, name_cgroup);
+    let mut sample = builder.close(machine::sample(), counters, name_cgroup);
+    // Without the iterator (a kernel whose BTF lacks what it reads) no memory is read.
+    if let Ok(bytes) = tracer.process_memory() {
+        sample.memory = memory.reading(&bytes, sample.end_ns);
+    }
     sink.interval(&sample);
     if options.model {
         model.apply(&sample);
@@ -269,6 +286,12 @@ fn name_cgroup(id: u64) -> CgroupName {
         memory_limit_bytes: path.as_deref().and_then(memory_limit_bytes),
         path: path.map(|p| p.display().to_string()),
     }
+}
+
+/// The page size in KiB.
+fn page_kb() -> u64 {
+    // SAFETY: plain libc call.
+    u64::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).map_or(4, |bytes| bytes / 1024)
 }
 
 /// Faults lost so far (a lost minor-fault batch counts each of its faults).

@@ -7,6 +7,7 @@
 //! others are folded into one entry per command (at most [`KEEP_COMMANDS`], then one for the
 //! rest), so every fault and stall still counts, in exact totals and distributions.
 pub mod diff;
+pub mod growth;
 pub mod machine;
 pub mod oom;
 pub mod swap;
@@ -266,6 +267,8 @@ pub struct Model {
     pub first_malformed: Option<String>,
     /// OOM kills.
     pub oom: oom::OomLog,
+    /// Each traced process's memory over the recording.
+    pub growth: growth::Growth,
     /// Kernel-side counters as of the last interval (or the end).
     pub counters: KernelCounters,
     /// CLOCK_MONOTONIC end of the last interval folded.
@@ -283,6 +286,7 @@ impl Model {
             last_machine: header.machine,
             last_end_ns: header.start_mono_ns,
             focus: header.focus_pids.clone(),
+            growth: growth::Growth::new(header.start_mono_ns),
             header,
             ..Self::default()
         }
@@ -295,6 +299,7 @@ impl Model {
         self.timeline.set_zones(sample.index, &sample.zones);
         self.timeline.set_allocator(sample.index, &sample.allocator);
         self.allocator.merge(&sample.allocator);
+        self.growth.apply(sample);
         self.machine.push(MachineInterval::between(
             &self.last_machine,
             &sample.machine,

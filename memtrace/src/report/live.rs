@@ -146,6 +146,7 @@ pub fn write(
             )?;
         }
     }
+    super::growth::write_live(tick.model, out)?;
     writeln!(out)
 }
 

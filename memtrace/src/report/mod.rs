@@ -9,6 +9,7 @@ pub mod events;
 #[cfg(test)]
 pub(crate) mod fixture;
 pub mod gfp;
+pub mod growth;
 pub mod hlog;
 pub mod html;
 pub mod json;
@@ -93,6 +94,9 @@ pub struct Report {
     pub verdicts: Vec<verdict::Verdict>,
     /// Every OOM kill on the machine during the recording, whatever was traced, in order.
     pub oom_kills: Vec<OomKill>,
+    /// Each traced process's memory over the recording: slope, fit, steady growth, forecast.
+    #[serde(default)]
+    pub growth: growth::GrowthReport,
 }
 
 /// The page allocator's events over the recording.
@@ -340,6 +344,7 @@ impl Report {
             verdicts: Vec::new(),
             timeline: timeline::rows(model, &header.thresholds, focus),
             oom_kills: model.oom.kills.clone(),
+            growth: growth::GrowthReport::new(model, view.pids.as_deref()),
         }
         .with_verdicts(&header.host.memory)
     }

@@ -1,5 +1,5 @@
-//! Reading a task's memory and memory cgroup the way the OOM killer does, through offsets from
-//! BTF (aya has no CO-RE). Shared by the kill record and the candidates iterator.
+//! Reading a task's memory and memory cgroup the way the kernel does, through offsets from BTF
+//! (aya has no CO-RE). Shared by the OOM records, the OOM candidates and the memory iterator.
 use memtrace_common::{
     COMM_LEN,
     oom::{MemcgLevel, mm_counter},

@@ -1,0 +1,161 @@
+//! Memory growth against workloads with a known rate: the slope and fit of a steady leak, a
+//! sawtooth that must not be flagged, and a leak in a memory cgroup whose forecast must match
+//! the time it actually took to reach the limit (the OOM kill).
+use std::process::Command;
+
+use memtrace::{
+    lab::{
+        sandbox::{MemcgLimits, Sandbox},
+        workload::leak::LeakOutcome,
+    },
+    report::{Report, growth::ProcessGrowth},
+};
+use memtrace_tests::{Recorder, Scratch, Workload, memtrace_bin, parse_report, require_root};
+
+const MIB: u64 = 1 << 20;
+
+fn growth_of(report: &Report, pid: u32) -> &ProcessGrowth {
+    report
+        .growth
+        .processes
+        .iter()
+        .find(|p| p.pid == pid)
+        .unwrap_or_else(|| panic!("no growth for pid {pid}: {:#?}", report.growth))
+}
+
+/// Leaks `kib_per_s` for `seconds` (sawtooth at `sawtooth_kib` when non-zero) under memtrace.
+fn traced_leak(kib_per_s: u64, seconds: u32, sawtooth_kib: u64) -> (LeakOutcome, ProcessGrowth) {
+    let mut leak = Workload::spawn(&[
+        "leak",
+        "--kib-per-s",
+        &kib_per_s.to_string(),
+        "--seconds",
+        &seconds.to_string(),
+        "--sawtooth-kib",
+        &sawtooth_kib.to_string(),
+    ]);
+    let pid = leak.pid;
+    let recorder = Recorder::start(&["--pid", &pid.to_string(), "--duration", "120"]);
+    leak.go();
+    let outcome: LeakOutcome = leak.finish();
+    let report = recorder.finish();
+    let growth = growth_of(&report, pid).clone();
+    eprintln!("workload: {outcome:?}\nmemtrace: {growth:?}");
+    (outcome, growth)
+}
+
+#[test]
+fn a_steady_leak_has_its_slope_and_is_flagged() {
+    require_root();
+    let (outcome, growth) = traced_leak(8 * 1024, 20, 0);
+    let slope = growth.slope_kb_per_s.expect("a slope");
+    let error = (slope - outcome.kib_per_s).abs() / outcome.kib_per_s;
+    assert!(
+        error < 0.10,
+        "slope {slope:.0} KiB/s against the workload's {:.0} KiB/s ({:.1} % off)",
+        outcome.kib_per_s,
+        error * 100.0
+    );
+    assert!(growth.r2.expect("a fit") > 0.95, "{growth:?}");
+    assert!(growth.steady_growth, "a steady leak is flagged: {growth:?}");
+    assert!(growth.readings >= 15, "one reading a second: {growth:?}");
+    // The memory it holds: what it leaked and what it had before (its binary, its stack).
+    let leaked_kb = outcome.held_kib;
+    assert!(
+        growth.rss_anon_kb >= leaked_kb * 95 / 100,
+        "anon {} KiB holds the {leaked_kb} KiB leaked",
+        growth.rss_anon_kb
+    );
+}
+
+#[test]
+fn a_sawtooth_is_not_flagged() {
+    require_root();
+    // 8 MiB a second, all freed at 32 MiB: five cycles of four seconds.
+    let (outcome, growth) = traced_leak(8 * 1024, 20, 32 * 1024);
+    assert!(outcome.pages_freed > 0, "the workload freed: {outcome:?}");
+    assert!(
+        !growth.steady_growth,
+        "a sawtooth is not a leak: {growth:?}"
+    );
+    assert!(growth.r2.unwrap_or(0.0) < 0.5, "{growth:?}");
+    let low_mib = growth.series.iter().map(|p| p.1).fold(f32::MAX, f32::min);
+    assert!(
+        growth.peak_kb as f32 / 1024.0 - low_mib >= 20.0,
+        "the readings saw the teeth: {growth:?}"
+    );
+}
+
+#[test]
+fn the_memcg_forecast_matches_the_time_to_the_kill() {
+    require_root();
+    let sandbox = Sandbox::create(
+        &MemcgLimits {
+            memory_bytes: 512 * MIB,
+            swap_bytes: Some(0),
+        },
+        None,
+    )
+    .expect("sandbox");
+    let scratch = Scratch::new("growth-forecast");
+    let recording = scratch.file("leak.mtr");
+    // 16 MiB a second into a 512 MiB limit: killed after about 32 s.
+    let mut leak = Workload::spawn(&["leak", "--kib-per-s", "16384"]);
+    sandbox.memcg.add_pid(leak.pid).expect("into the memcg");
+    let pid = leak.pid;
+    let recorder = Recorder::start(&[
+        "--pid",
+        &pid.to_string(),
+        "--duration",
+        "120",
+        "-o",
+        recording.to_str().expect("utf-8"),
+    ]);
+    leak.go();
+    let report = recorder.finish();
+    drop(leak);
+    let kill = report
+        .oom_kills
+        .iter()
+        .find(|k| k.victim.pid == pid)
+        .unwrap_or_else(|| panic!("the leak was OOM-killed: {:#?}", report.oom_kills));
+    let full = growth_of(&report, pid);
+    assert!(full.steady_growth, "{full:?}");
+    assert_eq!(full.memcg_limit_kb, Some(512 * 1024), "{full:?}");
+    assert_eq!(
+        full.memcg_path.as_deref(),
+        sandbox.memcg.path().to_str(),
+        "{full:?}"
+    );
+    // What memtrace said at 12 s and at 20 s, against what happened.
+    for at in [12, 20] {
+        let window = scratch.file(&format!("to-{at}.json"));
+        let output = Command::new(memtrace_bin())
+            .args(["report", "--to", &format!("{at}s"), "--json"])
+            .arg(&window)
+            .arg(&recording)
+            .output()
+            .expect("memtrace report");
+        assert!(output.status.success(), "{output:?}");
+        let early = parse_report(&std::fs::read_to_string(&window).expect("the JSON"));
+        let growth = growth_of(&early, pid);
+        let forecast = growth
+            .forecast
+            .as_ref()
+            .unwrap_or_else(|| panic!("a forecast at {at}s: {growth:?}"));
+        assert_eq!(forecast.limit, "memcg");
+        let read_at_s = f64::from(growth.series.last().expect("a series").0);
+        let actual = kill.at_s - read_at_s;
+        let error = (forecast.seconds - actual).abs() / actual;
+        eprintln!(
+            "at {read_at_s:.1}s: forecast {:.1}s, killed {actual:.1}s later ({:.1} % off)",
+            forecast.seconds,
+            error * 100.0
+        );
+        assert!(
+            error < 0.15,
+            "forecast {:.1}s at {read_at_s:.1}s; the kill came {actual:.1}s later",
+            forecast.seconds
+        );
+    }
+}
