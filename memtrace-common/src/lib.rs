@@ -104,6 +104,12 @@ pub struct FaultEvent {
     pub waiting_ns: u64,
     /// The memory cgroup the fault was charged to: the inode of its directory (0: unknown).
     pub memcg_id: u64,
+    /// The file a file fault read (`mm_filemap_fault`): its inode number and its file
+    /// system's device (`s_dev`, the kernel's encoding); 0 when none or unknown.
+    pub file_ino: u64,
+    pub file_dev: u32,
+    /// Explicit padding so the type has none implicit.
+    pub _pad: u32,
     /// The faulting thread's `comm`, NUL-padded.
     pub comm: [u8; COMM_LEN],
 }
@@ -126,8 +132,8 @@ pub struct InFlightFault {
     pub start_ns: u64,
     /// Pages read back from swap so far.
     pub swapin_pages: u32,
-    /// Explicit padding so the type has none implicit.
-    pub _pad: u32,
+    /// The device of the file the fault reads (`mm_filemap_fault`), 0 until seen.
+    pub file_dev: u32,
     /// `se.exec_start − se.sum_exec_runtime` at the start (the run queue's task clock).
     pub switch_mark: u64,
     /// The same in the run queue's clock (`+ rq.clock − rq.clock_task`), which is one clock
@@ -136,6 +142,8 @@ pub struct InFlightFault {
     pub off_mark: u64,
     /// The thread's `sched_info.run_delay` at the start.
     pub run_delay_ns: u64,
+    /// The inode number of the file the fault reads, 0 until seen.
+    pub file_ino: u64,
 }
 
 #[cfg(feature = "user")]

@@ -85,6 +85,12 @@ pub struct KernelOffsets {
     pub free_area_size: u32,
     pub free_area_nr_free: u32,
     pub orders: u32,
+    /// `address_space.host`, `inode.i_ino`, `inode.i_sb`, `super_block.s_dev`: the file of a
+    /// file fault.
+    pub mapping_host: u32,
+    pub inode_ino: u32,
+    pub inode_sb: u32,
+    pub sb_dev: u32,
 }
 
 impl KernelOffsets {
@@ -147,6 +153,10 @@ impl KernelOffsets {
         free_area_size: u32::MAX,
         free_area_nr_free: u32::MAX,
         orders: u32::MAX,
+        mapping_host: u32::MAX,
+        inode_ino: u32::MAX,
+        inode_sb: u32::MAX,
+        sb_dev: u32::MAX,
     };
 }
 

@@ -106,6 +106,7 @@ fn fault_start(kernel_mode: bool) {
         0
     };
     slot.swapin_pages = 0;
+    slot.file_ino = 0;
     slot.switch_mark = marks.switch;
     slot.off_mark = marks.off;
     slot.run_delay_ns = marks.run_delay;
@@ -271,9 +272,28 @@ fn fault_end(major: Option<bool>, css: u64) {
         off_cpu_ns,
         waiting_ns,
         memcg_id: css_memcg_id(css),
+        file_ino: fault.file_ino,
+        file_dev: fault.file_dev,
+        _pad: 0,
         comm: bpf_get_current_comm().unwrap_or_default(),
     });
     entry.submit(wakeup_flags());
+}
+
+/// `filemap:mm_filemap_fault(mapping, index)`: a fault on a file mapping that `filemap_fault`
+/// serves (every one that reads the file does). The file goes into the thread's fault in
+/// flight, so that a major fault names what it waited for.
+#[btf_tracepoint(function = "mm_filemap_fault")]
+pub fn filemap_fault(ctx: BtfTracePointContext) -> i32 {
+    let Some(fault) = in_flight(bpf_get_current_pid_tgid() as u32) else {
+        return 0;
+    };
+    let mapping: u64 = ctx.arg(0);
+    let host: u64 = read_at(mapping, off!(mapping_host)).unwrap_or(0);
+    let sb: u64 = read_at(host, off!(inode_sb)).unwrap_or(0);
+    fault.file_ino = read_at(host, off!(inode_ino)).unwrap_or(0);
+    fault.file_dev = read_at(sb, off!(sb_dev)).unwrap_or(0);
+    0
 }
 
 /// Counts a fault taken without a CPU exception (`fault_flags::UNTIMED`): a batch entry with
@@ -300,6 +320,9 @@ fn untimed(pid_tgid: u64, now: u64, css: u64) {
         off_cpu_ns: 0,
         waiting_ns: 0,
         memcg_id: css_memcg_id(css),
+        file_ino: 0,
+        file_dev: 0,
+        _pad: 0,
         comm: bpf_get_current_comm().unwrap_or_default(),
     });
     entry.submit(wakeup_flags());

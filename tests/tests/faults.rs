@@ -133,3 +133,38 @@ impl Drop for KillOnDrop<'_> {
         let _ = self.0.wait();
     }
 }
+
+/// Major faults by file: two files read one byte a page from a cold page cache; memtrace names
+/// each file by its path and counts exactly its pages, as the kernel's majflt does.
+#[test]
+fn major_faults_are_counted_per_file() {
+    require_root();
+    let scratch = memtrace_tests::Scratch::on_disk("files");
+    let dir = scratch.0.to_str().expect("utf-8").to_string();
+    let mut workload = Workload::spawn(&["files", "--mib", "4", "--mib", "12", "--dir", &dir]);
+    let recorder = Recorder::start(&["--pid", &workload.pid.to_string(), "--duration", "60"]);
+    workload.go();
+    let reads: Vec<memtrace::lab::workload::files::FileRead> = workload.finish();
+    let report = recorder.finish();
+    eprintln!("workload: {reads:?}\nmemtrace: {:#?}", report.files);
+    for read in &reads {
+        assert_eq!(
+            read.majflt, read.pages,
+            "the workload's own faults: {read:?}"
+        );
+        let file = report
+            .files
+            .files
+            .iter()
+            .find(|f| f.path.as_deref() == Some(read.path.as_str()))
+            .unwrap_or_else(|| panic!("{} named in {:#?}", read.path, report.files));
+        assert_eq!(file.latency.count, read.pages, "faults of {}", read.path);
+        assert!(file.latency.p50_ns > 0 && file.latency.max_ns >= file.latency.p50_ns);
+    }
+    let per_file: u64 = report.files.files.iter().map(|f| f.latency.count).sum();
+    let major_file = report.total.major_file.latency.count;
+    assert_eq!(
+        per_file, major_file,
+        "every major file fault has its file (binary and libraries included)"
+    );
+}

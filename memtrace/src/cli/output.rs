@@ -19,7 +19,7 @@ use memtrace::{
     },
     model::{Model, Tick, oom::OomKill},
     report::{
-        Report, View, bars, events, gfp::GfpNames, growth, html, json, live, stalls, table,
+        Report, View, bars, events, files, gfp::GfpNames, growth, html, json, live, stalls, table,
         timeline, verdict,
     },
     samples::{Header, machine::Thresholds},
@@ -244,6 +244,7 @@ pub fn write_text(report: &Report, top: usize, out: &mut impl Write) -> io::Resu
         bars::write_process(process, out)?;
     }
     stalls::write(report, top, out)?;
+    files::write(&report.files, out)?;
     growth::write(&report.growth, out)?;
     if report
         .timeline

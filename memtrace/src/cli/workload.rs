@@ -62,6 +62,17 @@ enum Kind {
         #[arg(long)]
         mib: usize,
     },
+    /// Major faults on files of known sizes (`--mib`, repeated: one file each), read one byte a
+    /// page after their page cache is dropped; the mappings are held `--hold-ms` at the end.
+    Files {
+        #[arg(long = "mib", required = true)]
+        mibs: Vec<usize>,
+        /// Directory for the files (not tmpfs).
+        #[arg(long, default_value = "/var/tmp")]
+        dir: PathBuf,
+        #[arg(long, default_value_t = 1500)]
+        hold_ms: u64,
+    },
     /// A leak of `--kib-per-s` (anonymous memory taken and never freed, or freed whenever it
     /// reaches `--sawtooth-kib`), for `--seconds` or until killed; prints what it did as JSON.
     Leak {
@@ -152,6 +163,14 @@ pub fn run(args: WorkloadArgs) -> Result<ExitCode, Error> {
                 .map_err(io)?;
             drop(busy);
             let line = serde_json::json!({ "thp": thp, "sequential": sequential });
+            outln!("{line}");
+        }
+        Kind::Files { mibs, dir, hold_ms } => {
+            let reads =
+                workload::files::run(&dir, &mibs, std::time::Duration::from_millis(hold_ms))
+                    .map_err(|e| Error::io("files workload", e))?;
+            let line = serde_json::to_string(&reads)
+                .map_err(|e| Error::io("encoding the outcome", e.into()))?;
             outln!("{line}");
         }
         Kind::Leak {

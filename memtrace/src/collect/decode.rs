@@ -225,13 +225,16 @@ mod tests {
             off_cpu_ns: 0,
             waiting_ns: 0,
             memcg_id: 0,
+            file_ino: 0,
+            file_dev: 0,
+            _pad: 0,
             comm,
         }
     }
 
     #[test]
     fn fault_records_have_no_padding_and_round_trip() {
-        assert_eq!(size_of::<FaultEvent>(), 80);
+        assert_eq!(size_of::<FaultEvent>(), 96);
         let event = fault(FaultClass::MajorSwap as u32);
         let decoded = decode(&encode(&event)).expect("decodes");
         assert_eq!(
@@ -257,7 +260,7 @@ mod tests {
             Err(DecodeError::BadLength {
                 kind: 1,
                 len: 40,
-                expected: 80
+                expected: 96
             })
         );
         let mut long = bytes.clone();

@@ -24,7 +24,13 @@ fn oom_records_have_no_padding() {
     assert_eq!(size_of::<OomKillEvent>(), 624);
     assert_eq!(size_of::<OomAftermathEvent>(), 24);
     assert_eq!(size_of::<OomCandidateRecord>(), 6 * 4 + 16 + 6 * 8 + 8 * 8);
-    assert_eq!(size_of::<memtrace_common::offsets::KernelOffsets>(), 57 * 4);
+    assert_eq!(size_of::<memtrace_common::offsets::KernelOffsets>(), 61 * 4);
+    assert_eq!(
+        size_of::<memtrace_common::growth::MemoryRecord>(),
+        4 * 2 + 8 * 8 + 16
+    );
+    assert_eq!(size_of::<memtrace_common::growth::StackKey>(), 4 * 4);
+    assert_eq!(size_of::<memtrace_common::InFlightFault>(), 4 * 4 + 5 * 8);
 }
 
 #[test]

@@ -13,6 +13,7 @@ use memtrace_common::{
 
 use super::{
     decode::{DecodeError, Record},
+    files::FileAccum,
     machine::process_start_ns,
     processes::{Identity, ProcessTable},
     zones::{ZoneReading, ZoneWatch},
@@ -210,6 +211,8 @@ pub struct IntervalBuilder {
     /// The kernel's allocator counters at the last close, and the interval's events.
     allocator_totals: Option<Vec<u64>>,
     allocator: AllocatorEvents,
+    /// The interval's major faults by file.
+    files: FileAccum,
     /// kcompactd's CPU time at the last close.
     kcompactd_total_ns: Option<u64>,
     /// Direct-compaction attempts of this interval not yet counted, by thread id; and those
@@ -250,6 +253,7 @@ impl IntervalBuilder {
             zones: ZoneWatch::default(),
             allocator_totals: None,
             allocator: AllocatorEvents::default(),
+            files: FileAccum::default(),
             kcompactd_total_ns: None,
             compacting: HashMap::new(),
             compacted: HashMap::new(),
@@ -336,6 +340,9 @@ impl IntervalBuilder {
             waiting_ns: event.waiting_ns,
         });
         process.swapin_pages += u64::from(event.swapin_pages);
+        if class == FaultClass::MajorFile && event.file_ino != 0 {
+            self.files.add(event);
+        }
         if let Some(category) = StallCategory::of_fault(class) {
             self.add_stalled(event.tgid, category, event.start_ns, event.latency_ns);
         } else if event.off_cpu_ns > event.waiting_ns {
@@ -644,6 +651,7 @@ impl IntervalBuilder {
             cgroups,
             oom: std::mem::take(&mut self.oom),
             exits: std::mem::take(&mut self.exits),
+            files: self.files.close(),
             memory: Default::default(),
             fault_records: std::mem::take(&mut self.fault_records),
             malformed: std::mem::take(&mut self.malformed),

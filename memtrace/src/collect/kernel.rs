@@ -46,6 +46,9 @@ impl KernelFacts {
         if let Err(e) = super::offsets::resolve_zones(btf, &mut offsets) {
             log::warn!("stalls will not carry the zones' state as they began: {e}");
         }
+        if let Err(e) = super::offsets::resolve_files(btf, &mut offsets) {
+            log::warn!("major faults will not name their files: {e}");
+        }
         // One lookup of the enum for all its values: each lookup scans every type.
         let vm_events: Vec<(String, u32)> = btf
             .find(kind::ENUM, "vm_event_item")

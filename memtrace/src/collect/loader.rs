@@ -40,11 +40,12 @@ enum Part {
 
 /// Every BTF-tracepoint hook: (program, tracepoint, part). Each is attached on its own: a
 /// kernel without one loses that part of the picture and says so.
-const HOOKS: [(&str, &str, Part); 34] = [
+const HOOKS: [(&str, &str, Part); 35] = [
     ("page_fault_user", "page_fault_user", Part::Faults),
     ("page_fault_kernel", "page_fault_kernel", Part::Faults),
     ("task_rename", "task_rename", Part::Faults),
     ("count_memcg_events", "count_memcg_events", Part::Faults),
+    ("filemap_fault", "mm_filemap_fault", Part::Faults),
     ("sched_process_fork", "sched_process_fork", Part::Faults),
     ("sched_process_exit", "sched_process_exit", Part::Faults),
     (

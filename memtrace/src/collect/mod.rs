@@ -6,6 +6,7 @@ pub mod caps;
 pub mod cgroups;
 pub mod decode;
 pub mod faults;
+pub mod files;
 pub mod filter;
 pub mod floor;
 pub mod growth;

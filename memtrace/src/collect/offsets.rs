@@ -129,6 +129,20 @@ pub fn resolve_zones(btf: &Btf, offsets: &mut KernelOffsets) -> Result<(), Error
     Ok(())
 }
 
+/// The offsets that name the file of a file fault (`mm_filemap_fault`). On an error the
+/// caller leaves them unset: faults then carry no file.
+pub fn resolve_files(btf: &Btf, offsets: &mut KernelOffsets) -> Result<(), Error> {
+    let m = |s: &str, f: &str| member_offset(btf, s, f);
+    *offsets = KernelOffsets {
+        mapping_host: m("address_space", "host")?,
+        inode_ino: m("inode", "i_ino")?,
+        inode_sb: m("inode", "i_sb")?,
+        sb_dev: m("super_block", "s_dev")?,
+        ..*offsets
+    };
+    Ok(())
+}
+
 /// `sizeof(struct percpu_counter)`, after checking that `mm->rss_stat` is an array of them:
 /// the programs read `rss_stat[i].count` the way `get_mm_counter()` does.
 fn rss_counter_size(btf: &Btf) -> Result<u32, Error> {

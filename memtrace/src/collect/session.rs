@@ -13,6 +13,7 @@ use tokio::{io::Interest, io::unix::AsyncFd, signal::unix::SignalKind, sync::mps
 use super::{
     cgroups::{cgroup_path_of, memory_limit_bytes},
     decode::{Record, decode},
+    files::FileNames,
     filter::{CgroupTarget, Filter},
     growth::MemoryWatch,
     interval::IntervalBuilder,
@@ -122,9 +123,12 @@ pub async fn record(
     sink.header(&header);
     let mut oom = OomCollector::new(tracer.filter.clone(), first.mono_ns);
     let mut builder = IntervalBuilder::new(first.mono_ns);
-    let daemons = Daemons::find();
-    let mut memory = MemoryWatch::new(page_kb());
-    daemons.read(&mut builder);
+    let mut readers = Readers {
+        daemons: Daemons::find(),
+        memory: MemoryWatch::new(page_kb()),
+        file_names: FileNames::default(),
+    };
+    readers.daemons.read(&mut builder);
     builder.zone_reading(&zones::read());
     builder.allocator_counts(&tracer.allocator_counts()?);
     let mut zone_ticker = tokio::time::interval(zones::READ_EVERY);
@@ -164,7 +168,7 @@ pub async fn record(
                 oom.poll_kmsg(&mut builder);
                 oom.show_ready(&mut callbacks.on_oom, false);
                 let (sample, counters) = close_interval(
-                    &mut tracer, &mut builder, &daemons, &mut memory, sink, options, &mut model,
+                    &mut tracer, &mut builder, &mut readers, sink, options, &mut model,
                 )?;
                 if sample.index % TRIM_EVERY == TRIM_EVERY - 1 {
                     // glibc keeps freed memory; a burst's must go back for a run of days.
@@ -213,8 +217,7 @@ pub async fn record(
     let (_, counters) = close_interval(
         &mut tracer,
         &mut builder,
-        &daemons,
-        &mut memory,
+        &mut readers,
         sink,
         options,
         &mut model,
@@ -227,6 +230,13 @@ pub async fn record(
     sink.end(&end);
     model.finish(&end);
     Ok(model)
+}
+
+/// What is read from the machine at each close besides the builder's records.
+struct Readers {
+    daemons: Daemons,
+    memory: MemoryWatch,
+    file_names: FileNames,
 }
 
 /// kswapd's and kcompactd's threads, whose CPU time each interval gets.
@@ -256,20 +266,20 @@ impl Daemons {
 fn close_interval(
     tracer: &mut Tracer,
     builder: &mut IntervalBuilder,
-    daemons: &Daemons,
-    memory: &mut MemoryWatch,
+    readers: &mut Readers,
     sink: &mut dyn SampleSink,
     options: &RunOptions,
     model: &mut Model,
 ) -> Result<(IntervalSample, KernelCounters), Error> {
     let counters = tracer.counters()?;
     builder.allocator_counts(&tracer.allocator_counts()?);
-    daemons.read(builder);
+    readers.daemons.read(builder);
     builder.zone_reading(&zones::read());
     let mut sample = builder.close(machine::sample(), counters, name_cgroup);
+    readers.file_names.name(&mut sample.files);
     // Without the iterator (a kernel whose BTF lacks what it reads) no memory is read.
     if let Ok(bytes) = tracer.process_memory() {
-        sample.memory = memory.reading(&bytes, sample.end_ns);
+        sample.memory = readers.memory.reading(&bytes, sample.end_ns);
     }
     sink.interval(&sample);
     if options.model {

@@ -149,7 +149,7 @@ impl Tracked {
             }
         }
         self.peak_kb = self.peak_kb.max(total);
-        if (self.whole.n - 1) % self.stride == 0 {
+        if (self.whole.n - 1).is_multiple_of(self.stride) {
             if self.series.len() == SERIES_POINTS {
                 self.series = self.series.iter().step_by(2).copied().collect();
                 self.stride *= 2;

@@ -16,8 +16,10 @@ fn reading(pid: u32, anon_kb: u64, memcg_id: u64) -> MemoryReading {
 }
 
 fn interval(at_s: u64, readings: Vec<MemoryReading>, memcgs: Vec<MemcgUsage>) -> IntervalSample {
-    let mut sample = IntervalSample::default();
-    sample.end_ns = at_s * S;
+    let mut sample = IntervalSample {
+        end_ns: at_s * S,
+        ..IntervalSample::default()
+    };
     sample.machine.mem_available_kb = 1 << 30;
     sample.machine.swap_total_kb = 1 << 20;
     sample.memory = MemoryInterval {
@@ -35,8 +37,8 @@ fn a_line_fits_exactly() {
     for x in 0..20 {
         fit.add(f64::from(x), 3.0 * f64::from(x) + 5.0);
     }
-    assert!((fit.slope().unwrap() - 3.0).abs() < 1e-9);
-    assert!((fit.r2().unwrap() - 1.0).abs() < 1e-12);
+    assert!((fit.slope().expect("a value") - 3.0).abs() < 1e-9);
+    assert!((fit.r2().expect("a value") - 1.0).abs() < 1e-12);
     assert_eq!(fit.span_s(), 19.0);
     let mut flat = Fit::default();
     flat.add(0.0, 1.0);
@@ -59,7 +61,7 @@ fn merged_fits_equal_one_fit_of_all_points() {
     }
     let merged = a.merged(&b);
     assert_eq!(merged.n, all.n);
-    assert!((merged.slope().unwrap() - all.slope().unwrap()).abs() < 1e-9);
+    assert!((merged.slope().expect("a value") - all.slope().expect("a value")).abs() < 1e-9);
     assert_eq!(merged.first_x, 0.0);
     assert_eq!(merged.last_x, 29.0);
 }
@@ -85,9 +87,9 @@ fn a_steady_leak_is_flagged_and_its_memcg_forecast_is_headroom_over_rate() {
     }
     let row = growth.live_row(42).expect("tracked");
     assert!(row.steady, "{row:?}");
-    assert!((row.slope_kb_s.unwrap() - 8192.0).abs() < 1e-6);
-    assert!((row.window_slope_kb_s.unwrap() - 8192.0).abs() < 1e-6);
-    assert!(row.r2.unwrap() > 0.999);
+    assert!((row.slope_kb_s.expect("a value") - 8192.0).abs() < 1e-6);
+    assert!((row.window_slope_kb_s.expect("a value") - 8192.0).abs() < 1e-6);
+    assert!(row.r2.expect("a value") > 0.999);
     let forecast = row.forecast.expect("a memcg with a limit");
     assert_eq!(forecast.limit, LimitKind::Memcg);
     let used = 100 * 1024 + 8 * 1024 * 60 + 10 * 1024;
@@ -106,7 +108,7 @@ fn a_sawtooth_is_not_flagged() {
     }
     let row = growth.live_row(7).expect("tracked");
     assert!(!row.steady, "{row:?}");
-    assert!(row.r2.unwrap() < 0.1);
+    assert!(row.r2.expect("a value") < 0.1);
     assert_eq!(
         row.forecast, None,
         "a machine with swap and no memcg limit: no limit to reach"
@@ -122,7 +124,7 @@ fn growth_that_stopped_is_not_steady_any_more() {
         growth.apply(&interval(t, vec![reading(3, anon, 0)], vec![]));
     }
     let row = growth.live_row(3).expect("tracked");
-    assert!(row.r2.unwrap() > 0.9, "{row:?}");
+    assert!(row.r2.expect("a value") > 0.9, "{row:?}");
     assert_eq!(row.window_slope_kb_s, Some(0.0));
     assert!(!row.steady);
 }
@@ -195,8 +197,8 @@ fn the_series_is_thinned_evenly_and_the_window_slides() {
     assert!(row.series.windows(2).all(|w| w[0].0 < w[1].0));
     assert_eq!(row.series[0].0, 1.0);
     // The window holds only the last 50-60 readings: all on the slope.
-    assert!((row.window_slope_kb_s.unwrap() - 1024.0).abs() < 1e-6);
-    assert!(row.slope_kb_s.unwrap() < 300.0);
+    assert!((row.window_slope_kb_s.expect("a value") - 1024.0).abs() < 1e-6);
+    assert!(row.slope_kb_s.expect("a value") < 300.0);
 }
 
 #[test]

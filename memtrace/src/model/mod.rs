@@ -7,6 +7,7 @@
 //! others are folded into one entry per command (at most [`KEEP_COMMANDS`], then one for the
 //! rest), so every fault and stall still counts, in exact totals and distributions.
 pub mod diff;
+pub mod files;
 pub mod growth;
 pub mod machine;
 pub mod oom;
@@ -269,6 +270,8 @@ pub struct Model {
     pub oom: oom::OomLog,
     /// Each traced process's memory over the recording.
     pub growth: growth::Growth,
+    /// Major faults by file.
+    pub files: files::FileLog,
     /// Kernel-side counters as of the last interval (or the end).
     pub counters: KernelCounters,
     /// CLOCK_MONOTONIC end of the last interval folded.
@@ -300,6 +303,7 @@ impl Model {
         self.timeline.set_allocator(sample.index, &sample.allocator);
         self.allocator.merge(&sample.allocator);
         self.growth.apply(sample);
+        self.files.apply(&sample.files);
         self.machine.push(MachineInterval::between(
             &self.last_machine,
             &sample.machine,

@@ -6,6 +6,7 @@ pub mod diff;
 #[cfg(test)]
 mod escape_tests;
 pub mod events;
+pub mod files;
 #[cfg(test)]
 pub(crate) mod fixture;
 pub mod gfp;
@@ -97,6 +98,9 @@ pub struct Report {
     /// Each traced process's memory over the recording: slope, fit, steady growth, forecast.
     #[serde(default)]
     pub growth: growth::GrowthReport,
+    /// Major faults by the file they read.
+    #[serde(default)]
+    pub files: files::FilesReport,
 }
 
 /// The page allocator's events over the recording.
@@ -345,6 +349,7 @@ impl Report {
             timeline: timeline::rows(model, &header.thresholds, focus),
             oom_kills: model.oom.kills.clone(),
             growth: growth::GrowthReport::new(model, view.pids.as_deref()),
+            files: files::FilesReport::new(&model.files),
         }
         .with_verdicts(&header.host.memory)
     }

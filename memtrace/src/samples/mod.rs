@@ -2,6 +2,7 @@
 //! machine (a header at the start, one [`IntervalSample`] per interval, an [`End`]); the model
 //! is a fold of them, so a recording replayed later gives every view the live run gave.
 //! Nothing here reads the machine or computes a view.
+pub mod files;
 pub mod growth;
 pub mod hist;
 pub mod host;
@@ -137,6 +138,8 @@ pub struct IntervalSample {
     pub oom: OomInterval,
     /// Traced processes that ended in this interval.
     pub exits: Vec<ProcessExit>,
+    /// Major faults by the file they read.
+    pub files: Vec<files::FileFaults>,
     /// Traced processes' memory at the close (what changed since the last kept reading).
     pub memory: growth::MemoryInterval,
     /// Fault records received (batch entries included).

@@ -2,6 +2,7 @@
 //! Each one reports the kernel's own counters for itself, to compare memtrace's figures with.
 pub mod bench;
 pub mod faults;
+pub mod files;
 pub mod leak;
 pub mod mapping;
 pub mod oom;
