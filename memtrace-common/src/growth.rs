@@ -36,11 +36,9 @@ pub mod stack_maps {
 }
 
 /// Stacks kept by `FAULT_STACKS` (each id is one user or kernel stack).
-pub const MAX_FAULT_STACKS: u32 = 16_384;
+pub const MAX_FAULT_STACKS: u32 = 8192;
 /// Distinct (process, user stack, kernel stack) keys counted.
 pub const MAX_STACK_KEYS: u32 = 16_384;
-/// Frames kept of a stack.
-pub const STACK_DEPTH: u32 = 64;
 
 /// A count of `FAULT_STACK_PAGES`, 16 bytes. A stack id below zero is the error
 /// `bpf_get_stackid` returned (`-EFAULT`: the stack could not be read).

@@ -74,7 +74,7 @@ fn slot(tid: u32) -> Option<&'static mut InFlightFault> {
 
 /// The fault thread `tid` has in flight, if its slot holds one.
 #[inline(always)]
-fn in_flight(tid: u32) -> Option<&'static mut InFlightFault> {
+pub(crate) fn in_flight(tid: u32) -> Option<&'static mut InFlightFault> {
     slot(tid).filter(|slot| slot.tid == tid)
 }
 

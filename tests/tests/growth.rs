@@ -159,3 +159,109 @@ fn the_memcg_forecast_matches_the_time_to_the_kill() {
         );
     }
 }
+
+/// `record --stacks` on the leak: the folded stacks put at least 90 % of its pages under the
+/// function that takes them (`leak_pages`, built with frame pointers like all of memtrace), the
+/// pages add up to what the workload touched, and the flame graph is an SVG naming it.
+#[test]
+fn the_flame_graph_puts_the_leak_under_its_function() {
+    require_root();
+    let scratch = Scratch::new("growth-stacks");
+    let recording = scratch.file("stacks.mtr");
+    let mut leak = Workload::spawn(&["leak", "--kib-per-s", "8192", "--seconds", "6"]);
+    let pid = leak.pid;
+    let recorder = Recorder::start(&[
+        "--pid",
+        &pid.to_string(),
+        "--stacks",
+        "-o",
+        recording.to_str().expect("utf-8"),
+    ]);
+    leak.go();
+    let outcome: LeakOutcome = leak.finish();
+    let report = recorder.finish();
+    assert!(report.stacks.enabled, "{:?}", report.stacks);
+    let folded = scratch.file("stacks.folded");
+    let svg = scratch.file("stacks.svg");
+    let output = Command::new(memtrace_bin())
+        .arg("report")
+        .arg(&recording)
+        .arg("--folded")
+        .arg(&folded)
+        .arg("--flamegraph")
+        .arg(&svg)
+        .output()
+        .expect("memtrace report");
+    assert!(output.status.success(), "{output:?}");
+    let text = std::fs::read_to_string(&folded).expect("the folded stacks");
+    let mut all = 0u64;
+    let mut under = 0u64;
+    for line in text.lines() {
+        let (stack, pages) = line.rsplit_once(' ').expect("`stack pages`");
+        let pages: u64 = pages.parse().expect("a page count");
+        let frames: Vec<&str> = stack.split(';').collect();
+        assert!(frames.len() >= 2, "comm and frames: {line}");
+        all += pages;
+        if frames.iter().any(|f| f.ends_with("::leak_pages")) {
+            under += pages;
+        }
+    }
+    eprintln!(
+        "{under} of {all} pages under leak_pages; the workload touched {}",
+        outcome.pages_taken
+    );
+    assert!(
+        under * 10 >= all * 9,
+        "{under} of {all} pages under leak_pages:\n{text}"
+    );
+    let touched = outcome.pages_taken;
+    assert!(
+        under.abs_diff(touched) * 20 <= touched,
+        "{under} pages counted under leak_pages, {touched} touched"
+    );
+    assert_eq!(
+        report.stacks.pages, all,
+        "the summary and the folded lines agree"
+    );
+    assert!(
+        report.stacks.top_functions[0]
+            .function
+            .ends_with("::leak_pages")
+    );
+    let svg = std::fs::read_to_string(&svg).expect("the SVG");
+    assert!(
+        svg.starts_with("<?xml")
+            && svg.contains("leak_pages")
+            && svg.trim_end().ends_with("</svg>")
+    );
+}
+
+#[test]
+fn a_flame_graph_of_a_recording_without_stacks_is_refused() {
+    require_root();
+    let scratch = Scratch::new("growth-nostacks");
+    let recording = scratch.file("plain.mtr");
+    let mut leak = Workload::spawn(&["leak", "--kib-per-s", "1024", "--seconds", "1"]);
+    let recorder = Recorder::start(&[
+        "--pid",
+        &leak.pid.to_string(),
+        "-o",
+        recording.to_str().expect("utf-8"),
+    ]);
+    leak.go();
+    let _: LeakOutcome = leak.finish();
+    let _ = recorder.finish();
+    let svg = scratch.file("none.svg");
+    let output = Command::new(memtrace_bin())
+        .arg("report")
+        .arg(&recording)
+        .arg("--flamegraph")
+        .arg(&svg)
+        .output()
+        .expect("memtrace report");
+    assert_eq!(output.status.code(), Some(2), "{output:?}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(stderr.lines().count(), 1, "one line: {stderr}");
+    assert!(stderr.contains("record with --stacks"), "{stderr}");
+    assert!(!svg.exists(), "nothing written");
+}

@@ -158,3 +158,65 @@ fn the_html_report_opens_in_a_browser_with_its_charts() {
     assert!(inked * 50 > total, "the page is nearly blank");
     assert!(colourful * 500 > total, "no coloured chart data");
 }
+
+/// A leak recorded with `--stacks`: the flame graph opens in the browser (its own script runs
+/// without console errors and the DOM names the leaking function), and the HTML report shows
+/// the growth chart with the steady grower.
+#[test]
+fn the_flame_graph_and_the_growth_chart_open_in_a_browser() {
+    require_root();
+    let scratch = Scratch::new("html-leak");
+    let mut leak = Workload::spawn(&["leak", "--kib-per-s", "4096", "--seconds", "12"]);
+    let recording = scratch.0.join("leak.mtr");
+    let recorder = Command::new(memtrace_bin())
+        .args([
+            "record",
+            "--quiet",
+            "--stacks",
+            "--pid",
+            &leak.pid.to_string(),
+            "-o",
+        ])
+        .arg(&recording)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start the recorder");
+    while std::fs::metadata(&recording).map_or(0, |m| m.len()) <= 16 {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    leak.go();
+    let _: serde_json::Value = leak.finish();
+    let recorded = recorder.wait_with_output().expect("recorder");
+    assert!(recorded.status.success(), "{recorded:?}");
+
+    let svg = scratch.0.join("leak.svg");
+    let page = scratch.0.join("leak.html");
+    let rendered = Command::new(memtrace_bin())
+        .arg("report")
+        .arg(&recording)
+        .arg("--flamegraph")
+        .arg(&svg)
+        .arg("--html")
+        .arg(&page)
+        .output()
+        .expect("memtrace report");
+    assert!(rendered.status.success(), "{rendered:?}");
+
+    let (dom, log) = chromium(&svg, &["--dump-dom"]);
+    assert!(
+        dom.contains("leak_pages"),
+        "the flame graph names the function"
+    );
+    assert!(dom.contains("pages"), "pages are the weight");
+    let errors: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("Uncaught") || (l.contains("CONSOLE") && l.contains("ERROR")))
+        .collect();
+    assert!(errors.is_empty(), "script errors: {errors:?}");
+
+    let (dom, _) = chromium(&page, &["--dump-dom"]);
+    assert!(dom.contains("Memory growth"), "the growth section");
+    assert!(dom.contains("memory of the growing processes"), "its chart");
+    assert!(dom.contains("grows steadily"), "the steady grower's line");
+}

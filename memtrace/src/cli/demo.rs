@@ -162,6 +162,7 @@ impl Run<'_> {
             duration: Some(Duration::from_secs(120)),
             interval: self.interval,
             watch_pids: vec![pid],
+            stacks: false,
             model: true,
         };
         let header = output::header(self.filter, Thresholds::default(), self.facts);
@@ -194,6 +195,8 @@ fn final_report(model: &Model, json: Option<&Path>) -> Result<Report, Error> {
         top: 10,
         json,
         html: None,
+        folded: None,
+        flamegraph: None,
     };
     output::final_report(model, &options)
 }

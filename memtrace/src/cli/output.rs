@@ -19,8 +19,8 @@ use memtrace::{
     },
     model::{Model, Tick, oom::OomKill},
     report::{
-        Report, View, bars, events, files, gfp::GfpNames, growth, html, json, live, stalls, table,
-        timeline, verdict,
+        Report, View, bars, events, files, gfp::GfpNames, growth, html, json, live, stacks, stalls,
+        table, timeline, verdict,
     },
     samples::{Header, machine::Thresholds},
 };
@@ -195,6 +195,9 @@ pub struct ReportOptions<'a> {
     pub json: Option<&'a Path>,
     /// `--html FILE`: the page with the charts.
     pub html: Option<&'a Path>,
+    /// `--folded FILE` and `--flamegraph FILE`: the fault stacks (`record --stacks`).
+    pub folded: Option<&'a Path>,
+    pub flamegraph: Option<&'a Path>,
 }
 
 /// Renders the report: tables (and bars for one process) on stdout, or on stderr when the JSON
@@ -233,6 +236,15 @@ pub fn final_report(model: &Model, options: &ReportOptions<'_>) -> Result<Report
         let curves = html::curve_charts(model);
         write_file(path, |out| html::write(&report, &curves, &tables, out))?;
     }
+    if let Some(path) = options.folded {
+        write_file(path, |out| stacks::write_folded(&model.stacks, out))?;
+    }
+    if let Some(path) = options.flamegraph {
+        let title = format!("Pages brought in by faults: {}", report.traced);
+        write_file(path, |out| {
+            stacks::write_flamegraph(&model.stacks, &title, out)
+        })?;
+    }
     text?;
     Ok(report)
 }
@@ -245,6 +257,7 @@ pub fn write_text(report: &Report, top: usize, out: &mut impl Write) -> io::Resu
     }
     stalls::write(report, top, out)?;
     files::write(&report.files, out)?;
+    stacks::write(&report.stacks, out)?;
     growth::write(&report.growth, out)?;
     if report
         .timeline

@@ -63,6 +63,20 @@ pub struct RecordArgs {
     /// as it happens (e.g. 1ms).
     #[arg(long, value_name = "LATENCY", value_parser = args::duration)]
     min_stall: Option<Duration>,
+    /// Count the pages faults bring in under their user and kernel stacks (for
+    /// `report --folded` and `--flamegraph`): a hook on every page allocation, attached only
+    /// with this option.
+    #[arg(long)]
+    stacks: bool,
+    /// With --stacks: take the stacks of one allocation in N (each then counts N times).
+    #[arg(long, value_name = "N", requires = "stacks", value_parser = clap::value_parser!(u32).range(1..))]
+    stacks_every: Option<u32>,
+    /// With --stacks: write the stacks in the folded format (`comm;frame;...;frame pages`).
+    #[arg(long, value_name = "FILE", requires = "stacks")]
+    folded: Option<PathBuf>,
+    /// With --stacks: write the flame graph of the stacks as an SVG, pages as the weight.
+    #[arg(long, value_name = "FILE", requires = "stacks")]
+    flamegraph: Option<PathBuf>,
     /// Trace page faults only: no reclaim, compaction, swap or kswapd hooks.
     #[arg(long)]
     faults_only: bool,
@@ -87,6 +101,8 @@ pub fn run(args: RecordArgs) -> Result<ExitCode, Error> {
     let (filter, notes) = filter_of(&args)?;
     output::check_json_path(args.json.as_deref())?;
     output::check_json_path(args.html.as_deref())?;
+    output::check_json_path(args.folded.as_deref())?;
+    output::check_json_path(args.flamegraph.as_deref())?;
     super::start_as_root(Need::Trace)?;
     // The recording file is created before anything is attached: a bad path stops here.
     let mut writer = args.output.as_deref().map(Writer::create).transpose()?;
@@ -99,12 +115,14 @@ pub fn run(args: RecordArgs) -> Result<ExitCode, Error> {
             EndHook::Memcg => FaultEnd::MemcgEvent,
         },
         reclaim: !args.faults_only,
+        stacks_every: args.stacks.then(|| args.stacks_every.unwrap_or(1)),
     };
     let (facts, tracer) = output::start_tracer(&config)?;
     let options = RunOptions {
         duration: args.duration,
         interval: args.interval,
         watch_pids: filter.pids().to_vec(),
+        stacks: args.stacks,
         model: true,
     };
     for note in &notes {
@@ -142,6 +160,8 @@ pub fn run(args: RecordArgs) -> Result<ExitCode, Error> {
         top: args.top,
         json: args.json.as_deref(),
         html: args.html.as_deref(),
+        folded: args.folded.as_deref(),
+        flamegraph: args.flamegraph.as_deref(),
     };
     // A lost report does not hide the recording: say where it is first.
     let reported = output::final_report(&model, &report_options);

@@ -34,6 +34,13 @@ pub struct ReportArgs {
     /// Only the intervals that start before this time into the recording.
     #[arg(long, value_parser = args::offset)]
     to: Option<Duration>,
+    /// Write the fault stacks of a `record --stacks` recording in the folded format
+    /// (`comm;frame;...;frame pages`, Brendan Gregg's).
+    #[arg(long, value_name = "FILE")]
+    folded: Option<PathBuf>,
+    /// Write their flame graph as an SVG, pages as the weight.
+    #[arg(long, value_name = "FILE")]
+    flamegraph: Option<PathBuf>,
 }
 
 /// Reads the recording, says how it ends if it ends early, and renders the report.
@@ -52,12 +59,22 @@ pub fn run(args: ReportArgs) -> Result<ExitCode, Error> {
         hlog::check_path(path)?;
     }
     output::check_json_path(args.html.as_deref())?;
+    output::check_json_path(args.folded.as_deref())?;
+    output::check_json_path(args.flamegraph.as_deref())?;
     let focus = (!args.pids.is_empty()).then_some(args.pids.as_slice());
     let (model, intervals, problem) = read_model(
         &args.recording,
         |start_ns| (from_ns..to_ns).contains(&start_ns),
         focus,
     )?;
+    if (args.folded.is_some() || args.flamegraph.is_some()) && !model.stacks.enabled {
+        return Err(Error::InvalidArgument {
+            what: "recording",
+            value: args.recording.display().to_string(),
+            reason: "it has no fault stacks for --folded or --flamegraph: record with --stacks"
+                .into(),
+        });
+    }
     if let Some(problem) = &problem {
         errln!(
             "memtrace: {}: {problem}; the report covers the {intervals} complete intervals before it",
@@ -71,6 +88,8 @@ pub fn run(args: ReportArgs) -> Result<ExitCode, Error> {
         top: args.top,
         json: args.json.as_deref(),
         html: args.html.as_deref(),
+        folded: args.folded.as_deref(),
+        flamegraph: args.flamegraph.as_deref(),
     };
     let report = output::final_report(&model, &options);
     // Written even when stdout is lost, like the JSON: it may be the part the user wanted.

@@ -112,12 +112,14 @@ pub fn run(args: ServeArgs) -> Result<ExitCode, Error> {
         ring_bytes: args.ring_size << 20,
         fault_end: FaultEnd::Auto,
         reclaim: !args.faults_only,
+        stacks_every: None,
     };
     let (facts, tracer) = output::start_tracer(&config)?;
     let options = RunOptions {
         duration: args.duration,
         interval: args.interval,
         watch_pids: filter.pids().to_vec(),
+        stacks: false,
         model: false,
     };
     let header = output::header(&filter, Thresholds::default(), &facts);

@@ -653,6 +653,7 @@ impl IntervalBuilder {
             exits: std::mem::take(&mut self.exits),
             files: self.files.close(),
             memory: Default::default(),
+            stacks: Default::default(),
             fault_records: std::mem::take(&mut self.fault_records),
             malformed: std::mem::take(&mut self.malformed),
             first_malformed: self.first_malformed.take(),

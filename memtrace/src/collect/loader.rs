@@ -10,7 +10,10 @@ use aya::{
     util::online_cpus,
 };
 use memtrace_common::{
-    EVENT_KIND_SLOTS, MAX_IN_FLIGHT_FAULTS, fault_end, filter_mode, maps, offsets::KernelOffsets,
+    EVENT_KIND_SLOTS, MAX_IN_FLIGHT_FAULTS, fault_end, filter_mode,
+    growth::{MAX_FAULT_STACKS, MAX_STACK_KEYS, stack_maps},
+    maps,
+    offsets::KernelOffsets,
     stat, vm_count,
 };
 
@@ -196,6 +199,9 @@ pub struct TracerConfig {
     pub fault_end: FaultEnd,
     /// Attach the reclaim, compaction, swap and kswapd hooks too.
     pub reclaim: bool,
+    /// `--stacks`: count the pages faults bring in under their stacks, one allocation in this
+    /// many (`None`: the hook is not attached and its maps take one entry each).
+    pub stacks_every: Option<u32>,
 }
 
 impl Default for TracerConfig {
@@ -205,6 +211,7 @@ impl Default for TracerConfig {
             ring_bytes: 4 << 20,
             fault_end: FaultEnd::Auto,
             reclaim: true,
+            stacks_every: None,
         }
     }
 }
@@ -220,6 +227,8 @@ struct LoadRequest {
     in_flight: u32,
     in_flight_mask: u32,
     ring_bytes: u32,
+    stacks_every: Option<u32>,
+    gfp_movable: u32,
 }
 
 impl LoadRequest {
@@ -238,7 +247,30 @@ impl LoadRequest {
             .override_global("IN_FLIGHT_MASK", &self.in_flight_mask, true)
             .map_max_entries(maps::EVENTS, self.ring_bytes)
             .map_max_entries("IN_FLIGHT", self.in_flight)
+            .override_global(
+                "STACKS_EVERY",
+                self.stacks_every.as_ref().unwrap_or(&1),
+                true,
+            )
+            .override_global("GFP_MOVABLE", &self.gfp_movable, true)
+            .map_max_entries(
+                stack_maps::FAULT_STACKS,
+                self.stack_entries(MAX_FAULT_STACKS),
+            )
+            .map_max_entries(
+                stack_maps::FAULT_STACK_PAGES,
+                self.stack_entries(MAX_STACK_KEYS),
+            )
             .load(EBPF_OBJECT)?)
+    }
+
+    /// The stack maps' size: one entry when `--stacks` is off (they are preallocated).
+    fn stack_entries(&self, entries: u32) -> u32 {
+        if self.stacks_every.is_some() {
+            entries
+        } else {
+            1
+        }
     }
 }
 
@@ -355,6 +387,12 @@ impl Tracer {
             in_flight,
             in_flight_mask: in_flight - 1,
             ring_bytes: config.ring_bytes,
+            stacks_every: config.stacks_every,
+            gfp_movable: facts
+                .gfp_bits
+                .iter()
+                .find(|(name, _)| name == "___GFP_MOVABLE_BIT")
+                .map_or(0x08, |&(_, bit)| 1 << bit),
         };
         let (mut ebpf, btf) = preload.load(request)?;
         if filter.mode == filter_mode::PIDS {
@@ -398,6 +436,9 @@ impl Tracer {
         if fault_end != FaultEnd::MemcgEvent {
             wanted.push(("fault_done_minor", Load::Perf(SoftwareEvent::PageFaultsMin)));
             wanted.push(("fault_done_major", Load::Perf(SoftwareEvent::PageFaultsMaj)));
+        }
+        if config.stacks_every.is_some() {
+            wanted.push(("fault_stack", Load::Tracepoint("mm_page_alloc")));
         }
         if oom_offsets {
             wanted.push((super::probes::ITER_PROGRAM, Load::TaskIter));

@@ -5,6 +5,7 @@ pub mod btf;
 pub mod caps;
 pub mod cgroups;
 pub mod decode;
+pub mod fault_stacks;
 pub mod faults;
 pub mod files;
 pub mod filter;

@@ -4,10 +4,13 @@
 use std::io::Read;
 
 use aya::{
-    maps::{MapData, RingBuf, StackTraceMap},
+    maps::{MapData, PerCpuHashMap, RingBuf, StackTraceMap},
     programs::Iter,
 };
-use memtrace_common::oom::oom_maps;
+use memtrace_common::{
+    growth::{StackKey, stack_maps},
+    oom::oom_maps,
+};
 
 use super::loader::{Tracer, describe};
 use crate::error::Error;
@@ -72,6 +75,38 @@ impl Tracer {
         let mut stacks = StackTraceMap::try_from(map).map_err(|e| e.to_string())?;
         let trace = stacks.get(&id, 0).map_err(|e| describe(&e))?;
         let _ = stacks.remove(&id);
+        Ok(trace.frames().iter().map(|f| f.ip).collect())
+    }
+}
+
+impl Tracer {
+    /// `--stacks`: every (process, user stack, kernel stack) counted so far, with its pages
+    /// summed over CPUs.
+    pub fn stack_pages(&self) -> Result<Vec<(StackKey, u64)>, String> {
+        let map = self
+            .ebpf
+            .map(stack_maps::FAULT_STACK_PAGES)
+            .ok_or("no FAULT_STACK_PAGES map")?;
+        let counts: PerCpuHashMap<&MapData, StackKey, u64> =
+            PerCpuHashMap::try_from(map).map_err(|e| e.to_string())?;
+        counts
+            .iter()
+            .map(|entry| {
+                entry
+                    .map(|(key, values)| (key, values.iter().sum()))
+                    .map_err(|e| describe(&e))
+            })
+            .collect()
+    }
+
+    /// The addresses of one stack of `FAULT_STACKS`, innermost first.
+    pub fn fault_stack(&self, id: u32) -> Result<Vec<u64>, String> {
+        let map = self
+            .ebpf
+            .map(stack_maps::FAULT_STACKS)
+            .ok_or("no FAULT_STACKS map")?;
+        let stacks = StackTraceMap::try_from(map).map_err(|e| e.to_string())?;
+        let trace = stacks.get(&id, 0).map_err(|e| describe(&e))?;
         Ok(trace.frames().iter().map(|f| f.ip).collect())
     }
 }

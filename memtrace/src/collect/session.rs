@@ -13,6 +13,7 @@ use tokio::{io::Interest, io::unix::AsyncFd, signal::unix::SignalKind, sync::mps
 use super::{
     cgroups::{cgroup_path_of, memory_limit_bytes},
     decode::{Record, decode},
+    fault_stacks::StackReader,
     files::FileNames,
     filter::{CgroupTarget, Filter},
     growth::MemoryWatch,
@@ -41,6 +42,8 @@ pub struct RunOptions {
     pub interval: Duration,
     /// Stop once all of these processes have exited (empty: never).
     pub watch_pids: Vec<u32>,
+    /// Read the fault stacks each interval (`record --stacks`).
+    pub stacks: bool,
     /// Build the model of the whole run (its report). `serve` keeps its own metrics and runs
     /// for weeks, so it does without: the model's timeline and process table would be memory
     /// nobody reads.
@@ -127,6 +130,7 @@ pub async fn record(
         daemons: Daemons::find(),
         memory: MemoryWatch::new(page_kb()),
         file_names: FileNames::default(),
+        stacks: options.stacks.then(StackReader::default),
     };
     readers.daemons.read(&mut builder);
     builder.zone_reading(&zones::read());
@@ -237,6 +241,8 @@ struct Readers {
     daemons: Daemons,
     memory: MemoryWatch,
     file_names: FileNames,
+    /// `--stacks`.
+    stacks: Option<StackReader>,
 }
 
 /// kswapd's and kcompactd's threads, whose CPU time each interval gets.
@@ -280,6 +286,9 @@ fn close_interval(
     // Without the iterator (a kernel whose BTF lacks what it reads) no memory is read.
     if let Ok(bytes) = tracer.process_memory() {
         sample.memory = readers.memory.reading(&bytes, sample.end_ns);
+    }
+    if let Some(stacks) = readers.stacks.as_mut() {
+        sample.stacks = stacks.read(tracer);
     }
     sink.interval(&sample);
     if options.model {

@@ -11,6 +11,7 @@ pub mod files;
 pub mod growth;
 pub mod machine;
 pub mod oom;
+pub mod stacks;
 pub mod swap;
 pub mod timeline;
 
@@ -272,6 +273,8 @@ pub struct Model {
     pub growth: growth::Growth,
     /// Major faults by file.
     pub files: files::FileLog,
+    /// Pages brought in by faults, by stack (`record --stacks`).
+    pub stacks: stacks::StackLog,
     /// Kernel-side counters as of the last interval (or the end).
     pub counters: KernelCounters,
     /// CLOCK_MONOTONIC end of the last interval folded.
@@ -304,6 +307,7 @@ impl Model {
         self.allocator.merge(&sample.allocator);
         self.growth.apply(sample);
         self.files.apply(&sample.files);
+        self.stacks.apply(&sample.stacks);
         self.machine.push(MachineInterval::between(
             &self.last_machine,
             &sample.machine,

@@ -229,7 +229,21 @@ pub fn write(report: &GrowthReport, out: &mut impl Write) -> io::Result<()> {
             notes.join(", ")
         )?;
     }
-    for p in shown.iter().filter(|p| p.steady_growth) {
+    write_steady(report, out)?;
+    if report.deferred > 0 {
+        writeln!(
+            out,
+            "({} readings waited for a later interval: more than {} processes changed at once)",
+            report.deferred,
+            crate::samples::growth::MAX_READINGS
+        )?;
+    }
+    Ok(())
+}
+
+/// One line for each steady grower: its rate, fit and growth, and its forecast.
+pub fn write_steady(report: &GrowthReport, out: &mut impl Write) -> io::Result<()> {
+    for p in report.processes.iter().filter(|p| p.steady_growth) {
         write!(
             out,
             "{}[{}] grows steadily: {} over {:.0}s (R² {:.2}), {} to {}",
@@ -261,14 +275,6 @@ pub fn write(report: &GrowthReport, out: &mut impl Write) -> io::Result<()> {
             None => {}
         }
         writeln!(out)?;
-    }
-    if report.deferred > 0 {
-        writeln!(
-            out,
-            "({} readings waited for a later interval: more than {} processes changed at once)",
-            report.deferred,
-            crate::samples::growth::MAX_READINGS
-        )?;
     }
     Ok(())
 }

@@ -17,6 +17,7 @@ pub mod json;
 pub mod live;
 pub mod metrics;
 pub mod oom;
+pub mod stacks;
 pub mod stalls;
 pub mod table;
 pub mod timeline;
@@ -101,6 +102,9 @@ pub struct Report {
     /// Major faults by the file they read.
     #[serde(default)]
     pub files: files::FilesReport,
+    /// Where the pages faults brought in came from (`record --stacks`).
+    #[serde(default)]
+    pub stacks: stacks::StacksReport,
 }
 
 /// The page allocator's events over the recording.
@@ -350,6 +354,7 @@ impl Report {
             oom_kills: model.oom.kills.clone(),
             growth: growth::GrowthReport::new(model, view.pids.as_deref()),
             files: files::FilesReport::new(&model.files),
+            stacks: stacks::StacksReport::new(&model.stacks, header.host.memory.page_size),
         }
         .with_verdicts(&header.host.memory)
     }

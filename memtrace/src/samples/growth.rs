@@ -76,3 +76,35 @@ pub struct MemcgUsage {
     /// `memory.max` (v1 `memory.limit_in_bytes`); `None`: no limit.
     pub limit_kb: Option<u64>,
 }
+
+/// Pages brought in by faults under one stack in one interval (`record --stacks`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct StackSample {
+    pub pid: u32,
+    pub comm: String,
+    /// The user frames, outermost first, then the kernel frames, outermost first; a frame that
+    /// could not be named is `[unknown]`, a stack that could not be read one `[... unavailable]`
+    /// frame.
+    pub frames: Vec<String>,
+    /// How many of `frames` are the user stack's.
+    pub user_frames: u32,
+    /// Pages allocated for faults under it in the interval (times `--stacks-every`).
+    pub pages: u64,
+}
+
+/// The frame of a user stack the kernel could not read.
+pub const USER_UNAVAILABLE: &str = "[user stack unavailable]";
+/// The frame of a kernel stack that could not be read.
+pub const KERNEL_UNAVAILABLE: &str = "[kernel stack unavailable]";
+
+/// One interval of `record --stacks`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct StacksInterval {
+    /// Stacks were counted (`record --stacks`).
+    pub enabled: bool,
+    pub stacks: Vec<StackSample>,
+    /// The kernel's count map was full: faults under new stacks went uncounted.
+    pub map_full: bool,
+}

@@ -142,6 +142,8 @@ pub struct IntervalSample {
     pub files: Vec<files::FileFaults>,
     /// Traced processes' memory at the close (what changed since the last kept reading).
     pub memory: growth::MemoryInterval,
+    /// Pages faults brought in, by stack (`record --stacks`).
+    pub stacks: growth::StacksInterval,
     /// Fault records received (batch entries included).
     pub fault_records: u64,
     /// Records that did not decode, and the first one's reason.

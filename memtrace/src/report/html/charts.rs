@@ -344,3 +344,88 @@ pub fn percentiles(chart_data: &CurveChart) -> io::Result<String> {
         Ok(())
     })
 }
+
+/// Growers shown in the growth chart.
+pub const GROWERS: usize = 5;
+
+/// Resident + swap over the recording of the processes that grew most (the steady growers
+/// first), with the first one's memory cgroup limit when it has one; `None` when no process
+/// grew by a MiB.
+pub fn growth(report: &Report) -> io::Result<Option<String>> {
+    let shown: Vec<&crate::report::growth::ProcessGrowth> = report
+        .growth
+        .processes
+        .iter()
+        .filter(|p| p.series.len() >= 2 && p.fitted_growth_kb() >= 1024.0)
+        .take(GROWERS)
+        .collect();
+    let Some(first) = shown.first() else {
+        return Ok(None);
+    };
+    let limit_mib = first.memcg_limit_kb.map(|kb| kb as f64 / 1024.0);
+    let x_max = shown
+        .iter()
+        .flat_map(|p| p.series.iter().map(|point| f64::from(point.0)))
+        .fold(span(report), f64::max);
+    let y_max = shown
+        .iter()
+        .flat_map(|p| p.series.iter().map(|point| f64::from(point.1)))
+        .chain(limit_mib)
+        .fold(1.0, f64::max)
+        * 1.1;
+    svg(|root| {
+        let mut chart = ChartBuilder::on(root)
+            .caption(
+                "memory of the growing processes (resident + swap)",
+                ("sans-serif", 18),
+            )
+            .margin(12)
+            .x_label_area_size(32)
+            .y_label_area_size(64)
+            .build_cartesian_2d(0f64..x_max, 0f64..y_max)
+            .map_err(failed)?;
+        chart
+            .configure_mesh()
+            .x_desc("seconds into the recording")
+            .y_desc("MiB")
+            .draw()
+            .map_err(failed)?;
+        for (i, p) in shown.iter().enumerate() {
+            let color = PALETTE[i % PALETTE.len()];
+            let points = p.series.iter().map(|&(x, y)| (f64::from(x), f64::from(y)));
+            let label = format!(
+                "{}[{}] {}{}",
+                units::printable(&p.comm),
+                p.pid,
+                crate::report::growth::rate_kb(p.slope_kb_per_s.unwrap_or(0.0)),
+                if p.steady_growth { " steady" } else { "" }
+            );
+            chart
+                .draw_series(LineSeries::new(points, color.stroke_width(2)))
+                .map_err(failed)?
+                .label(label)
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 14, y)], color.stroke_width(2))
+                });
+        }
+        if let Some(limit) = limit_mib {
+            chart
+                .draw_series(LineSeries::new(
+                    vec![(0.0, limit), (x_max, limit)],
+                    BLACK.stroke_width(1),
+                ))
+                .map_err(failed)?
+                .label("memcg limit")
+                .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 14, y)], BLACK));
+        }
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::UpperLeft)
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK)
+            .draw()
+            .map_err(failed)?;
+        Ok(())
+    })
+    .map(Some)
+}

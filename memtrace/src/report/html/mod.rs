@@ -122,6 +122,7 @@ pub fn write(
         )?;
     }
     write_verdicts(report, out)?;
+    write_growth(report, out)?;
     writeln!(out, "<h2>Latency distributions</h2>")?;
     if curves.is_empty() {
         writeln!(out, "<p>No faults or stalls were recorded.</p>")?;
@@ -154,6 +155,25 @@ fn write_verdicts(report: &Report, out: &mut impl Write) -> io::Result<()> {
             v.cause.name(),
             escape(&v.text)
         )?;
+    }
+    Ok(())
+}
+
+/// The growing processes: the chart, and one paragraph per steady grower with its forecast.
+fn write_growth(report: &Report, out: &mut impl Write) -> io::Result<()> {
+    let Some(chart) = charts::growth(report)? else {
+        return Ok(());
+    };
+    writeln!(out, "<h2>Memory growth</h2>")?;
+    figure(
+        out,
+        &chart,
+        "Each process's resident memory and swap as the kernel counts them (mm counters), read at every interval's close. Steady growth: at least 10 readings over 10 s, a least-squares fit with R² ≥ 0.9, growth of at least 16 MiB and 5 % of the first reading, still growing in the last 50-60 readings.",
+    )?;
+    let mut text = Vec::new();
+    crate::report::growth::write_steady(&report.growth, &mut text)?;
+    for line in String::from_utf8_lossy(&text).lines() {
+        writeln!(out, "<p>{}</p>", escape(line))?;
     }
     Ok(())
 }
