@@ -87,7 +87,17 @@ fn bad_durations_are_usage_errors() {
 fn the_demo_reports_every_class_and_cleans_up() {
     require_root();
     let before = machine_state();
-    let output = run_memtrace(&["demo", "--quiet"], None);
+    let scratch = memtrace_tests::Scratch::new("demo");
+    let svg = scratch.file("leak.svg");
+    let output = run_memtrace(
+        &[
+            "demo",
+            "--quiet",
+            "--flamegraph",
+            svg.to_str().expect("utf-8"),
+        ],
+        None,
+    );
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(output.status.success(), "{stdout}\n{}", stderr_of(&output));
     for needle in [
@@ -96,9 +106,19 @@ fn the_demo_reports_every_class_and_cleans_up() {
         "swap_in",
         "/proc/PID/stat minflt",
         "/proc/vmstat pswpin",
+        // The leak: its slope and flag, its stacks, its forecast against the kill.
+        "STEADY GROWTH",
+        "grows steadily:",
+        "leak::leak_pages (mt-workload)",
+        "memtrace's forecast at its last reading: the memcg limit in",
     ] {
         assert!(stdout.contains(needle), "no {needle:?} in:\n{stdout}");
     }
+    let flamegraph = std::fs::read_to_string(&svg).expect("the demo's flame graph");
+    assert!(
+        flamegraph.contains("leak_pages"),
+        "the flame graph names the leak"
+    );
     assert_eq!(machine_state(), before, "the demo left something behind");
 }
 
@@ -135,6 +155,18 @@ const BAD_INPUT: &[(&[&str], &str)] = &[
         "maximum of 100 years",
     ),
     (&["record", "-d", "876001h"], "maximum of 100 years"),
+    (
+        &["record", "--stacks", "--stacks-every", "0"],
+        "0 is not in 1..",
+    ),
+    (
+        &["record", "--stacks-every", "3"],
+        "required arguments were not provided: --stacks",
+    ),
+    (
+        &["record", "--stacks", "--flamegraph", "/nonexistent/x.svg"],
+        "cannot write /nonexistent/x.svg",
+    ),
     (&["record", "-d", "0.1ns"], "rounds to zero nanoseconds"),
     (&["record", "--min-stall", "0"], "longer than zero"),
     (&["record", "-d", "1e9"], "unknown unit \"e9\""),

@@ -19,7 +19,7 @@ use memtrace::{
         session::{RunOptions, SampleSink},
     },
     lab::sandbox::{MemcgLimits, Sandbox},
-    lab::scenario::OomScenario,
+    lab::scenario::{LeakScenario, OomScenario},
     lab::workload::{faults::FaultOutcome, vmstat},
     model::Model,
     recording::Writer,
@@ -33,6 +33,11 @@ use super::output;
 const MIB: u64 = 1 << 20;
 /// The OOM scenario's memcg limit (no swap): the hog grows to four times as much.
 const OOM_LIMIT_MIB: u64 = 48;
+/// The leak scenario: a leak of this rate in a memcg of this limit without swap, traced for
+/// this long (it reaches the limit about eight seconds later).
+const LEAK_LIMIT_MIB: u64 = 256;
+const LEAK_KIB_PER_S: u64 = 12 << 10;
+const LEAK_TRACED: Duration = Duration::from_secs(12);
 
 /// Options of `memtrace demo`.
 #[derive(Debug, Args)]
@@ -60,7 +65,11 @@ pub struct DemoArgs {
     /// No live line per interval.
     #[arg(short, long)]
     quiet: bool,
-    /// Which scenario to run: fault latency, an OOM kill in a memcg, or both.
+    /// The leak scenario's flame graph of the pages its faults brought in (SVG).
+    #[arg(long, value_name = "FILE")]
+    flamegraph: Option<PathBuf>,
+    /// Which scenario to run: fault latency, an OOM kill in a memcg, a leak caught before its
+    /// memcg's limit, or all three.
     #[arg(long, value_enum, default_value_t = Scenario::All)]
     scenario: Scenario,
 }
@@ -70,18 +79,31 @@ pub struct DemoArgs {
 enum Scenario {
     Faults,
     Oom,
+    Leak,
     All,
+}
+
+impl Scenario {
+    fn runs(self, scenario: Scenario) -> bool {
+        self == Scenario::All || self == scenario
+    }
 }
 
 /// Runs the demo.
 pub fn run(args: DemoArgs) -> Result<ExitCode, Error> {
     super::start_as_root(Need::Sandbox)?;
+    if let Some(path) = &args.flamegraph {
+        output::check_json_path(Some(path))?;
+    }
     let facts = KernelFacts::from_running_kernel()?;
-    if args.scenario != Scenario::Oom {
+    if args.scenario.runs(Scenario::Faults) {
         run_faults(&args, &facts)?;
     }
-    if args.scenario != Scenario::Faults {
+    if args.scenario.runs(Scenario::Oom) {
         run_oom(&args, &facts)?;
+    }
+    if args.scenario.runs(Scenario::Leak) {
+        run_leak(&args, &facts)?;
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -118,7 +140,7 @@ fn trace_workload(
 ) -> Result<(), Error> {
     let pid = child.id();
     sandbox.memcg.add_pid(pid)?;
-    let (tracer, filter) = start_tracer(facts, pid)?;
+    let (tracer, filter) = start_tracer(facts, pid, None)?;
     errln!(
         "memtrace demo: tracing pid {pid}: {} MiB file read cold, {} MiB touched once, {} MiB \
          written and read back in {} MiB",
@@ -135,12 +157,14 @@ fn trace_workload(
         quiet: args.quiet,
         interval: Duration::from_millis(250),
         output: args.output.as_deref(),
+        duration: Duration::from_secs(120),
+        stacks: false,
     };
     let model = run.record(tracer, pid)?;
     let pswpin =
         vmstat("pswpin").map_err(|e| Error::io("reading /proc/vmstat", e))? - pswpin_before;
     let outcome = read_outcome(child)?;
-    let report = final_report(&model, args.json.as_deref())?;
+    let report = final_report(&model, args.json.as_deref(), None)?;
     print_comparison(&report, &outcome, pswpin);
     Ok(())
 }
@@ -153,16 +177,20 @@ struct Run<'a> {
     interval: Duration,
     /// Keep a recording here.
     output: Option<&'a Path>,
+    /// At most this long.
+    duration: Duration,
+    /// Read the fault stacks.
+    stacks: bool,
 }
 
 impl Run<'_> {
-    /// Records until the process exits (two minutes at most), with the live views.
+    /// Records until the process exits (or `duration`), with the live views.
     fn record(&self, tracer: Tracer, pid: u32) -> Result<Model, Error> {
         let options = RunOptions {
-            duration: Some(Duration::from_secs(120)),
+            duration: Some(self.duration),
             interval: self.interval,
             watch_pids: vec![pid],
-            stacks: false,
+            stacks: self.stacks,
             model: true,
         };
         let header = output::header(self.filter, Thresholds::default(), self.facts);
@@ -188,27 +216,38 @@ impl Run<'_> {
     }
 }
 
-/// The report of a demo run, on stdout (and as JSON to `json`).
-fn final_report(model: &Model, json: Option<&Path>) -> Result<Report, Error> {
+/// The report of a demo run, on stdout (and as JSON to `json`, the flame graph to
+/// `flamegraph`).
+fn final_report(
+    model: &Model,
+    json: Option<&Path>,
+    flamegraph: Option<&Path>,
+) -> Result<Report, Error> {
     let options = output::ReportOptions {
         view: View::default(),
         top: 10,
         json,
         html: None,
         folded: None,
-        flamegraph: None,
+        flamegraph,
     };
     output::final_report(model, &options)
 }
 
-/// Attaches the tracer to one process (OOM kills are traced machine-wide anyway).
-fn start_tracer(facts: &KernelFacts, pid: u32) -> Result<(Tracer, Filter), Error> {
+/// Attaches the tracer to one process (OOM kills are traced machine-wide anyway), with the
+/// fault stacks when `stacks_every` says.
+fn start_tracer(
+    facts: &KernelFacts,
+    pid: u32,
+    stacks_every: Option<u32>,
+) -> Result<(Tracer, Filter), Error> {
     let filter = Filter::Pids {
         pids: vec![pid],
         children: false,
     };
     let config = TracerConfig {
         filter: filter.clone(),
+        stacks_every,
         ..TracerConfig::default()
     };
     Ok((Tracer::start(&config, facts)?, filter))
@@ -224,7 +263,7 @@ fn run_oom(args: &DemoArgs, facts: &KernelFacts) -> Result<(), Error> {
         memcg.display(),
         OOM_LIMIT_MIB * 4
     );
-    let (tracer, filter) = start_tracer(facts, pid)?;
+    let (tracer, filter) = start_tracer(facts, pid, None)?;
     scenario.release()?;
     let both = args.scenario == Scenario::All;
     let output = args.output.as_deref().map(|p| oom_path(p, both));
@@ -234,6 +273,8 @@ fn run_oom(args: &DemoArgs, facts: &KernelFacts) -> Result<(), Error> {
         quiet: args.quiet,
         interval: Duration::from_secs(1),
         output: output.as_deref(),
+        duration: Duration::from_secs(120),
+        stacks: false,
     };
     let model = run.record(tracer, pid)?;
     let counts = scenario.kernel_counts()?;
@@ -246,7 +287,7 @@ fn run_oom(args: &DemoArgs, facts: &KernelFacts) -> Result<(), Error> {
             oom_path(p, both)
         }
     });
-    let report = final_report(&model, json.as_deref())?;
+    let report = final_report(&model, json.as_deref(), None)?;
     super::stdio::report_stdout()
         .and_then(|mut out| oom_block::write_comparison(&report.oom_kills, &counts, &mut out))
         .map_err(|e| Error::io("the comparison is lost: stdout", e))
@@ -254,11 +295,79 @@ fn run_oom(args: &DemoArgs, facts: &KernelFacts) -> Result<(), Error> {
 
 /// Where the OOM scenario's file goes: FILE.oom when the fault scenario writes FILE.
 fn oom_path(path: &Path, both: bool) -> PathBuf {
-    if both {
-        PathBuf::from(format!("{}.oom", path.display()))
+    scenario_path(path, both, "oom")
+}
+
+/// FILE.`suffix` when several scenarios write, else FILE.
+fn scenario_path(path: &Path, several: bool, suffix: &str) -> PathBuf {
+    if several {
+        PathBuf::from(format!("{}.{suffix}", path.display()))
     } else {
         path.to_path_buf()
     }
+}
+
+/// The leak scenario: a steady leak in a memcg without swap, traced with its fault stacks for
+/// twelve seconds; the report gives its slope and the time left under the limit, then the demo
+/// waits for the OOM kill and says how the forecast did.
+fn run_leak(args: &DemoArgs, facts: &KernelFacts) -> Result<(), Error> {
+    let mut scenario = LeakScenario::start(LEAK_LIMIT_MIB, LEAK_KIB_PER_S)?;
+    let (memcg, pid) = (scenario.memcg(), scenario.pid());
+    errln!(
+        "memtrace demo: sandbox {} ({LEAK_LIMIT_MIB} MiB, no swap): a leak of {} MiB/s in it, \
+         traced with its stacks for {} s",
+        memcg.display(),
+        LEAK_KIB_PER_S >> 10,
+        LEAK_TRACED.as_secs()
+    );
+    let (tracer, filter) = start_tracer(facts, pid, Some(1))?;
+    scenario.release()?;
+    let several = args.scenario == Scenario::All;
+    let output = args
+        .output
+        .as_deref()
+        .map(|p| scenario_path(p, several, "leak"));
+    let run = Run {
+        filter: &filter,
+        facts,
+        quiet: args.quiet,
+        interval: Duration::from_secs(1),
+        output: output.as_deref(),
+        duration: LEAK_TRACED,
+        stacks: true,
+    };
+    let model = run.record(tracer, pid)?;
+    let traced_until = std::time::Instant::now();
+    let json = args.json.as_deref().map(|p| {
+        if p == Path::new("-") {
+            p.to_path_buf()
+        } else {
+            scenario_path(p, several, "leak")
+        }
+    });
+    let report = final_report(&model, json.as_deref(), args.flamegraph.as_deref())?;
+    let forecast = report
+        .growth
+        .processes
+        .iter()
+        .find(|p| p.pid == pid)
+        .and_then(|p| p.forecast.clone());
+    let killed = scenario.wait_killed(Duration::from_secs(120))?;
+    let after_s = killed.map(|at| at.duration_since(traced_until).as_secs_f64());
+    drop(scenario);
+    errln!("memtrace demo: sandbox removed");
+    match (forecast, after_s) {
+        (Some(f), Some(after)) => outln!(
+            "\nmemtrace's forecast at its last reading: the {} limit in {:.1} s; the kernel's OOM \
+             killer ended the leak {:.1} s after tracing stopped",
+            f.limit,
+            f.seconds,
+            after
+        ),
+        (None, _) => outln!("\nmemtrace made no forecast for the leak"),
+        (Some(_), None) => outln!("\nthe leak was not killed within two minutes"),
+    }
+    Ok(())
 }
 
 fn spawn_workload(args: &DemoArgs) -> Result<Child, Error> {

@@ -1,9 +1,11 @@
-//! The demo's OOM scenario: a hog in a memcg without swap that grows to four times its limit,
-//! and the kernel's own OOM counters around it. The hog and the sandbox go on drop.
+//! The demo's scenarios in a memcg without swap: a hog that grows to four times its limit, with
+//! the kernel's own OOM counters around it, and a steady leak. The workload and the sandbox go
+//! on drop.
 use std::{
     io::Write,
     path::PathBuf,
     process::{Child, Command, Stdio},
+    time::{Duration, Instant},
 };
 
 use crate::report::oom::KernelOomCounts;
@@ -29,15 +31,8 @@ impl OomScenario {
             swap_bytes: Some(0),
         };
         let sandbox = Sandbox::create(&limits, None)?;
-        let exe = std::env::current_exe().map_err(|e| Error::io("locating memtrace", e))?;
         let hog_mib = (limit_mib * 4).to_string();
-        let child = Command::new(exe)
-            .args(["workload", "--wait", "oom-hog", "--step-mib", "16"])
-            .args(["--mib", &hog_mib])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .spawn()
-            .map_err(|e| Error::io("starting the OOM hog", e))?;
+        let child = spawn_paused(&["oom-hog", "--step-mib", "16", "--mib", &hog_mib])?;
         // From here on, dropping `scenario` kills the hog and removes the sandbox.
         let mut scenario = Self {
             child,
@@ -63,14 +58,7 @@ impl OomScenario {
 
     /// Lets the hog grow.
     pub fn release(&mut self) -> Result<(), Error> {
-        let stdin = self
-            .child
-            .stdin
-            .as_mut()
-            .ok_or_else(|| Error::io("hog stdin", std::io::ErrorKind::BrokenPipe.into()))?;
-        stdin
-            .write_all(b"go\n")
-            .map_err(|e| Error::io("starting the hog", e))
+        release(&mut self.child)
     }
 
     /// The kernel's OOM kills since `start`: in the sandbox memcg and on the machine.
@@ -94,4 +82,86 @@ impl Drop for OomScenario {
 
 fn vmstat_oom_kills() -> Result<u64, Error> {
     vmstat("oom_kill").map_err(|e| Error::io("reading /proc/vmstat", e))
+}
+
+/// Starts `memtrace workload --wait ARGS`, paused until [`release`].
+fn spawn_paused(args: &[&str]) -> Result<Child, Error> {
+    let exe = std::env::current_exe().map_err(|e| Error::io("locating memtrace", e))?;
+    Command::new(exe)
+        .args(["workload", "--wait"])
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .map_err(|e| Error::io("starting the demo's workload", e))
+}
+
+/// Lets a paused workload start.
+fn release(child: &mut Child) -> Result<(), Error> {
+    let stdin = child
+        .stdin
+        .as_mut()
+        .ok_or_else(|| Error::io("workload stdin", std::io::ErrorKind::BrokenPipe.into()))?;
+    stdin
+        .write_all(b"go\n")
+        .map_err(|e| Error::io("starting the workload", e))
+}
+
+/// A paused leak in its sandbox.
+pub struct LeakScenario {
+    child: Child,
+    sandbox: Sandbox,
+}
+
+impl LeakScenario {
+    /// Creates the sandbox (`limit_mib`, no swap) and starts a leak of `kib_per_s` in it,
+    /// paused.
+    pub fn start(limit_mib: u64, kib_per_s: u64) -> Result<Self, Error> {
+        let limits = MemcgLimits {
+            memory_bytes: limit_mib << 20,
+            swap_bytes: Some(0),
+        };
+        let sandbox = Sandbox::create(&limits, None)?;
+        let child = spawn_paused(&["leak", "--kib-per-s", &kib_per_s.to_string()])?;
+        let scenario = Self { child, sandbox };
+        scenario.sandbox.memcg.add_pid(scenario.pid())?;
+        Ok(scenario)
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn memcg(&self) -> PathBuf {
+        self.sandbox.memcg.path().to_path_buf()
+    }
+
+    /// Lets it leak.
+    pub fn release(&mut self) -> Result<(), Error> {
+        release(&mut self.child)
+    }
+
+    /// Waits up to `limit` for the leak to end; when it did, the moment it was seen gone
+    /// (within 10 ms).
+    pub fn wait_killed(&mut self, limit: Duration) -> Result<Option<Instant>, Error> {
+        let deadline = Instant::now() + limit;
+        while Instant::now() < deadline {
+            let exited = self
+                .child
+                .try_wait()
+                .map_err(|e| Error::io("waiting for the leak", e))?;
+            if exited.is_some() {
+                return Ok(Some(Instant::now()));
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        Ok(None)
+    }
+}
+
+impl Drop for LeakScenario {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
