@@ -234,11 +234,20 @@ fn run_overhead(exe: &Path, plan: &Plan) -> Result<Vec<Row>, Error> {
             fault_end: "auto",
             faults_only: false,
             recording: true,
+            stacks: false,
         })),
         Ok(Some(Tracer::Memtrace {
             fault_end: "auto",
             faults_only: true,
             recording: false,
+            stacks: false,
+        })),
+        // Every page the workload's faults bring in walks two stacks.
+        Ok(Some(Tracer::Memtrace {
+            fault_end: "auto",
+            faults_only: false,
+            recording: false,
+            stacks: true,
         })),
         // Ten times the scrape rate of a 1 s Prometheus, so that scrapes land inside the
         // short fault loops.
@@ -247,6 +256,7 @@ fn run_overhead(exe: &Path, plan: &Plan) -> Result<Vec<Row>, Error> {
             fault_end: "perf",
             faults_only: false,
             recording: false,
+            stacks: false,
         })),
         bpftrace
             .map(Some)

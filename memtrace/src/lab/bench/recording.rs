@@ -27,6 +27,7 @@ const RECORDING: Tracer = Tracer::Memtrace {
     fault_end: "auto",
     faults_only: false,
     recording: true,
+    stacks: false,
 };
 
 /// What one recording came to.

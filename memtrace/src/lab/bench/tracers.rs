@@ -32,11 +32,13 @@ pub const STOP_TIMEOUT: Duration = Duration::from_secs(60);
 pub enum Tracer {
     /// `memtrace record --quiet` with this `--fault-end` (auto, perf or memcg); with `faults_only`,
     /// only the fault hooks (no reclaim, swap or kswapd ones); with `recording`, also `-o` (a
-    /// recording beside the JSON report).
+    /// recording beside the JSON report); with `stacks`, `--stacks` (the page-allocation hook
+    /// and a stack walk for every page a fault brings in).
     Memtrace {
         fault_end: &'static str,
         faults_only: bool,
         recording: bool,
+        stacks: bool,
     },
     /// `memtrace serve` on a loopback port, scraped every `scrape_ms` by a client of the bench
     /// (as Prometheus would), from its start until it stops.
@@ -59,10 +61,14 @@ impl Tracer {
                 fault_end,
                 faults_only,
                 recording,
+                stacks,
             } => {
                 let mut label = String::from("memtrace record");
                 if *recording {
                     label.push_str(" -o FILE");
+                }
+                if *stacks {
+                    label.push_str(" --stacks");
                 }
                 if *fault_end != "auto" {
                     label.push_str(&format!(" --fault-end {fault_end}"));
@@ -108,11 +114,15 @@ impl Tracer {
                 fault_end,
                 faults_only,
                 recording,
+                stacks,
             } => {
                 let mut command = Command::new(memtrace);
                 command.args(["record", "--quiet", "--fault-end", fault_end]);
                 if *faults_only {
                     command.arg("--faults-only");
+                }
+                if *stacks {
+                    command.arg("--stacks");
                 }
                 if let Some(path) = json {
                     command.arg("--json").arg(path);
@@ -163,6 +173,7 @@ pub const MEMTRACE: Tracer = Tracer::Memtrace {
     fault_end: "auto",
     faults_only: false,
     recording: false,
+    stacks: false,
 };
 
 /// `1 s`, `250 ms`.
@@ -262,6 +273,7 @@ mod tests {
             fault_end: "auto",
             faults_only: true,
             recording: false,
+            stacks: false,
         };
         assert_eq!(t.label(), "memtrace record --faults-only");
         assert_eq!(
@@ -272,12 +284,14 @@ mod tests {
             fault_end: "memcg",
             faults_only: false,
             recording: false,
+            stacks: false,
         };
         assert_eq!(memcg.label(), "memtrace record --fault-end memcg");
         let recording = Tracer::Memtrace {
             fault_end: "auto",
             faults_only: false,
             recording: true,
+            stacks: false,
         };
         assert_eq!(recording.label(), "memtrace record -o FILE");
         assert!(t.is_memtrace());
