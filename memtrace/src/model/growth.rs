@@ -28,6 +28,8 @@ pub const FORECAST_MIN_R2: f64 = 0.8;
 /// 50 to 60 readings.
 pub const WINDOW_BLOCK: u64 = 10;
 pub const WINDOW_BLOCKS: usize = 5;
+/// A process that moves this far from its first reading keeps a window and a series.
+pub const DETAIL_KB: u64 = 1024;
 /// Points of each process's series kept for charts; when full, every other point goes.
 pub const SERIES_POINTS: usize = 64;
 /// Processes that ended kept with their fit (the fastest growers).
@@ -106,20 +108,29 @@ impl Fit {
     }
 }
 
-/// A traced process's memory so far.
+/// A traced process's memory so far. Most processes barely move: they keep the whole
+/// recording's fit only; one that moves [`DETAIL_KB`] from its first reading gets the sliding
+/// window and the chart's series from then on (the series starts at its first reading).
 #[derive(Clone, Debug)]
 struct Tracked {
     latest: MemoryReading,
     first_kb: u64,
     peak_kb: u64,
     whole: Fit,
+    detail: Option<Box<Detail>>,
+}
+
+/// The window and the series of a process that moved.
+#[derive(Clone, Debug, Default)]
+struct Detail {
     /// Closed blocks of the window, and the one filling.
     blocks: VecDeque<Fit>,
     block: Fit,
     /// (seconds since the recording's start, MiB) points, evenly thinned.
     series: Vec<(f32, f32)>,
-    /// Every `stride`-th reading goes into the series.
+    /// Every `stride`-th reading goes into the series, counted from `since`.
     stride: u64,
+    since: u64,
 }
 
 impl Tracked {
@@ -129,10 +140,7 @@ impl Tracked {
             peak_kb: reading.total_kb(),
             latest: reading,
             whole: Fit::default(),
-            blocks: VecDeque::new(),
-            block: Fit::default(),
-            series: Vec::new(),
-            stride: 1,
+            detail: None,
         }
     }
 
@@ -140,29 +148,52 @@ impl Tracked {
         let total = self.latest.total_kb();
         let y = total as f64 - self.first_kb as f64;
         self.whole.add(x, y);
-        self.block.add(x, y);
-        if self.block.n >= WINDOW_BLOCK {
-            self.blocks.push_back(self.block);
-            self.block = Fit::default();
-            if self.blocks.len() > WINDOW_BLOCKS {
-                self.blocks.pop_front();
+        self.peak_kb = self.peak_kb.max(total);
+        if self.detail.is_none() && total.abs_diff(self.first_kb) >= DETAIL_KB {
+            let first = (self.whole.first_x as f32, self.first_kb as f32 / 1024.0);
+            self.detail = Some(Box::new(Detail {
+                series: vec![first],
+                stride: 1,
+                since: self.whole.n,
+                ..Detail::default()
+            }));
+        }
+        let Some(detail) = self.detail.as_mut() else {
+            return;
+        };
+        detail.block.add(x, y);
+        if detail.block.n >= WINDOW_BLOCK {
+            detail.blocks.push_back(detail.block);
+            detail.block = Fit::default();
+            if detail.blocks.len() > WINDOW_BLOCKS {
+                detail.blocks.pop_front();
             }
         }
-        self.peak_kb = self.peak_kb.max(total);
-        if (self.whole.n - 1).is_multiple_of(self.stride) {
-            if self.series.len() == SERIES_POINTS {
-                self.series = self.series.iter().step_by(2).copied().collect();
-                self.stride *= 2;
+        if (self.whole.n - detail.since).is_multiple_of(detail.stride) {
+            if detail.series.len() == SERIES_POINTS {
+                detail.series = detail.series.iter().step_by(2).copied().collect();
+                detail.stride *= 2;
             }
-            self.series.push((x as f32, total as f32 / 1024.0));
+            detail.series.push((x as f32, total as f32 / 1024.0));
         }
     }
 
+    /// The sliding window's fit; the whole recording's for a process that never moved.
     fn window(&self) -> Fit {
-        self.blocks
-            .iter()
-            .fold(Fit::default(), |all, block| all.merged(block))
-            .merged(&self.block)
+        match &self.detail {
+            Some(detail) => detail
+                .blocks
+                .iter()
+                .fold(Fit::default(), |all, block| all.merged(block))
+                .merged(&detail.block),
+            None => self.whole,
+        }
+    }
+
+    fn series(&self) -> Vec<(f32, f32)> {
+        self.detail
+            .as_ref()
+            .map_or_else(Vec::new, |detail| detail.series.clone())
     }
 }
 
@@ -355,7 +386,7 @@ impl Growth {
             steady: false,
             forecast: None,
             ended,
-            series: tracked.series.clone(),
+            series: tracked.series(),
         };
         row.steady = is_steady(&row);
         if !ended {

@@ -140,6 +140,11 @@ fn an_unchanged_process_keeps_its_last_reading() {
     assert_eq!(row.readings, 30);
     assert_eq!(row.slope_kb_s, Some(0.0));
     assert!(!row.steady);
+    assert!(
+        row.series.is_empty(),
+        "a process that never moved keeps no series"
+    );
+    assert_eq!(row.window_slope_kb_s, row.slope_kb_s, "nor a window");
 }
 
 #[test]

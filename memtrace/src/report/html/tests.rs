@@ -159,3 +159,54 @@ fn the_zones_chart_draws_each_zone_against_the_largest_zones_watermarks() {
     let html = String::from_utf8(out).expect("utf-8");
     assert!(html.contains("zones: lowest free pages against the watermarks"));
 }
+
+#[test]
+fn a_steady_grower_gets_the_growth_section_with_its_chart_and_line() {
+    use crate::samples::{
+        IntervalSample,
+        growth::{MemcgUsage, MemoryInterval, MemoryReading},
+    };
+    let mut model = fixture::model();
+    let start = model.last_end_ns;
+    for t in 1..=20u64 {
+        let anon = 4096 + 2048 * t;
+        let sample = IntervalSample {
+            index: 100 + t,
+            start_ns: start + (t - 1) * 1_000_000_000,
+            end_ns: start + t * 1_000_000_000,
+            memory: MemoryInterval {
+                read_ns: start + t * 1_000_000_000,
+                readings: vec![MemoryReading {
+                    pid: 77,
+                    start_ns: 1,
+                    comm: "leaky<b>".into(),
+                    memcg_id: 5,
+                    rss_anon_kb: anon * 16,
+                    ..MemoryReading::default()
+                }],
+                memcgs: vec![MemcgUsage {
+                    id: 5,
+                    usage_kb: anon * 16,
+                    limit_kb: Some(4 << 20),
+                }],
+                ..MemoryInterval::default()
+            },
+            ..IntervalSample::default()
+        };
+        model.apply(&sample);
+    }
+    let report = Report::new(&model, &View::default());
+    let mut out = Vec::new();
+    write(&report, &curve_charts(&model), "tables", &mut out).expect("render");
+    let html = String::from_utf8(out).expect("utf-8");
+    assert!(html.contains("<h2>Memory growth</h2>"));
+    assert!(html.contains("memory of the growing processes"));
+    assert!(html.contains("memcg limit"), "the limit line");
+    assert!(
+        html.contains("leaky&lt;b&gt;[77] grows steadily"),
+        "escaped: {html}"
+    );
+    assert!(!html.contains("<script"));
+    // Without growth, no section.
+    assert!(!page().contains("Memory growth"));
+}
