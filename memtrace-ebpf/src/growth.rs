@@ -20,7 +20,7 @@ use memtrace_common::growth::{MAX_FAULT_STACKS, MAX_STACK_KEYS, MemoryRecord, St
 use crate::{
     faults::in_flight,
     filter::task_wanted,
-    kernel::{IterTask, PF_KTHREAD, global, off, read_at},
+    kernel::{IterProcess, global, iter_process, off, read_at},
     task::{memcg_css, memcg_level, read_comm, read_mm_counters},
 };
 
@@ -100,21 +100,17 @@ pub fn fault_stack(ctx: BtfTracePointContext) -> i32 {
 #[unsafe(no_mangle)]
 #[unsafe(link_section = "iter/task")]
 pub fn process_memory(ctx: *mut c_void) -> i32 {
-    let ctx = ctx as *const IterTask;
-    // SAFETY: the kernel hands a valid `bpf_iter__task`; the verifier checks these loads.
-    let (meta, task) = unsafe { ((*ctx).meta, (*ctx).task) };
-    if task == 0 || meta.is_null() {
+    let Some(IterProcess {
+        seq,
+        task,
+        tgid,
+        mm,
+        ..
+    }) = iter_process(ctx)
+    else {
         return 0;
-    }
-    let pid: u32 = read_at(task, off!(task_pid)).unwrap_or(0);
-    let tgid: u32 = read_at(task, off!(task_tgid)).unwrap_or(0);
-    // One record per process: its leader's (the threads share its mm).
-    if pid != tgid || pid == 0 {
-        return 0;
-    }
-    let flags: u32 = read_at(task, off!(task_flags)).unwrap_or(0);
-    let mm: u64 = read_at(task, off!(task_mm)).unwrap_or(0);
-    if flags & PF_KTHREAD != 0 || mm == 0 || !task_wanted(task, tgid) {
+    };
+    if !task_wanted(task, tgid) {
         return 0;
     }
     let [file, anon, swap, shmem] = read_mm_counters(mm);
@@ -135,7 +131,7 @@ pub fn process_memory(ctx: *mut c_void) -> i32 {
     // SAFETY: `seq` came from the iterator's meta; the record lives on this stack frame.
     unsafe {
         bpf_seq_write(
-            (*meta).seq.cast(),
+            seq.cast(),
             (&raw const record).cast(),
             size_of::<MemoryRecord>() as u32,
         )

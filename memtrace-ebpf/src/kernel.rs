@@ -223,3 +223,44 @@ pub struct IterMeta {
     pub session_id: u64,
     pub seq_num: u64,
 }
+
+/// A process met by a task iterator: its leader with memory of its own.
+pub struct IterProcess {
+    pub seq: *mut core::ffi::c_void,
+    pub task: u64,
+    pub tgid: u32,
+    pub flags: u32,
+    pub mm: u64,
+}
+
+/// The process of a task iterator's call: `None` for the final call (no task), a thread that
+/// is not its process's leader (one record per process), and a kernel thread or a task
+/// without memory.
+#[inline(always)]
+pub fn iter_process(ctx: *mut core::ffi::c_void) -> Option<IterProcess> {
+    let ctx = ctx as *const IterTask;
+    // SAFETY: the kernel hands a valid `bpf_iter__task`; the verifier checks these loads.
+    let (meta, task) = unsafe { ((*ctx).meta, (*ctx).task) };
+    if task == 0 || meta.is_null() {
+        return None;
+    }
+    let pid: u32 = read_at(task, off!(task_pid)).unwrap_or(0);
+    let tgid: u32 = read_at(task, off!(task_tgid)).unwrap_or(0);
+    if pid != tgid || pid == 0 {
+        return None;
+    }
+    let flags: u32 = read_at(task, off!(task_flags)).unwrap_or(0);
+    let mm: u64 = read_at(task, off!(task_mm)).unwrap_or(0);
+    if flags & PF_KTHREAD != 0 || mm == 0 {
+        return None;
+    }
+    // SAFETY: `meta` is the iterator's, checked non-null above.
+    let seq = unsafe { (*meta).seq };
+    Some(IterProcess {
+        seq,
+        task,
+        tgid,
+        flags,
+        mm,
+    })
+}

@@ -7,7 +7,7 @@ use aya_ebpf::helpers::bpf_seq_write;
 use memtrace_common::oom::{OOM_MEMCG_LEVELS, OomCandidateRecord};
 
 use crate::{
-    kernel::{IterTask, PF_KTHREAD, off, read_at},
+    kernel::{IterProcess, iter_process, off, read_at},
     task::{css_id, memcg_css, read_comm, read_mm_counters},
 };
 
@@ -15,23 +15,18 @@ use crate::{
 #[unsafe(no_mangle)]
 #[unsafe(link_section = "iter/task")]
 pub fn oom_candidates(ctx: *mut c_void) -> i32 {
-    let ctx = ctx as *const IterTask;
-    // SAFETY: the kernel hands a valid `bpf_iter__task`; the verifier checks these loads.
-    let (meta, task) = unsafe { ((*ctx).meta, (*ctx).task) };
-    if task == 0 || meta.is_null() {
+    // The OOM killer scores whole processes: one record per leader.
+    let Some(IterProcess {
+        seq,
+        task,
+        tgid,
+        flags,
+        mm,
+    }) = iter_process(ctx)
+    else {
         return 0;
-    }
-    let pid: u32 = read_at(task, off!(task_pid)).unwrap_or(0);
-    let tgid: u32 = read_at(task, off!(task_tgid)).unwrap_or(0);
-    // One record per process: its leader (the OOM killer scores whole processes).
-    if pid != tgid {
-        return 0;
-    }
-    let flags: u32 = read_at(task, off!(task_flags)).unwrap_or(0);
-    let mm: u64 = read_at(task, off!(task_mm)).unwrap_or(0);
-    if flags & PF_KTHREAD != 0 || mm == 0 {
-        return 0;
-    }
+    };
+    let pid = tgid;
     let signal: u64 = read_at(task, off!(task_signal)).unwrap_or(0);
     let cred: u64 = read_at(task, off!(task_real_cred)).unwrap_or(0);
     let [file, anon, swap, shmem] = read_mm_counters(mm);
@@ -62,7 +57,7 @@ pub fn oom_candidates(ctx: *mut c_void) -> i32 {
     // SAFETY: `seq` came from the iterator's meta; the record lives on this stack frame.
     unsafe {
         bpf_seq_write(
-            (*meta).seq.cast(),
+            seq.cast(),
             (&raw const record).cast(),
             size_of::<OomCandidateRecord>() as u32,
         )

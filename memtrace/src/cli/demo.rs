@@ -2,7 +2,7 @@
 //! with known fault counts in it (and/or a hog that outgrows a memcg without swap, to an OOM
 //! kill), traces it, prints the report beside the kernel's own counters, removes the sandbox.
 use std::{
-    io::{BufRead, BufReader, Write},
+    io::{BufRead, BufReader},
     path::{Path, PathBuf},
     process::{Child, Command, ExitCode, Stdio},
     time::Duration,
@@ -19,7 +19,7 @@ use memtrace::{
         session::{RunOptions, SampleSink},
     },
     lab::sandbox::{MemcgLimits, Sandbox},
-    lab::scenario::{LeakScenario, OomScenario},
+    lab::scenario::{LeakScenario, OomScenario, release},
     lab::workload::{faults::FaultOutcome, vmstat},
     model::Model,
     recording::Writer,
@@ -192,6 +192,7 @@ impl Run<'_> {
             watch_pids: vec![pid],
             stacks: self.stacks,
             model: true,
+            announce: None,
         };
         let header = output::header(self.filter, Thresholds::default(), self.facts);
         let views = output::LiveViews {
@@ -383,17 +384,6 @@ fn spawn_workload(args: &DemoArgs) -> Result<Child, Error> {
         .stdout(Stdio::piped())
         .spawn()
         .map_err(|e| Error::io("starting the demo workload", e))
-}
-
-/// Lets the workload start: it waits for a line on stdin.
-fn release(child: &mut Child) -> Result<(), Error> {
-    let stdin = child
-        .stdin
-        .as_mut()
-        .ok_or_else(|| Error::io("workload stdin", std::io::ErrorKind::BrokenPipe.into()))?;
-    stdin
-        .write_all(b"go\n")
-        .map_err(|e| Error::io("starting the workload", e))
 }
 
 fn read_outcome(child: &mut Child) -> Result<FaultOutcome, Error> {

@@ -118,29 +118,32 @@ pub fn run(args: RecordArgs) -> Result<ExitCode, Error> {
         stacks_every: args.stacks.then(|| args.stacks_every.unwrap_or(1)),
     };
     let (facts, tracer) = output::start_tracer(&config)?;
-    let options = RunOptions {
-        duration: args.duration,
-        interval: args.interval,
-        watch_pids: filter.pids().to_vec(),
-        stacks: args.stacks,
-        model: true,
-    };
     for note in &notes {
         errln!("memtrace: {note}");
     }
-    errln!(
+    let watch_pids = filter.pids().to_vec();
+    // Said by the session once Ctrl-C is handled: a user (or a test) may interrupt at once.
+    let announce = format!(
         "memtrace: tracing page faults of {}, and every OOM kill on the machine{}{}",
         filter.describe(),
         writer
             .as_ref()
             .map(|w| format!("; recording to {}", w.path().display()))
             .unwrap_or_default(),
-        if args.duration.is_none() && options.watch_pids.is_empty() {
+        if args.duration.is_none() && watch_pids.is_empty() {
             "; Ctrl-C to stop"
         } else {
             ""
         }
     );
+    let options = RunOptions {
+        duration: args.duration,
+        interval: args.interval,
+        watch_pids,
+        stacks: args.stacks,
+        model: true,
+        announce: Some(announce),
+    };
     let thresholds = Thresholds {
         stall_pct: args.stall_threshold,
         psi_pct: args.psi_threshold,

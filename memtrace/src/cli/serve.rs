@@ -115,12 +115,13 @@ pub fn run(args: ServeArgs) -> Result<ExitCode, Error> {
         stacks_every: None,
     };
     let (facts, tracer) = output::start_tracer(&config)?;
-    let options = RunOptions {
+    let mut options = RunOptions {
         duration: args.duration,
         interval: args.interval,
         watch_pids: filter.pids().to_vec(),
         stacks: false,
         model: false,
+        announce: None,
     };
     let header = output::header(&filter, Thresholds::default(), &facts);
     let metrics: SharedMetrics = Arc::new(Mutex::new(Metrics::new(MetricsSettings {
@@ -132,7 +133,8 @@ pub fn run(args: ServeArgs) -> Result<ExitCode, Error> {
             Vec::new()
         },
     })));
-    errln!(
+    // Said by the session once SIGINT and SIGTERM are handled.
+    options.announce = Some(format!(
         "memtrace: tracing page faults of {}; serving http://{}/metrics{}",
         filter.describe(),
         listener
@@ -142,7 +144,7 @@ pub fn run(args: ServeArgs) -> Result<ExitCode, Error> {
             .as_ref()
             .map(|w| format!("; recording to {}", w.path().display()))
             .unwrap_or_default()
-    );
+    ));
     let sink: &mut dyn SampleSink = match writer.as_mut() {
         Some(writer) => writer,
         None => &mut NoSink,

@@ -36,12 +36,7 @@ impl FileAccum {
     /// The interval's files, most faults first, and a fresh start.
     pub fn close(&mut self) -> Vec<FileFaults> {
         let mut files: Vec<FileFaults> = self.files.drain().map(|(_, file)| file).collect();
-        files.sort_by(|a, b| {
-            b.latency
-                .count()
-                .cmp(&a.latency.count())
-                .then((a.dev, a.ino).cmp(&(b.dev, b.ino)))
-        });
+        files.sort_by(FileFaults::most_faults_first);
         files
     }
 }

@@ -44,6 +44,9 @@ pub struct RunOptions {
     pub watch_pids: Vec<u32>,
     /// Read the fault stacks each interval (`record --stacks`).
     pub stacks: bool,
+    /// A line for stderr once the signals are handled (memtrace's "tracing" line): whoever
+    /// waits for it may interrupt at once.
+    pub announce: Option<String>,
     /// Build the model of the whole run (its report). `serve` keeps its own metrics and runs
     /// for weeks, so it does without: the model's timeline and process table would be memory
     /// nobody reads.
@@ -114,6 +117,10 @@ pub async fn record(
     let mut sigterm = signal(SignalKind::terminate())?;
     let mut sigint = signal(SignalKind::interrupt())?;
     let mut sighup = signal(SignalKind::hangup())?;
+    if let Some(line) = &options.announce {
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr().lock(), "{line}");
+    }
 
     let first = machine::sample();
     header.start_mono_ns = first.mono_ns;

@@ -15,10 +15,41 @@ use crate::{
     lab::workload::vmstat,
 };
 
-/// A paused hog in its sandbox, with the counters read before it starts.
-pub struct OomScenario {
+/// A paused workload in a sandbox of its own (a memcg without swap). On drop the workload is
+/// killed and reaped first, then the sandbox removed.
+struct Paused {
     child: Child,
     sandbox: Sandbox,
+}
+
+impl Paused {
+    /// Creates the sandbox (`limit_mib`, no swap) and starts `memtrace workload --wait ARGS`
+    /// in it.
+    fn start(limit_mib: u64, args: &[&str]) -> Result<Self, Error> {
+        let limits = MemcgLimits {
+            memory_bytes: limit_mib << 20,
+            swap_bytes: Some(0),
+        };
+        let sandbox = Sandbox::create(&limits, None)?;
+        let child = spawn_paused(args)?;
+        // From here on, dropping `paused` kills the workload and removes the sandbox.
+        let paused = Self { child, sandbox };
+        paused.sandbox.memcg.add_pid(paused.child.id())?;
+        Ok(paused)
+    }
+}
+
+impl Drop for Paused {
+    fn drop(&mut self) {
+        // The workload first: the sandbox's removal would kill it anyway, but not reap it.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A paused hog in its sandbox, with the counters read before it starts.
+pub struct OomScenario {
+    paused: Paused,
     memcg_before: u64,
     machine_before: u64,
 }
@@ -26,57 +57,41 @@ pub struct OomScenario {
 impl OomScenario {
     /// Creates the sandbox (`limit_mib`, no swap) and starts the hog in it, paused.
     pub fn start(limit_mib: u64) -> Result<Self, Error> {
-        let limits = MemcgLimits {
-            memory_bytes: limit_mib << 20,
-            swap_bytes: Some(0),
-        };
-        let sandbox = Sandbox::create(&limits, None)?;
         let hog_mib = (limit_mib * 4).to_string();
-        let child = spawn_paused(&["oom-hog", "--step-mib", "16", "--mib", &hog_mib])?;
-        // From here on, dropping `scenario` kills the hog and removes the sandbox.
-        let mut scenario = Self {
-            child,
-            sandbox,
-            memcg_before: 0,
-            machine_before: 0,
-        };
-        scenario.sandbox.memcg.add_pid(scenario.pid())?;
-        scenario.memcg_before = scenario.sandbox.memcg.oom_kills()?;
-        scenario.machine_before = vmstat_oom_kills()?;
-        Ok(scenario)
+        let paused = Paused::start(
+            limit_mib,
+            &["oom-hog", "--step-mib", "16", "--mib", &hog_mib],
+        )?;
+        Ok(Self {
+            memcg_before: paused.sandbox.memcg.oom_kills()?,
+            machine_before: vmstat_oom_kills()?,
+            paused,
+        })
     }
 
     /// The hog's pid.
     pub fn pid(&self) -> u32 {
-        self.child.id()
+        self.paused.child.id()
     }
 
     /// The sandbox memcg's directory.
     pub fn memcg(&self) -> PathBuf {
-        self.sandbox.memcg.path().to_path_buf()
+        self.paused.sandbox.memcg.path().to_path_buf()
     }
 
     /// Lets the hog grow.
     pub fn release(&mut self) -> Result<(), Error> {
-        release(&mut self.child)
+        release(&mut self.paused.child)
     }
 
     /// The kernel's OOM kills since `start`: in the sandbox memcg and on the machine.
     pub fn kernel_counts(&self) -> Result<KernelOomCounts, Error> {
         Ok(KernelOomCounts {
             memcg: self.memcg(),
-            memcg_kills: self.sandbox.memcg.oom_kills()? - self.memcg_before,
+            memcg_kills: self.paused.sandbox.memcg.oom_kills()? - self.memcg_before,
             machine_kills: vmstat_oom_kills()? - self.machine_before,
             expected_victim: self.pid(),
         })
-    }
-}
-
-impl Drop for OomScenario {
-    fn drop(&mut self) {
-        // The hog first: the sandbox's removal would kill it anyway, but not reap it.
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
@@ -96,8 +111,8 @@ fn spawn_paused(args: &[&str]) -> Result<Child, Error> {
         .map_err(|e| Error::io("starting the demo's workload", e))
 }
 
-/// Lets a paused workload start.
-fn release(child: &mut Child) -> Result<(), Error> {
+/// Lets a paused workload start (it waits for a line on stdin).
+pub fn release(child: &mut Child) -> Result<(), Error> {
     let stdin = child
         .stdin
         .as_mut()
@@ -109,36 +124,30 @@ fn release(child: &mut Child) -> Result<(), Error> {
 
 /// A paused leak in its sandbox.
 pub struct LeakScenario {
-    child: Child,
-    sandbox: Sandbox,
+    paused: Paused,
 }
 
 impl LeakScenario {
     /// Creates the sandbox (`limit_mib`, no swap) and starts a leak of `kib_per_s` in it,
     /// paused.
     pub fn start(limit_mib: u64, kib_per_s: u64) -> Result<Self, Error> {
-        let limits = MemcgLimits {
-            memory_bytes: limit_mib << 20,
-            swap_bytes: Some(0),
-        };
-        let sandbox = Sandbox::create(&limits, None)?;
-        let child = spawn_paused(&["leak", "--kib-per-s", &kib_per_s.to_string()])?;
-        let scenario = Self { child, sandbox };
-        scenario.sandbox.memcg.add_pid(scenario.pid())?;
-        Ok(scenario)
+        let rate = kib_per_s.to_string();
+        Ok(Self {
+            paused: Paused::start(limit_mib, &["leak", "--kib-per-s", &rate])?,
+        })
     }
 
     pub fn pid(&self) -> u32 {
-        self.child.id()
+        self.paused.child.id()
     }
 
     pub fn memcg(&self) -> PathBuf {
-        self.sandbox.memcg.path().to_path_buf()
+        self.paused.sandbox.memcg.path().to_path_buf()
     }
 
     /// Lets it leak.
     pub fn release(&mut self) -> Result<(), Error> {
-        release(&mut self.child)
+        release(&mut self.paused.child)
     }
 
     /// Waits up to `limit` for the leak to end; when it did, the moment it was seen gone
@@ -147,6 +156,7 @@ impl LeakScenario {
         let deadline = Instant::now() + limit;
         while Instant::now() < deadline {
             let exited = self
+                .paused
                 .child
                 .try_wait()
                 .map_err(|e| Error::io("waiting for the leak", e))?;
@@ -156,12 +166,5 @@ impl LeakScenario {
             std::thread::sleep(Duration::from_millis(10));
         }
         Ok(None)
-    }
-}
-
-impl Drop for LeakScenario {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }

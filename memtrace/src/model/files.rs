@@ -59,12 +59,7 @@ impl FileLog {
     /// The files kept, most faults first.
     pub fn files(&self) -> Vec<&FileFaults> {
         let mut files: Vec<&FileFaults> = self.files.values().collect();
-        files.sort_by(|a, b| {
-            b.latency
-                .count()
-                .cmp(&a.latency.count())
-                .then((a.dev, a.ino).cmp(&(b.dev, b.ino)))
-        });
+        files.sort_by(|a, b| FileFaults::most_faults_first(a, b));
         files
     }
 }

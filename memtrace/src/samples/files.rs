@@ -23,6 +23,14 @@ pub struct FileFaults {
 }
 
 impl FileFaults {
+    /// The order files are listed in: most faults first, then by device and inode.
+    pub fn most_faults_first(a: &Self, b: &Self) -> std::cmp::Ordering {
+        b.latency
+            .count()
+            .cmp(&a.latency.count())
+            .then((a.dev, a.ino).cmp(&(b.dev, b.ino)))
+    }
+
     /// `major:minor` of the device, as /proc shows it.
     pub fn device(&self) -> String {
         format!("{}:{}", self.dev >> 20, self.dev & 0xf_ffff)

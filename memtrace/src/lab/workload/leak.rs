@@ -64,6 +64,9 @@ pub fn run(plan: &LeakPlan) -> std::io::Result<LeakOutcome> {
         std::thread::sleep(next.saturating_duration_since(Instant::now()));
     }
     outcome.elapsed_s = start.elapsed().as_secs_f64();
+    // A leak never gives its memory back: the process's exit frees it, out of sight of a
+    // tracer's last reading (unmapping it here would show as a fall at the very end).
+    std::mem::forget(held);
     outcome.held_kib = (outcome.pages_taken - outcome.pages_freed) * PAGE as u64 / 1024;
     outcome.kib_per_s = (outcome.pages_taken * PAGE as u64 / 1024) as f64 / outcome.elapsed_s;
     Ok(outcome)
