@@ -166,7 +166,7 @@ fn the_html_report_opens_in_a_browser_with_its_charts() {
 fn the_flame_graph_and_the_growth_chart_open_in_a_browser() {
     require_root();
     let scratch = Scratch::new("html-leak");
-    let mut leak = Workload::spawn(&["leak", "--kib-per-s", "4096", "--seconds", "12"]);
+    let mut leak = Workload::spawn(&["leak", "--kib-per-s", "4096", "--seconds", "20"]);
     let recording = scratch.0.join("leak.mtr");
     let recorder = Command::new(memtrace_bin())
         .args([

@@ -34,10 +34,10 @@ const MIB: u64 = 1 << 20;
 /// The OOM scenario's memcg limit (no swap): the hog grows to four times as much.
 const OOM_LIMIT_MIB: u64 = 48;
 /// The leak scenario: a leak of this rate in a memcg of this limit without swap, traced for
-/// this long (it reaches the limit about eight seconds later).
+/// this long (it reaches the limit about six seconds later).
 const LEAK_LIMIT_MIB: u64 = 256;
 const LEAK_KIB_PER_S: u64 = 12 << 10;
-const LEAK_TRACED: Duration = Duration::from_secs(12);
+const LEAK_TRACED: Duration = Duration::from_secs(14);
 
 /// Options of `memtrace demo`.
 #[derive(Debug, Args)]
@@ -309,7 +309,7 @@ fn scenario_path(path: &Path, several: bool, suffix: &str) -> PathBuf {
 }
 
 /// The leak scenario: a steady leak in a memcg without swap, traced with its fault stacks for
-/// twelve seconds; the report gives its slope and the time left under the limit, then the demo
+/// fourteen seconds; the report gives its slope and the time left under the limit, then the demo
 /// waits for the OOM kill and says how the forecast did.
 fn run_leak(args: &DemoArgs, facts: &KernelFacts) -> Result<(), Error> {
     let mut scenario = LeakScenario::start(LEAK_LIMIT_MIB, LEAK_KIB_PER_S)?;
