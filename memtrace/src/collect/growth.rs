@@ -18,8 +18,11 @@ const NO_LIMIT_PAGES: u64 = 1 << 50;
 /// What the recording holds of each live traced process and memory cgroup.
 pub struct MemoryWatch {
     page_kb: u64,
-    kept: HashMap<ProcessKey, MemoryReading>,
+    /// Each process's kept reading, and the last reading that found it.
+    kept: HashMap<ProcessKey, (MemoryReading, u64)>,
     memcgs: HashMap<u64, MemcgUsage>,
+    /// Readings taken so far.
+    generation: u64,
 }
 
 impl MemoryWatch {
@@ -28,60 +31,61 @@ impl MemoryWatch {
             page_kb,
             kept: HashMap::new(),
             memcgs: HashMap::new(),
+            generation: 0,
         }
     }
 
     /// The interval's readings from one run of the iterator (its raw bytes), taken at
-    /// `read_ns`.
+    /// `read_ns`. The records are compared with the kept readings one at a time: with
+    /// thousands of processes, only the changed ones are held at once.
     pub fn reading(&mut self, bytes: &[u8], read_ns: u64) -> MemoryInterval {
-        let records: Vec<MemoryRecord> = iterator_records(bytes);
-        let mut seen: HashMap<ProcessKey, MemoryReading> = HashMap::with_capacity(records.len());
-        let mut memcgs: HashMap<u64, MemcgUsage> = HashMap::new();
-        for record in &records {
-            let reading = self.to_reading(record);
+        self.generation += 1;
+        let generation = self.generation;
+        let mut changed: Vec<(u64, MemoryReading)> = Vec::new();
+        let mut memcg_changes: Vec<MemcgUsage> = Vec::new();
+        for chunk in bytes.chunks_exact(size_of::<MemoryRecord>()) {
+            let Some(record) = iterator_records::<MemoryRecord>(chunk).pop() else {
+                continue;
+            };
             if record.memcg_id != 0 {
-                memcgs.insert(record.memcg_id, self.to_memcg(record));
+                let usage = self.to_memcg(&record);
+                if self.memcgs.insert(usage.id, usage) != Some(usage) {
+                    memcg_changes.retain(|u| u.id != usage.id);
+                    memcg_changes.push(usage);
+                }
             }
-            seen.insert(reading.key(), reading);
+            let reading = self.to_reading(&record);
+            match self.kept.get_mut(&reading.key()) {
+                // Same memory, cgroup and name: nothing to keep.
+                Some((kept, seen)) if *kept == reading => *seen = generation,
+                Some((kept, seen)) => {
+                    *seen = generation;
+                    changed.push((reading.total_kb().abs_diff(kept.total_kb()), reading));
+                }
+                None => changed.push((reading.total_kb(), reading)),
+            }
         }
         let mut gone: Vec<ProcessKey> = self
             .kept
-            .keys()
-            .filter(|key| !seen.contains_key(key))
-            .copied()
+            .iter()
+            .filter(|(_, (_, seen))| *seen != generation)
+            .map(|(key, _)| *key)
             .collect();
         gone.sort_unstable();
         for key in &gone {
             self.kept.remove(key);
         }
         // Changed or new, the largest change first: over the cap, the rest wait.
-        let mut changed: Vec<(u64, MemoryReading)> = seen
-            .into_values()
-            .filter_map(|reading| match self.kept.get(&reading.key()) {
-                // Same memory, cgroup and name: nothing to keep.
-                Some(kept) if *kept == reading => None,
-                kept => {
-                    let before = kept.map_or(0, MemoryReading::total_kb);
-                    Some((reading.total_kb().abs_diff(before), reading))
-                }
-            })
-            .collect();
         changed.sort_unstable_by(|a, b| b.0.cmp(&a.0).then(a.1.pid.cmp(&b.1.pid)));
         let deferred = changed.len().saturating_sub(MAX_READINGS) as u32;
         changed.truncate(MAX_READINGS);
         let mut readings: Vec<MemoryReading> = changed.into_iter().map(|(_, r)| r).collect();
         readings.sort_unstable_by_key(MemoryReading::key);
         for reading in &readings {
-            self.kept.insert(reading.key(), reading.clone());
+            self.kept
+                .insert(reading.key(), (reading.clone(), generation));
         }
-        let mut memcg_changes: Vec<MemcgUsage> = memcgs
-            .into_values()
-            .filter(|usage| self.memcgs.get(&usage.id) != Some(usage))
-            .collect();
         memcg_changes.sort_unstable_by_key(|usage| usage.id);
-        for usage in &memcg_changes {
-            self.memcgs.insert(usage.id, *usage);
-        }
         MemoryInterval {
             read_ns,
             readings,
