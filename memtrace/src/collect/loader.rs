@@ -275,10 +275,12 @@ impl LoadRequest {
 }
 
 /// The start-up work that can run beside the caller reading its facts, on threads of their
-/// own: each parse of /sys/kernel/btf/vmlinux takes 10–20 ms, and start-up needs three (the
-/// facts', aya's loader's, and the one attaching reads). The loader's thread also creates the
-/// maps once it is given the facts, and frees its BTF after handing the object back, beside the
-/// start of tracing rather than before it.
+/// own: each of aya's parses of /sys/kernel/btf/vmlinux takes 10–20 ms, and start-up needs two
+/// (aya's loader's, and the one attaching reads; the facts come from memtrace's lighter reader).
+/// They run one after the other, the second beside the loading of the programs: together they
+/// were start-up's peak of memory. The loader's thread also creates the maps once it is given
+/// the facts, and frees its BTF after handing the object back, beside the start of tracing
+/// rather than before it.
 pub struct Preload {
     request: std::sync::mpsc::Sender<LoadRequest>,
     loaded: std::sync::mpsc::Receiver<Result<Ebpf, Error>>,
@@ -290,8 +292,10 @@ impl Preload {
     pub fn start() -> Self {
         let (request, requests) = std::sync::mpsc::channel::<LoadRequest>();
         let (done, loaded) = std::sync::mpsc::channel();
+        let (parsed, first_parse) = std::sync::mpsc::channel::<()>();
         std::thread::spawn(move || {
             let mut loader = EbpfLoader::new();
+            drop(parsed);
             // No request: the caller stopped before loading (a bad input, an error).
             if let Ok(request) = requests.recv() {
                 let _ = done.send(request.load(&mut loader));
@@ -304,7 +308,12 @@ impl Preload {
         Self {
             request,
             loaded,
-            btf: std::thread::spawn(kernel_btf),
+            // The second parse starts when the first has finished: each holds the file and
+            // grows its tables (~15 MB at its height).
+            btf: std::thread::spawn(move || {
+                let _ = first_parse.recv();
+                kernel_btf()
+            }),
         }
     }
 

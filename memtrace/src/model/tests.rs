@@ -334,3 +334,14 @@ fn a_long_run_keeps_a_bounded_timeline_with_its_machine_rows_in_step() {
         "no time lost"
     );
 }
+
+#[test]
+fn a_process_entry_stays_small_whatever_its_stall_kinds() {
+    // Each process of an interval is an entry of the model's table at once: a burst of 10 000
+    // processes must not grow it by 900 bytes each (the stall kinds live behind a box).
+    eprintln!(
+        "ProcessFaults: {} bytes",
+        std::mem::size_of::<ProcessFaults>()
+    );
+    assert!(std::mem::size_of::<ProcessFaults>() <= 400);
+}

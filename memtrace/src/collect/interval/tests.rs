@@ -269,3 +269,13 @@ fn swap_traffic_by_task_and_memcg_names_each_memcg_once() {
     let second = close(&mut b, 2 * S);
     assert!(second.cgroups.is_empty(), "named once per recording");
 }
+
+#[test]
+fn a_process_of_the_interval_stays_small_whatever_its_stall_kinds() {
+    // One hash map entry per process of the interval: the stall kinds live behind a box.
+    eprintln!(
+        "ProcessAccum: {} bytes",
+        std::mem::size_of::<super::ProcessAccum>()
+    );
+    assert!(std::mem::size_of::<super::ProcessAccum>() <= 320);
+}
