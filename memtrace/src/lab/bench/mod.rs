@@ -81,6 +81,7 @@ impl Plan {
             },
             footprint: FootprintPlan {
                 counts: vec![1, 1_000, 10_000],
+                runs: 5,
                 pages: 16,
             },
             churn: Duration::from_secs(60),
@@ -122,7 +123,10 @@ impl Plan {
                 loads: vec![2],
                 churn: zero_page_churn(Duration::from_secs(2)),
             },
-            footprint: Self::full().footprint,
+            footprint: FootprintPlan {
+                runs: 3,
+                ..Self::full().footprint
+            },
             churn: Duration::from_secs(15),
             recording: RecordingPlan {
                 duration: Duration::from_secs(5),
