@@ -80,7 +80,7 @@ pub mod fault_flags {
 /// runnable (`waiting_ns`: the growth of the thread's `sched_info.run_delay`, preempted or
 /// just woken), and blocked (`off_cpu_ns - waiting_ns`: asleep, on I/O or a lock).
 #[repr(C)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct FaultEvent {
     /// Always `EventKind::Fault as u32`.
     pub kind: u32,

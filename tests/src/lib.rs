@@ -270,6 +270,19 @@ impl Drop for Workload {
     }
 }
 
+/// Waits until a recorder started with `-o PATH` has written its header (it is tracing from
+/// then on).
+pub fn wait_for_recording_header(path: &Path) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while std::fs::metadata(path).map_or(0, |m| m.len()) <= 16 {
+        assert!(
+            Instant::now() < deadline,
+            "the recorder never wrote its header"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// A running `memtrace record --quiet --json FILE ARGS`.
 pub struct Recorder {
     child: Child,

@@ -70,7 +70,7 @@ fn record(file: &Path, limit_mib: u64) -> String {
             .spawn()
             .expect("start the recorder"),
     );
-    wait_for_file_growth(file);
+    memtrace_tests::wait_for_recording_header(file);
     let mut loads = 0;
     let status = loop {
         if let Some(status) = recorder.0.try_wait().expect("poll the recorder") {
@@ -95,18 +95,6 @@ fn record(file: &Path, limit_mib: u64) -> String {
         file.display()
     );
     memcg
-}
-
-/// Waits until the recorder has written its header (it is tracing from then on).
-fn wait_for_file_growth(path: &Path) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while std::fs::metadata(path).map_or(0, |m| m.len()) <= 16 {
-        assert!(
-            Instant::now() < deadline,
-            "the recorder never wrote its header"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 fn wait_for_comm(pid: u32, comm: &str) {

@@ -80,9 +80,7 @@ fn the_html_report_opens_in_a_browser_with_its_charts() {
         .stderr(Stdio::piped())
         .spawn()
         .expect("start the recorder");
-    while std::fs::metadata(&recording).map_or(0, |m| m.len()) <= 16 {
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    memtrace_tests::wait_for_recording_header(&recording);
     workload.go();
     let _: serde_json::Value = workload.finish();
     let recorded = recorder.wait_with_output().expect("recorder");
@@ -182,9 +180,7 @@ fn the_flame_graph_and_the_growth_chart_open_in_a_browser() {
         .stderr(Stdio::piped())
         .spawn()
         .expect("start the recorder");
-    while std::fs::metadata(&recording).map_or(0, |m| m.len()) <= 16 {
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    memtrace_tests::wait_for_recording_header(&recording);
     leak.go();
     let _: serde_json::Value = leak.finish();
     let recorded = recorder.wait_with_output().expect("recorder");

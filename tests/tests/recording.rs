@@ -4,7 +4,7 @@
 use std::{
     path::Path,
     process::{Command, Stdio},
-    time::{Duration, Instant},
+    time::Duration,
 };
 
 use memtrace::{
@@ -67,7 +67,7 @@ fn a_recording_replays_to_the_live_report() {
         .stderr(Stdio::piped())
         .spawn()
         .expect("start the recorder");
-    wait_for_file_growth(&recording);
+    memtrace_tests::wait_for_recording_header(&recording);
     workload.go();
     let outcome: FaultOutcome = workload.finish();
     let recorded = recorder.wait_with_output().expect("recorder");
@@ -112,18 +112,6 @@ fn a_recording_replays_to_the_live_report() {
     );
 }
 
-/// Waits until the recorder has written its header (it is tracing from then on).
-fn wait_for_file_growth(path: &Path) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while std::fs::metadata(path).map_or(0, |m| m.len()) <= 16 {
-        assert!(
-            Instant::now() < deadline,
-            "the recorder never wrote its header"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 /// SIGKILL in the middle of a recording: `report` reads every interval written before it,
 /// says the file has no end, and calls the run unfinished.
 #[test]
@@ -139,7 +127,7 @@ fn a_killed_recorder_leaves_a_readable_recording() {
         .stderr(Stdio::null())
         .spawn()
         .expect("start the recorder");
-    wait_for_file_growth(&recording);
+    memtrace_tests::wait_for_recording_header(&recording);
     std::thread::sleep(Duration::from_millis(1500));
     recorder.kill().expect("SIGKILL");
     recorder.wait().expect("reap");

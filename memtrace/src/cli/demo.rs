@@ -258,22 +258,21 @@ fn start_tracer(
 /// own OOM counters.
 fn run_oom(args: &DemoArgs, facts: &KernelFacts) -> Result<(), Error> {
     let mut scenario = OomScenario::start(OOM_LIMIT_MIB)?;
-    let (memcg, pid) = (scenario.memcg(), scenario.pid());
+    let (memcg, pid) = (scenario.workload.memcg(), scenario.workload.pid());
     errln!(
         "memtrace demo: sandbox {} ({OOM_LIMIT_MIB} MiB, no swap): a hog grows to {} MiB in it",
         memcg.display(),
         OOM_LIMIT_MIB * 4
     );
     let (tracer, filter) = start_tracer(facts, pid, None)?;
-    scenario.release()?;
-    let both = args.scenario == Scenario::All;
-    let output = args.output.as_deref().map(|p| oom_path(p, both));
+    scenario.workload.release()?;
+    let files = ScenarioFiles::of(args, "oom");
     let run = Run {
         filter: &filter,
         facts,
         quiet: args.quiet,
         interval: Duration::from_secs(1),
-        output: output.as_deref(),
+        output: files.output.as_deref(),
         duration: Duration::from_secs(120),
         stacks: false,
     };
@@ -281,30 +280,34 @@ fn run_oom(args: &DemoArgs, facts: &KernelFacts) -> Result<(), Error> {
     let counts = scenario.kernel_counts()?;
     drop(scenario);
     errln!("memtrace demo: sandbox removed");
-    let json = args.json.as_deref().map(|p| {
-        if p == Path::new("-") {
-            p.to_path_buf()
-        } else {
-            oom_path(p, both)
-        }
-    });
-    let report = final_report(&model, json.as_deref(), None)?;
+    let report = final_report(&model, files.json.as_deref(), None)?;
     super::stdio::report_stdout()
         .and_then(|mut out| oom_block::write_comparison(&report.oom_kills, &counts, &mut out))
         .map_err(|e| Error::io("the comparison is lost: stdout", e))
 }
 
-/// Where the OOM scenario's file goes: FILE.oom when the fault scenario writes FILE.
-fn oom_path(path: &Path, both: bool) -> PathBuf {
-    scenario_path(path, both, "oom")
+/// Where a scenario's recording and JSON report go.
+struct ScenarioFiles {
+    output: Option<PathBuf>,
+    json: Option<PathBuf>,
 }
 
-/// FILE.`suffix` when several scenarios write, else FILE.
-fn scenario_path(path: &Path, several: bool, suffix: &str) -> PathBuf {
-    if several {
-        PathBuf::from(format!("{}.{suffix}", path.display()))
-    } else {
-        path.to_path_buf()
+impl ScenarioFiles {
+    /// FILE.`suffix` when several scenarios write (the fault scenario keeps FILE), else FILE;
+    /// a JSON report to stdout (`-`) stays there.
+    fn of(args: &DemoArgs, suffix: &str) -> Self {
+        let several = args.scenario == Scenario::All;
+        let path = |p: &Path| {
+            if several && p != Path::new("-") {
+                PathBuf::from(format!("{}.{suffix}", p.display()))
+            } else {
+                p.to_path_buf()
+            }
+        };
+        Self {
+            output: args.output.as_deref().map(path),
+            json: args.json.as_deref().map(path),
+        }
     }
 }
 
@@ -313,7 +316,7 @@ fn scenario_path(path: &Path, several: bool, suffix: &str) -> PathBuf {
 /// waits for the OOM kill and says how the forecast did.
 fn run_leak(args: &DemoArgs, facts: &KernelFacts) -> Result<(), Error> {
     let mut scenario = LeakScenario::start(LEAK_LIMIT_MIB, LEAK_KIB_PER_S)?;
-    let (memcg, pid) = (scenario.memcg(), scenario.pid());
+    let (memcg, pid) = (scenario.workload.memcg(), scenario.workload.pid());
     errln!(
         "memtrace demo: sandbox {} ({LEAK_LIMIT_MIB} MiB, no swap): a leak of {} MiB/s in it, \
          traced with its stacks for {} s",
@@ -322,31 +325,20 @@ fn run_leak(args: &DemoArgs, facts: &KernelFacts) -> Result<(), Error> {
         LEAK_TRACED.as_secs()
     );
     let (tracer, filter) = start_tracer(facts, pid, Some(1))?;
-    scenario.release()?;
-    let several = args.scenario == Scenario::All;
-    let output = args
-        .output
-        .as_deref()
-        .map(|p| scenario_path(p, several, "leak"));
+    scenario.workload.release()?;
+    let files = ScenarioFiles::of(args, "leak");
     let run = Run {
         filter: &filter,
         facts,
         quiet: args.quiet,
         interval: Duration::from_secs(1),
-        output: output.as_deref(),
+        output: files.output.as_deref(),
         duration: LEAK_TRACED,
         stacks: true,
     };
     let model = run.record(tracer, pid)?;
     let traced_until = std::time::Instant::now();
-    let json = args.json.as_deref().map(|p| {
-        if p == Path::new("-") {
-            p.to_path_buf()
-        } else {
-            scenario_path(p, several, "leak")
-        }
-    });
-    let report = final_report(&model, json.as_deref(), args.flamegraph.as_deref())?;
+    let report = final_report(&model, files.json.as_deref(), args.flamegraph.as_deref())?;
     let forecast = report
         .growth
         .processes

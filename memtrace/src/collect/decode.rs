@@ -220,15 +220,8 @@ mod tests {
             tid: 43,
             start_ns: 1_000,
             latency_ns: 250,
-            flags: 0,
-            swapin_pages: 0,
-            off_cpu_ns: 0,
-            waiting_ns: 0,
-            memcg_id: 0,
-            file_ino: 0,
-            file_dev: 0,
-            _pad: 0,
             comm,
+            ..FaultEvent::default()
         }
     }
 

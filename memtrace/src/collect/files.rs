@@ -128,17 +128,8 @@ mod tests {
             class: memtrace_common::FaultClass::MajorFile as u32,
             tgid: 42,
             tid: 42,
-            start_ns: 0,
-            latency_ns: 0,
-            flags: 0,
-            swapin_pages: 0,
-            off_cpu_ns: 0,
-            waiting_ns: 0,
-            memcg_id: 0,
-            file_ino: 0,
-            file_dev: 0,
-            _pad: 0,
             comm: [0; 16],
+            ..FaultEvent::default()
         };
         for (ino, latency) in [(5, 100), (7, 200), (7, 300)] {
             event.file_ino = ino;

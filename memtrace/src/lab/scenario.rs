@@ -17,7 +17,7 @@ use crate::{
 
 /// A paused workload in a sandbox of its own (a memcg without swap). On drop the workload is
 /// killed and reaped first, then the sandbox removed.
-struct Paused {
+pub struct Paused {
     child: Child,
     sandbox: Sandbox,
 }
@@ -37,6 +37,21 @@ impl Paused {
         paused.sandbox.memcg.add_pid(paused.child.id())?;
         Ok(paused)
     }
+
+    /// The workload's pid.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The sandbox memcg's directory.
+    pub fn memcg(&self) -> PathBuf {
+        self.sandbox.memcg.path().to_path_buf()
+    }
+
+    /// Lets the workload start.
+    pub fn release(&mut self) -> Result<(), Error> {
+        release(&mut self.child)
+    }
 }
 
 impl Drop for Paused {
@@ -49,7 +64,7 @@ impl Drop for Paused {
 
 /// A paused hog in its sandbox, with the counters read before it starts.
 pub struct OomScenario {
-    paused: Paused,
+    pub workload: Paused,
     memcg_before: u64,
     machine_before: u64,
 }
@@ -65,32 +80,17 @@ impl OomScenario {
         Ok(Self {
             memcg_before: paused.sandbox.memcg.oom_kills()?,
             machine_before: vmstat_oom_kills()?,
-            paused,
+            workload: paused,
         })
-    }
-
-    /// The hog's pid.
-    pub fn pid(&self) -> u32 {
-        self.paused.child.id()
-    }
-
-    /// The sandbox memcg's directory.
-    pub fn memcg(&self) -> PathBuf {
-        self.paused.sandbox.memcg.path().to_path_buf()
-    }
-
-    /// Lets the hog grow.
-    pub fn release(&mut self) -> Result<(), Error> {
-        release(&mut self.paused.child)
     }
 
     /// The kernel's OOM kills since `start`: in the sandbox memcg and on the machine.
     pub fn kernel_counts(&self) -> Result<KernelOomCounts, Error> {
         Ok(KernelOomCounts {
-            memcg: self.memcg(),
-            memcg_kills: self.paused.sandbox.memcg.oom_kills()? - self.memcg_before,
+            memcg: self.workload.memcg(),
+            memcg_kills: self.workload.sandbox.memcg.oom_kills()? - self.memcg_before,
             machine_kills: vmstat_oom_kills()? - self.machine_before,
-            expected_victim: self.pid(),
+            expected_victim: self.workload.pid(),
         })
     }
 }
@@ -124,7 +124,7 @@ pub fn release(child: &mut Child) -> Result<(), Error> {
 
 /// A paused leak in its sandbox.
 pub struct LeakScenario {
-    paused: Paused,
+    pub workload: Paused,
 }
 
 impl LeakScenario {
@@ -133,21 +133,8 @@ impl LeakScenario {
     pub fn start(limit_mib: u64, kib_per_s: u64) -> Result<Self, Error> {
         let rate = kib_per_s.to_string();
         Ok(Self {
-            paused: Paused::start(limit_mib, &["leak", "--kib-per-s", &rate])?,
+            workload: Paused::start(limit_mib, &["leak", "--kib-per-s", &rate])?,
         })
-    }
-
-    pub fn pid(&self) -> u32 {
-        self.paused.child.id()
-    }
-
-    pub fn memcg(&self) -> PathBuf {
-        self.paused.sandbox.memcg.path().to_path_buf()
-    }
-
-    /// Lets it leak.
-    pub fn release(&mut self) -> Result<(), Error> {
-        release(&mut self.paused.child)
     }
 
     /// Waits up to `limit` for the leak to end; when it did, the moment it was seen gone
@@ -156,7 +143,7 @@ impl LeakScenario {
         let deadline = Instant::now() + limit;
         while Instant::now() < deadline {
             let exited = self
-                .paused
+                .workload
                 .child
                 .try_wait()
                 .map_err(|e| Error::io("waiting for the leak", e))?;

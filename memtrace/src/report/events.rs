@@ -177,15 +177,9 @@ mod tests {
                 tid: 101,
                 start_ns: 7_000_000,
                 latency_ns,
-                flags: 0,
                 swapin_pages,
-                off_cpu_ns: 0,
-                waiting_ns: 0,
-                memcg_id: 0,
-                file_ino: 0,
-                file_dev: 0,
-                _pad: 0,
                 comm,
+                ..FaultEvent::default()
             },
             class,
         }

@@ -23,15 +23,9 @@ fn full_fault(tgid: u32, memcg_id: u64, start_ns: u64) -> Record {
             tid: tgid,
             start_ns,
             latency_ns: 700,
-            flags: 0,
-            swapin_pages: 0,
-            off_cpu_ns: 0,
-            waiting_ns: 0,
             memcg_id,
-            file_ino: 0,
-            file_dev: 0,
-            _pad: 0,
             comm: *b"app\0\0\0\0\0\0\0\0\0\0\0\0\0",
+            ..FaultEvent::default()
         },
         class: FaultClass::Minor,
     }

@@ -28,15 +28,9 @@ fn fault(tgid: u32, tid: u32, class: FaultClass, start_ns: u64, latency_ns: u64)
             tid,
             start_ns,
             latency_ns,
-            flags: 0,
             swapin_pages: u32::from(class == FaultClass::MajorSwap),
-            off_cpu_ns: 0,
-            waiting_ns: 0,
-            memcg_id: 0,
-            file_ino: 0,
-            file_dev: 0,
-            _pad: 0,
             comm: comm(if tid == tgid { b"main" } else { b"worker" }),
+            ..FaultEvent::default()
         },
         class,
     }

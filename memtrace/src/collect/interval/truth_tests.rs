@@ -162,14 +162,10 @@ fn fault(
             start_ns: 100 * MS,
             latency_ns,
             flags,
-            swapin_pages: 0,
             off_cpu_ns,
             waiting_ns,
-            memcg_id: 0,
-            file_ino: 0,
-            file_dev: 0,
-            _pad: 0,
             comm: [b'r'; 16],
+            ..FaultEvent::default()
         },
         class,
     }

@@ -175,41 +175,72 @@ pub fn lines(
     series: &[Series<'_>],
     y_label: &dyn Fn(&f64) -> String,
 ) -> io::Result<String> {
-    let x_max = span(report);
-    let y_max = report
-        .timeline
+    let drawn: Vec<Line> = series
         .iter()
-        .flat_map(|r| series.iter().filter_map(|(_, f)| f(r)))
-        .fold(1.0, f64::max)
-        * 1.1;
+        .enumerate()
+        .map(|(i, (name, value))| Line {
+            name: (*name).to_string(),
+            points: steps(report, |r| value(r).unwrap_or(0.0)),
+            style: PALETTE[i % PALETTE.len()].stroke_width(2),
+        })
+        .collect();
+    let axes = Axes {
+        title,
+        y_desc,
+        y_label: Some(y_label),
+        legend: SeriesLabelPosition::MiddleRight,
+    };
+    draw_lines(&axes, span(report), &drawn)
+}
+
+/// A line to draw: its legend, its points and its style.
+struct Line {
+    name: String,
+    points: Vec<(f64, f64)>,
+    style: ShapeStyle,
+}
+
+/// A line chart's title, y axis and legend.
+struct Axes<'a> {
+    title: &'a str,
+    y_desc: &'a str,
+    /// How the y axis's values read (`None`: plotters' own).
+    y_label: Option<&'a dyn Fn(&f64) -> String>,
+    legend: SeriesLabelPosition,
+}
+
+/// Lines over the recording's seconds (to at least `x_min_span`), from 0 to a tenth above the
+/// highest point, with a legend.
+fn draw_lines(axes: &Axes<'_>, x_min_span: f64, lines: &[Line]) -> io::Result<String> {
+    let points = || lines.iter().flat_map(|l| l.points.iter());
+    let x_max = points().map(|p| p.0).fold(x_min_span, f64::max);
+    let y_max = points().map(|p| p.1).fold(1.0, f64::max) * 1.1;
     svg(|root| {
         let mut chart = ChartBuilder::on(root)
-            .caption(title, ("sans-serif", 18))
+            .caption(axes.title, ("sans-serif", 18))
             .margin(12)
             .x_label_area_size(32)
             .y_label_area_size(64)
             .build_cartesian_2d(0f64..x_max, 0f64..y_max)
             .map_err(failed)?;
-        chart
-            .configure_mesh()
-            .x_desc("seconds into the recording")
-            .y_desc(y_desc)
-            .y_label_formatter(y_label)
-            .draw()
-            .map_err(failed)?;
-        for (i, (name, value)) in series.iter().enumerate() {
-            let color = PALETTE[i % PALETTE.len()];
-            let points = steps(report, |r| value(r).unwrap_or(0.0));
+        let mut mesh = chart.configure_mesh();
+        mesh.x_desc("seconds into the recording")
+            .y_desc(axes.y_desc);
+        if let Some(y_label) = axes.y_label {
+            mesh.y_label_formatter(y_label);
+        }
+        mesh.draw().map_err(failed)?;
+        for line in lines {
+            let style = line.style;
             chart
-                .draw_series(LineSeries::new(points, color.stroke_width(2)))
+                .draw_series(LineSeries::new(line.points.iter().copied(), style))
                 .map_err(failed)?
-                .label(*name)
-                .legend(move |(x, y)| {
-                    PathElement::new(vec![(x, y), (x + 14, y)], color.stroke_width(2))
-                });
+                .label(line.name.as_str())
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 14, y)], style));
         }
         chart
             .configure_series_labels()
+            .position(axes.legend.clone())
             .background_style(WHITE.mix(0.85))
             .border_style(BLACK)
             .draw()
@@ -362,70 +393,42 @@ pub fn growth(report: &Report) -> io::Result<Option<String>> {
     let Some(first) = shown.first() else {
         return Ok(None);
     };
-    let limit_mib = first.memcg_limit_kb.map(|kb| kb as f64 / 1024.0);
-    let x_max = shown
+    let mut drawn: Vec<Line> = shown
         .iter()
-        .flat_map(|p| p.series.iter().map(|point| f64::from(point.0)))
-        .fold(span(report), f64::max);
-    let y_max = shown
-        .iter()
-        .flat_map(|p| p.series.iter().map(|point| f64::from(point.1)))
-        .chain(limit_mib)
-        .fold(1.0, f64::max)
-        * 1.1;
-    svg(|root| {
-        let mut chart = ChartBuilder::on(root)
-            .caption(
-                "memory of the growing processes (resident + swap)",
-                ("sans-serif", 18),
-            )
-            .margin(12)
-            .x_label_area_size(32)
-            .y_label_area_size(64)
-            .build_cartesian_2d(0f64..x_max, 0f64..y_max)
-            .map_err(failed)?;
-        chart
-            .configure_mesh()
-            .x_desc("seconds into the recording")
-            .y_desc("MiB")
-            .draw()
-            .map_err(failed)?;
-        for (i, p) in shown.iter().enumerate() {
-            let color = PALETTE[i % PALETTE.len()];
-            let points = p.series.iter().map(|&(x, y)| (f64::from(x), f64::from(y)));
-            let label = format!(
+        .enumerate()
+        .map(|(i, p)| Line {
+            name: format!(
                 "{}[{}] {}{}",
                 units::printable(&p.comm),
                 p.pid,
                 crate::report::growth::rate_kb(p.slope_kb_per_s.unwrap_or(0.0)),
                 if p.steady_growth { " steady" } else { "" }
-            );
-            chart
-                .draw_series(LineSeries::new(points, color.stroke_width(2)))
-                .map_err(failed)?
-                .label(label)
-                .legend(move |(x, y)| {
-                    PathElement::new(vec![(x, y), (x + 14, y)], color.stroke_width(2))
-                });
-        }
-        if let Some(limit) = limit_mib {
-            chart
-                .draw_series(LineSeries::new(
-                    vec![(0.0, limit), (x_max, limit)],
-                    BLACK.stroke_width(1),
-                ))
-                .map_err(failed)?
-                .label("memcg limit")
-                .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 14, y)], BLACK));
-        }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperLeft)
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK)
-            .draw()
-            .map_err(failed)?;
-        Ok(())
-    })
-    .map(Some)
+            ),
+            points: p
+                .series
+                .iter()
+                .map(|&(x, y)| (f64::from(x), f64::from(y)))
+                .collect(),
+            style: PALETTE[i % PALETTE.len()].stroke_width(2),
+        })
+        .collect();
+    let x_max = drawn
+        .iter()
+        .flat_map(|l| l.points.iter().map(|p| p.0))
+        .fold(span(report), f64::max);
+    if let Some(kb) = first.memcg_limit_kb {
+        let limit = kb as f64 / 1024.0;
+        drawn.push(Line {
+            name: "memcg limit".into(),
+            points: vec![(0.0, limit), (x_max, limit)],
+            style: BLACK.stroke_width(1),
+        });
+    }
+    let axes = Axes {
+        title: "memory of the growing processes (resident + swap)",
+        y_desc: "MiB",
+        y_label: None,
+        legend: SeriesLabelPosition::UpperLeft,
+    };
+    draw_lines(&axes, x_max, &drawn).map(Some)
 }
