@@ -158,18 +158,17 @@ pub fn decode_oom(bytes: &[u8]) -> Result<OomRecord, DecodeError> {
 
 /// Splits the candidates iterator's output into records; a trailing partial record is dropped.
 pub fn candidate_records(bytes: &[u8]) -> Vec<OomCandidateRecord> {
-    iterator_records(bytes)
+    iterator_records(bytes).collect()
 }
 
-/// Splits a task iterator's output into its fixed-size records; a trailing partial record is
-/// dropped.
-pub fn iterator_records<T: aya::Pod>(bytes: &[u8]) -> Vec<T> {
+/// Splits a task iterator's output into its fixed-size records, one at a time; a trailing
+/// partial record is dropped.
+pub fn iterator_records<T: aya::Pod>(bytes: &[u8]) -> impl Iterator<Item = T> + '_ {
     bytes
         .chunks_exact(size_of::<T>())
         // SAFETY: each chunk has exactly the record's size, a `Pod` record is valid for any
         // bytes, and `read_unaligned` needs no alignment.
         .map(|chunk| unsafe { std::ptr::read_unaligned(chunk.as_ptr().cast()) })
-        .collect()
 }
 
 /// The 4-byte kind every record starts with.

@@ -1,7 +1,7 @@
 //! Traced processes' memory at each interval's close: the `process_memory` task iterator's
 //! records, reduced to what changed since the recording last kept them. Holds one reading per
 //! live traced process, so it is bounded by what runs, not by what ever ran.
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use memtrace_common::growth::MemoryRecord;
 
@@ -42,16 +42,13 @@ impl MemoryWatch {
         self.generation += 1;
         let generation = self.generation;
         let mut changed: Vec<(u64, MemoryReading)> = Vec::new();
-        let mut memcg_changes: Vec<MemcgUsage> = Vec::new();
-        for chunk in bytes.chunks_exact(size_of::<MemoryRecord>()) {
-            let Some(record) = iterator_records::<MemoryRecord>(chunk).pop() else {
-                continue;
-            };
+        // By id: a cgroup read twice in one pass (two of its processes) keeps its last usage.
+        let mut memcg_changes: BTreeMap<u64, MemcgUsage> = BTreeMap::new();
+        for record in iterator_records::<MemoryRecord>(bytes) {
             if record.memcg_id != 0 {
                 let usage = self.to_memcg(&record);
                 if self.memcgs.insert(usage.id, usage) != Some(usage) {
-                    memcg_changes.retain(|u| u.id != usage.id);
-                    memcg_changes.push(usage);
+                    memcg_changes.insert(usage.id, usage);
                 }
             }
             let reading = self.to_reading(&record);
@@ -85,12 +82,11 @@ impl MemoryWatch {
             self.kept
                 .insert(reading.key(), (reading.clone(), generation));
         }
-        memcg_changes.sort_unstable_by_key(|usage| usage.id);
         MemoryInterval {
             read_ns,
             readings,
             gone,
-            memcgs: memcg_changes,
+            memcgs: memcg_changes.into_values().collect(),
             deferred,
         }
     }
