@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use memtrace_common::{
     FAULT_CLASSES, FaultClass, FaultEvent, KswapdEvent, KswapdOp, ProcessEvent, ProcessOp,
-    STALL_KINDS, StallEvent, StallKind, SwapDir, SwapEvent,
+    StallEvent, StallKind, SwapDir, SwapEvent,
     batch::{MinorBatch, UNTIMED_LATENCY},
     compaction, fault_flags,
 };
@@ -24,6 +24,7 @@ use crate::samples::{
     StallSample, StallTime, SwapByMemcg, SwapByTask, TimeSplit, comm_str,
     machine::MachineSample,
     oom::OomInterval,
+    stall_kinds::StallKinds,
     zones::{AllocatorEvents, StallZones},
 };
 
@@ -116,10 +117,7 @@ struct ProcessAccum {
     classes: [Option<ClassAccum>; FAULT_CLASSES],
     swapin_pages: u64,
     untimed_faults: u64,
-    /// Stalls per kind, allocated at the process's first stall: most processes never stall,
-    /// and each process of the interval is an entry of a hash map (inline, the kinds made an
-    /// entry 864 bytes; 10 000 processes in an interval grew the map by 14 MB at once).
-    stalls: Option<Box<[Option<StallAccum>; STALL_KINDS]>>,
+    stalls: StallKinds<StallAccum>,
 }
 
 impl ProcessAccum {
@@ -133,11 +131,6 @@ impl ProcessAccum {
         } else if self.comm.is_empty() {
             self.comm = comm_str(comm);
         }
-    }
-
-    /// Its stalls of one kind.
-    fn stall(&mut self, kind: StallKind) -> &mut StallAccum {
-        self.stalls.get_or_insert_default()[kind as usize].get_or_insert_with(StallAccum::default)
     }
 
     fn into_sample(self, pid: u32, start_ns: u64, memcg_id: u64) -> ProcessSample {
@@ -161,28 +154,26 @@ impl ProcessAccum {
                 .collect(),
             swapin_pages: self.swapin_pages,
             untimed_faults: self.untimed_faults,
-            stalls: StallKind::ALL
-                .iter()
-                .zip(self.stalls.map_or_else(Default::default, |stalls| *stalls))
-                .filter_map(|(kind, stats)| {
-                    stats.map(|s| StallSample {
-                        kind: *kind as u32,
-                        latency: s.latency,
-                        pages: s.pages,
-                        allocations: s
-                            .allocations
-                            .into_iter()
-                            .map(|((order, gfp_flags), (count, zones))| Allocation {
-                                order,
-                                gfp_flags,
-                                count,
-                                zones,
-                            })
-                            .collect(),
-                        zone_runs: s.zone_runs,
-                        succeeded: s.succeeded,
-                        deferred: s.deferred,
-                    })
+            stalls: self
+                .stalls
+                .into_values()
+                .map(|(kind, s)| StallSample {
+                    kind: kind as u32,
+                    latency: s.latency,
+                    pages: s.pages,
+                    allocations: s
+                        .allocations
+                        .into_iter()
+                        .map(|((order, gfp_flags), (count, zones))| Allocation {
+                            order,
+                            gfp_flags,
+                            count,
+                            zones,
+                        })
+                        .collect(),
+                    zone_runs: s.zone_runs,
+                    succeeded: s.succeeded,
+                    deferred: s.deferred,
                 })
                 .collect(),
         }
@@ -397,7 +388,7 @@ impl IntervalBuilder {
         self.note_memcg(event.tgid, event.memcg_id);
         let process = self.process(event.tgid, event.start_ns);
         process.name(event.tgid, event.tid, &event.comm);
-        let stats = process.stall(kind);
+        let stats = process.stalls.get_or_default(kind);
         stats.latency.record(event.latency_ns);
         if kind != StallKind::Compaction {
             stats.pages += event.nr_reclaimed;
@@ -453,7 +444,7 @@ impl IntervalBuilder {
         );
         counted.counted_ns = counted.counted_ns.max(event.latency_ns);
         let process = self.process(event.tgid, event.start_ns);
-        let stats = process.stall(StallKind::Compaction);
+        let stats = process.stalls.get_or_default(StallKind::Compaction);
         stats.zone_runs += zone_run;
         stats.succeeded += u64::from(newly_ready);
         if extra > 0 {

@@ -21,7 +21,7 @@ use std::{
 };
 
 use machine::MachineInterval;
-use memtrace_common::{FAULT_CLASSES, FaultClass, STALL_KINDS, StallKind};
+use memtrace_common::{FAULT_CLASSES, FaultClass, StallKind};
 pub use swap::{Kswapd, SwapTraffic};
 use timeline::Timeline;
 
@@ -29,6 +29,7 @@ use crate::samples::{
     CgroupName, End, Header, IntervalSample, KernelCounters, ProcessSample, StallCategory,
     StallSample, StopReason, TimeSplit,
     machine::MachineSample,
+    stall_kinds::StallKinds,
     zones::{AllocatorEvents, StallZones},
 };
 pub use crate::samples::{LatencyStats, LatencySummary, Log2Bucket, SIGNIFICANT_DIGITS};
@@ -121,11 +122,8 @@ pub struct ProcessFaults {
     /// Faults taken without a CPU exception (get_user_pages: execve's arguments,
     /// `MAP_POPULATE`, mlock, `MADV_POPULATE_*`): in minflt, but never timed.
     pub untimed_faults: u64,
-    /// Reclaim and compaction stalls, per kind (indexed by `StallKind as usize`), allocated at
-    /// the first: most processes never stall, and a burst of thousands of processes in one
-    /// interval puts each in the table at once (inline, the kinds made an entry ~900 bytes and
-    /// 10 000 processes grew the table by 15 MB in one step).
-    stalls: Option<Box<[Option<StallStats>; STALL_KINDS]>>,
+    /// Reclaim and compaction stalls, per kind.
+    stalls: StallKinds<StallStats>,
 }
 
 impl ProcessFaults {
@@ -147,21 +145,12 @@ impl ProcessFaults {
 
     /// The stalls of one kind, if any.
     pub fn stall(&self, kind: StallKind) -> Option<&StallStats> {
-        self.stalls.as_ref()?[kind as usize].as_ref()
-    }
-
-    /// The stalls of one kind, made when the first comes.
-    fn stall_mut(&mut self, kind: StallKind) -> &mut StallStats {
-        self.stalls.get_or_insert_default()[kind as usize].get_or_insert_with(StallStats::default)
+        self.stalls.get(kind)
     }
 
     /// Time spent in reclaim and compaction stalls.
     pub fn stall_ns(&self) -> u64 {
-        self.stalls
-            .iter()
-            .flat_map(|kinds| kinds.iter().flatten())
-            .map(|s| s.latency.total_ns())
-            .sum()
+        self.stalls.iter().map(|(_, s)| s.latency.total_ns()).sum()
     }
 
     /// The stats of one class, if it saw any fault.
@@ -212,7 +201,7 @@ impl ProcessFaults {
         self.untimed_faults += sample.untimed_faults;
         for stall in &sample.stalls {
             match StallKind::try_from(stall.kind) {
-                Ok(k) => self.stall_mut(k).merge(stall),
+                Ok(k) => self.stalls.get_or_default(k).merge(stall),
                 Err(_) => unknown += 1,
             }
         }
@@ -232,13 +221,8 @@ impl ProcessFaults {
         for (mine, theirs) in self.splits.iter_mut().zip(&other.splits) {
             mine.add(theirs);
         }
-        for (kind, theirs) in StallKind::ALL
-            .iter()
-            .zip(other.stalls.iter().flat_map(|k| k.iter()))
-        {
-            if let Some(theirs) = theirs {
-                self.stall_mut(*kind).absorb(theirs);
-            }
+        for (kind, theirs) in other.stalls.iter() {
+            self.stalls.get_or_default(kind).absorb(theirs);
         }
         self.swapin_pages += other.swapin_pages;
         self.untimed_faults += other.untimed_faults;

@@ -8,6 +8,7 @@ pub mod hist;
 pub mod host;
 pub mod machine;
 pub mod oom;
+pub mod stall_kinds;
 pub mod zones;
 
 use memtrace_common::{FaultClass, StallKind};
