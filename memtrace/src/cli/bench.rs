@@ -11,7 +11,7 @@ use memtrace::{
         floor::{Floor, FloorKind},
         kernel::KernelFacts,
     },
-    lab::bench::{self, Plan, host::Host, table},
+    lab::bench::{self, Plan, Section, host::Host, table},
     lab::workload::bench::{ChurnPlan, active, churn, spawn_tree},
     lab::workload::pipe,
 };
@@ -25,6 +25,18 @@ pub struct BenchArgs {
     /// counts, and no bpftrace install.
     #[arg(long)]
     quick: bool,
+    /// Run only these sections (repeat, or separate with commas): overhead, bpf-stats,
+    /// switches, swap, client, throughput, footprint, churn, recording, startup, scrape.
+    #[arg(long, value_name = "SECTION", value_delimiter = ',', value_parser = section)]
+    only: Vec<Section>,
+}
+
+/// A section's name, as `--only` takes it.
+fn section(name: &str) -> Result<Section, String> {
+    Section::named(name).ok_or_else(|| {
+        let names: Vec<&str> = Section::ALL.iter().map(|s| s.name()).collect();
+        format!("no such section (one of: {})", names.join(", "))
+    })
 }
 
 /// Runs the benchmarks.
@@ -37,7 +49,7 @@ pub fn run(args: BenchArgs) -> Result<ExitCode, Error> {
     } else {
         Plan::full()
     };
-    let rows = bench::run(&plan)?;
+    let rows = bench::run(&plan, &args.only)?;
     let mut out =
         super::stdio::report_stdout().map_err(|e| Error::io("the table is lost: stdout", e))?;
     let written = host

@@ -68,6 +68,8 @@ impl Plan {
                 // This VM's run-to-run noise is mostly per run (which CPU, what the host does):
                 // many short pairs beat a few long ones.
                 pairs: 15,
+                // The multiple of the timed floor moved by ±0.1× between runs of 15 pairs.
+                anchor_pairs: 45,
                 churn: churn(64, 10, None),
             },
             swap: SwapPlan {
@@ -113,6 +115,7 @@ impl Plan {
             quick: true,
             overhead: OverheadPlan {
                 pairs: 3,
+                anchor_pairs: 6,
                 churn: churn(64, 10, None),
             },
             swap: SwapPlan {
@@ -168,52 +171,116 @@ fn zero_page_churn(duration: Duration) -> ChurnPlan {
     }
 }
 
-/// Runs every benchmark and returns the table's rows. A benchmark that cannot run here
-/// becomes a row saying why; the others still run.
-pub fn run(plan: &Plan) -> Result<Vec<Row>, Error> {
+/// The benchmark's sections, in the order they run, each with the name `--only` takes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Section {
+    Overhead,
+    BpfStats,
+    Switches,
+    Swap,
+    Client,
+    Throughput,
+    Footprint,
+    Churn,
+    Recording,
+    Startup,
+    Scrape,
+}
+
+impl Section {
+    pub const ALL: [Section; 11] = [
+        Self::Overhead,
+        Self::BpfStats,
+        Self::Switches,
+        Self::Swap,
+        Self::Client,
+        Self::Throughput,
+        Self::Footprint,
+        Self::Churn,
+        Self::Recording,
+        Self::Startup,
+        Self::Scrape,
+    ];
+
+    /// Its name on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Overhead => "overhead",
+            Self::BpfStats => "bpf-stats",
+            Self::Switches => "switches",
+            Self::Swap => "swap",
+            Self::Client => "client",
+            Self::Throughput => "throughput",
+            Self::Footprint => "footprint",
+            Self::Churn => "churn",
+            Self::Recording => "recording",
+            Self::Startup => "startup",
+            Self::Scrape => "scrape",
+        }
+    }
+
+    /// What the progress lines and a failed section's row call it.
+    fn title(self) -> &'static str {
+        match self {
+            Self::Overhead => "fault overhead",
+            Self::BpfStats => "BPF run-time stats",
+            Self::Switches => "context switches",
+            Self::Swap => "swap storm",
+            Self::Client => "real client",
+            Self::Throughput => "throughput",
+            Self::Footprint => "footprint",
+            Self::Churn => "footprint under churn",
+            Self::Recording => "recording size",
+            Self::Startup => "start-up",
+            Self::Scrape => "scrape",
+        }
+    }
+
+    /// The section called `name`.
+    pub fn named(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|s| s.name() == name)
+    }
+}
+
+/// Runs the benchmarks of `only` (every one when empty) and returns the table's rows. A
+/// benchmark that cannot run here becomes a row saying why; the others still run.
+pub fn run(plan: &Plan, only: &[Section]) -> Result<Vec<Row>, Error> {
     let exe = load::memtrace_binary()?;
     interrupt::install();
     let mut rows = Vec::new();
-    section(&mut rows, "fault overhead", || run_overhead(&exe, plan));
-    section(&mut rows, "BPF run-time stats", || {
-        progstats::run(&exe, &plan.overhead.churn)
-    });
-    section(&mut rows, "context switches", || {
-        switches::run(&exe, &plan.switches)
-    });
-    section(&mut rows, "swap storm", || swap::run(&exe, &plan.swap));
-    section(&mut rows, "real client", || client::run(&exe, &plan.client));
-    section(&mut rows, "throughput", || {
-        throughput::run(&exe, &plan.throughput)
-    });
-    section(&mut rows, "footprint", || {
-        footprint::run(&exe, &plan.footprint)
-    });
-    section(&mut rows, "footprint under churn", || {
-        churn::run(&exe, plan.churn)
-    });
-    section(&mut rows, "recording size", || {
-        recording::run(&exe, &plan.recording)
-    });
-    section(&mut rows, "start-up", || {
-        startup::run(&exe, plan.startup_runs)
-    });
-    section(&mut rows, "scrape", || scrape::run(&plan.scrape));
+    for section in Section::ALL {
+        if !only.is_empty() && !only.contains(&section) {
+            continue;
+        }
+        if interrupt::check().is_err() {
+            break;
+        }
+        progress!("memtrace bench: {}", section.title());
+        match run_section(&exe, plan, section) {
+            Ok(more) => rows.extend(more),
+            Err(e) => {
+                progress!("memtrace bench: {} failed: {e}", section.title());
+                rows.push(Row::unavailable(section.title(), "—", "—", &e.to_string()));
+            }
+        }
+    }
     interrupt::check()?;
     Ok(rows)
 }
 
-fn section(rows: &mut Vec<Row>, name: &str, f: impl FnOnce() -> Result<Vec<Row>, Error>) {
-    if interrupt::check().is_err() {
-        return;
-    }
-    progress!("memtrace bench: {name}");
-    match f() {
-        Ok(more) => rows.extend(more),
-        Err(e) => {
-            progress!("memtrace bench: {name} failed: {e}");
-            rows.push(Row::unavailable(name, "—", "—", &e.to_string()));
-        }
+fn run_section(exe: &Path, plan: &Plan, section: Section) -> Result<Vec<Row>, Error> {
+    match section {
+        Section::Overhead => run_overhead(exe, plan),
+        Section::BpfStats => progstats::run(exe, &plan.overhead.churn),
+        Section::Switches => switches::run(exe, &plan.switches),
+        Section::Swap => swap::run(exe, &plan.swap),
+        Section::Client => client::run(exe, &plan.client),
+        Section::Throughput => throughput::run(exe, &plan.throughput),
+        Section::Footprint => footprint::run(exe, &plan.footprint),
+        Section::Churn => churn::run(exe, plan.churn),
+        Section::Recording => recording::run(exe, &plan.recording),
+        Section::Startup => startup::run(exe, plan.startup_runs),
+        Section::Scrape => scrape::run(&plan.scrape),
     }
 }
 
@@ -280,8 +347,11 @@ pub fn write_notes(plan: &Plan, out: &mut impl Write) -> io::Result<()> {
         out,
         "Overhead rows: median time per fault traced vs untraced (medians of the runs), then \
          the median of the per-pair ratios; spread is the lowest and highest pair ratio. Runs \
-         alternate traced/untraced (each untraced run right after its traced one); tracers run \
-         system-wide; nothing is pinned. MB = 10^6 bytes."
+         alternate traced/untraced (each untraced run right after its traced one), the \
+         conditions in reverse order every other round; tracers run system-wide; nothing is \
+         pinned. A multiple of the timed floor is 1 + the median over the rounds of (this \
+         pair's extra time − the timed floor's pair's) / the timed floor's median extra time; \
+         its 90 % interval is the sign test's for that median. MB = 10^6 bytes."
     )?;
     if plan.quick {
         writeln!(
@@ -291,4 +361,18 @@ pub fn write_notes(plan: &Plan, out: &mut impl Write) -> io::Result<()> {
         )?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sections_are_found_by_their_names() {
+        for section in Section::ALL {
+            assert_eq!(Section::named(section.name()), Some(section));
+        }
+        assert_eq!(Section::named("Overhead"), None);
+        assert_eq!(Section::named(""), None);
+    }
 }

@@ -94,6 +94,37 @@ pub fn spread_around_median(values: &[f64]) -> Option<(f64, f64)> {
     (mid > 0.0).then(|| (min / mid, max / mid))
 }
 
+/// A distribution-free interval for the median of `values` at `confidence` (e.g. 0.9): the
+/// order statistics `x(k)` and `x(n+1-k)` with the largest `k` for which a median outside them is
+/// no likelier than `1 - confidence` (the binomial sign-test interval). None when the values are
+/// too few for that confidence (fewer than 5 at 90 %) or one is not a number.
+pub fn median_interval(values: &[f64], confidence: f64) -> Option<(f64, f64)> {
+    if values.iter().any(|v| v.is_nan()) {
+        return None;
+    }
+    let n = values.len();
+    let tail = (1.0 - confidence) / 2.0;
+    // P(B <= i) for B ~ Binomial(n, 1/2), term by term: C(n, i) / 2^n.
+    let mut term = 0.5f64.powi(n as i32);
+    let mut below = 0.0;
+    let mut k = 0;
+    for i in 0..n {
+        below += term;
+        if below > tail {
+            break;
+        }
+        // x(i+1) is a lower bound: the median lies below it with probability P(B <= i).
+        k = i + 1;
+        term *= (n - i) as f64 / (i + 1) as f64;
+    }
+    if k == 0 {
+        return None;
+    }
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    Some((sorted[k - 1], sorted[n - k]))
+}
+
 /// Events per second; 0 for an empty window.
 pub fn rate(events: u64, seconds: f64) -> f64 {
     if seconds > 0.0 {
@@ -184,6 +215,26 @@ mod tests {
         assert!((lo - 0.9).abs() < 1e-12);
         assert!((hi - 1.2).abs() < 1e-12);
         assert_eq!(spread_around_median(&[0.0, 0.0]), None);
+    }
+
+    #[test]
+    fn median_intervals_follow_the_sign_test() {
+        let values: Vec<f64> = (1..=10).map(f64::from).collect();
+        // n = 10: P(B <= 1) = 11/1024 <= 5 %, P(B <= 2) = 56/1024 > 5 %: x(2) and x(9).
+        assert_eq!(median_interval(&values, 0.9), Some((2.0, 9.0)));
+        // At 98 %, P(B <= 0) = 1/1024 <= 1 % but P(B <= 1) > 1 %: x(1) and x(10).
+        assert_eq!(median_interval(&values, 0.98), Some((1.0, 10.0)));
+        // Five values are the fewest for 90 % (1/32 <= 5 %), four too few (1/16 > 5 %).
+        assert_eq!(
+            median_interval(&[5.0, 1.0, 3.0, 2.0, 4.0], 0.9),
+            Some((1.0, 5.0))
+        );
+        assert_eq!(median_interval(&[1.0, 2.0, 3.0, 4.0], 0.9), None);
+        assert_eq!(median_interval(&[], 0.9), None);
+        assert_eq!(median_interval(&[1.0, f64::NAN, 2.0, 3.0, 4.0], 0.9), None);
+        // 45 values: P(B <= 16) = 3.6 % <= 5 %, P(B <= 17) = 6.8 % > 5 %: x(17) and x(29).
+        let many: Vec<f64> = (1..=45).map(f64::from).collect();
+        assert_eq!(median_interval(&many, 0.9), Some((17.0, 29.0)));
     }
 
     #[test]

@@ -3,6 +3,9 @@
 
 /// Largest acceptable slowdown of a fault-heavy program while memtrace traces it.
 pub const OVERHEAD_MAX_PCT: f64 = 5.0;
+/// Largest acceptable cost per fault as a multiple of the timed floor's (the cheapest programs
+/// on the same hooks that time each fault exactly, with no attribution).
+pub const FLOOR_MULTIPLE_MAX: f64 = 1.10;
 /// Fault events per second memtrace must drain without losing any.
 pub const EVENTS_MIN_PER_S: f64 = 1_000_000.0;
 /// Largest acceptable resident memory of `memtrace record`, in MB (10^6 bytes) ...
@@ -18,6 +21,17 @@ pub fn overhead_verdict(pct: f64) -> String {
         "met".into()
     } else {
         format!("missed by {:.1} pt", pct - OVERHEAD_MAX_PCT)
+    }
+}
+
+/// Verdict of a multiple of the timed floor against [`FLOOR_MULTIPLE_MAX`].
+pub fn floor_multiple_verdict(multiple: f64) -> String {
+    // Judged as printed, to two decimals.
+    let multiple = (multiple * 100.0).round() / 100.0;
+    if multiple <= FLOOR_MULTIPLE_MAX {
+        "met".into()
+    } else {
+        format!("missed by {:.2}×", multiple - FLOOR_MULTIPLE_MAX)
     }
 }
 
@@ -118,6 +132,14 @@ mod tests {
         assert_eq!(overhead_verdict(4.9), "met");
         assert_eq!(overhead_verdict(5.0), "met");
         assert_eq!(overhead_verdict(7.34), "missed by 2.3 pt");
+    }
+
+    #[test]
+    fn floor_multiple_verdicts() {
+        assert_eq!(floor_multiple_verdict(0.93), "met");
+        assert_eq!(floor_multiple_verdict(1.10), "met");
+        assert_eq!(floor_multiple_verdict(1.104), "met");
+        assert_eq!(floor_multiple_verdict(1.22), "missed by 0.12×");
     }
 
     #[test]
