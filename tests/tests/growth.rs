@@ -24,7 +24,12 @@ fn growth_of(report: &Report, pid: u32) -> &ProcessGrowth {
 }
 
 /// Leaks `kib_per_s` for `seconds` (sawtooth at `sawtooth_kib` when non-zero) under memtrace.
-fn traced_leak(kib_per_s: u64, seconds: u32, sawtooth_kib: u64) -> (LeakOutcome, ProcessGrowth) {
+/// Also returns the leaker's memory moves of the timeline while it lived, KiB per interval.
+fn traced_leak(
+    kib_per_s: u64,
+    seconds: u32,
+    sawtooth_kib: u64,
+) -> (LeakOutcome, ProcessGrowth, Vec<i64>) {
     let mut leak = Workload::spawn(&[
         "leak",
         "--kib-per-s",
@@ -40,14 +45,21 @@ fn traced_leak(kib_per_s: u64, seconds: u32, sawtooth_kib: u64) -> (LeakOutcome,
     let outcome: LeakOutcome = leak.finish();
     let report = recorder.finish();
     let growth = growth_of(&report, pid).clone();
-    eprintln!("workload: {outcome:?}\nmemtrace: {growth:?}");
-    (outcome, growth)
+    let moves: Vec<i64> = report
+        .timeline
+        .iter()
+        .flat_map(|row| &row.memory_moves)
+        .filter(|m| m.pid == pid && m.memory_kb > 0)
+        .map(|m| m.change_kb)
+        .collect();
+    eprintln!("workload: {outcome:?}\nmemtrace: {growth:?}\ntimeline moves: {moves:?}");
+    (outcome, growth, moves)
 }
 
 #[test]
 fn a_steady_leak_has_its_slope_and_is_flagged() {
     require_root();
-    let (outcome, growth) = traced_leak(8 * 1024, 20, 0);
+    let (outcome, growth, moves) = traced_leak(8 * 1024, 20, 0);
     let slope = growth.slope_kb_per_s.expect("a slope");
     let error = (slope - outcome.kib_per_s).abs() / outcome.kib_per_s;
     assert!(
@@ -66,13 +78,35 @@ fn a_steady_leak_has_its_slope_and_is_flagged() {
         "anon {} KiB holds the {leaked_kb} KiB leaked",
         growth.rss_anon_kb
     );
+    // The timeline says, interval by interval, what the leak added: the workload's rate over
+    // one interval (1 s), and the whole leak less what it leaked before the first reading
+    // (which has nothing to compare with) and after the last (it exits within an interval).
+    let mut steady: Vec<i64> = moves.iter().copied().filter(|&kb| kb > 0).collect();
+    steady.sort_unstable();
+    assert!(
+        steady.len() >= 15,
+        "a move in each interval of the leak: {moves:?}"
+    );
+    let median = steady[steady.len() / 2] as f64;
+    assert!(
+        (median - outcome.kib_per_s).abs() / outcome.kib_per_s < 0.10,
+        "median move {median} KiB a 1 s interval against the workload's {:.0} KiB/s",
+        outcome.kib_per_s
+    );
+    let moved: i64 = moves.iter().sum();
+    let leaked = leaked_kb as i64;
+    let outside_readings = 3 * outcome.kib_per_s as i64;
+    assert!(
+        moved <= leaked + leaked / 20 && moved >= leaked - outside_readings - leaked / 20,
+        "the moves add up to {moved} KiB; the workload leaked {leaked} KiB"
+    );
 }
 
 #[test]
 fn a_sawtooth_is_not_flagged() {
     require_root();
     // 8 MiB a second, all freed at 32 MiB: five cycles of four seconds.
-    let (outcome, growth) = traced_leak(8 * 1024, 20, 32 * 1024);
+    let (outcome, growth, _) = traced_leak(8 * 1024, 20, 32 * 1024);
     assert!(outcome.pages_freed > 0, "the workload freed: {outcome:?}");
     assert!(
         !growth.steady_growth,

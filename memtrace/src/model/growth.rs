@@ -12,6 +12,7 @@
 //! - it still grows: the window's slope is at least a quarter of the whole recording's.
 use std::collections::{HashMap, VecDeque};
 
+use super::timeline::MemoryChange;
 use crate::samples::{
     IntervalSample,
     growth::{MemcgUsage, MemoryReading, ProcessKey},
@@ -197,6 +198,17 @@ impl Tracked {
     }
 }
 
+/// A reading's process moving from `before` to `after` KiB.
+fn change(reading: &MemoryReading, after: u64, before: u64) -> MemoryChange {
+    MemoryChange {
+        pid: reading.pid,
+        start_ns: reading.start_ns,
+        comm: reading.comm.clone(),
+        total_kb: after,
+        delta_kb: after as i64 - before as i64,
+    }
+}
+
 /// Where a process's growth leads.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Forecast {
@@ -286,11 +298,14 @@ impl Growth {
     }
 
     /// Adds one interval's readings: every live process gets a point at the reading's time,
-    /// its last kept memory when it did not change.
-    pub fn apply(&mut self, sample: &IntervalSample) {
+    /// its last kept memory when it did not change. Returns how each process's memory moved:
+    /// those read before, those that started during the recording (from 0) and those gone
+    /// (down to 0); not those first read as the recording began, which had no start.
+    pub fn apply(&mut self, sample: &IntervalSample) -> Vec<MemoryChange> {
         let memory = &sample.memory;
+        let mut changes = Vec::new();
         if memory.read_ns == 0 {
-            return;
+            return changes;
         }
         self.readings += 1;
         self.deferred += u64::from(memory.deferred);
@@ -301,6 +316,7 @@ impl Growth {
         }
         for key in &memory.gone {
             if let Some(tracked) = self.live.remove(key) {
+                changes.push(change(&tracked.latest, 0, tracked.latest.total_kb()));
                 let row = self.row(&tracked, true);
                 self.keep_ended(row);
             }
@@ -308,8 +324,15 @@ impl Growth {
         let at = memory.read_ns;
         for reading in &memory.readings {
             match self.live.get_mut(&reading.key()) {
-                Some(tracked) => tracked.latest = reading.clone(),
+                Some(tracked) => {
+                    let before = tracked.latest.total_kb();
+                    changes.push(change(reading, reading.total_kb(), before));
+                    tracked.latest = reading.clone();
+                }
                 None => {
+                    if reading.start_ns > self.origin_ns {
+                        changes.push(change(reading, reading.total_kb(), 0));
+                    }
                     self.live
                         .insert(reading.key(), Tracked::new(reading.clone()));
                 }
@@ -319,6 +342,8 @@ impl Growth {
         for tracked in self.live.values_mut() {
             tracked.add_point(x);
         }
+        changes.retain(|c| c.delta_kb != 0);
+        changes
     }
 
     fn keep_ended(&mut self, row: GrowthRow) {

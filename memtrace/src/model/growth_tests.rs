@@ -213,3 +213,48 @@ fn no_reading_no_point() {
     assert_eq!(growth.readings, 0);
     assert!(growth.rows().is_empty());
 }
+
+#[test]
+fn each_interval_says_how_much_memory_moved() {
+    // The recording starts at 3 ns; pid 3 (started at 5 ns, after it) and pid 4 (started
+    // before it) are first read in the first interval.
+    let mut growth = Growth::new(3);
+    let before = MemoryReading {
+        start_ns: 1,
+        ..reading(4, 2048, 0)
+    };
+    let first = growth.apply(&interval(
+        1,
+        vec![reading(3, 4096, 0), before.clone()],
+        vec![],
+    ));
+    // pid 3 came from nothing; pid 4 was there before the recording: no change to tell.
+    assert_eq!(first.len(), 1, "{first:?}");
+    assert_eq!((first[0].pid, first[0].delta_kb), (3, 4096 + 1000));
+    assert_eq!(first[0].total_kb, 4096 + 1000);
+    // pid 3 grows by 1 MiB, pid 4 is unchanged (not in the readings).
+    let second = growth.apply(&interval(2, vec![reading(3, 5120, 0)], vec![]));
+    assert_eq!(second.len(), 1);
+    assert_eq!((second[0].pid, second[0].delta_kb), (3, 1024));
+    assert_eq!(second[0].comm, "leaker");
+    // A reading that did not move the total is no change.
+    let same = MemoryReading {
+        rss_anon_kb: 5120 - 24,
+        swap_kb: 24,
+        ..reading(3, 0, 0)
+    };
+    assert!(growth.apply(&interval(3, vec![same], vec![])).is_empty());
+    // pid 4 ends: down to 0.
+    let mut gone = interval(4, vec![], vec![]);
+    gone.memory.gone.push(before.key());
+    let last = growth.apply(&gone);
+    assert_eq!(last.len(), 1);
+    assert_eq!(
+        (last[0].pid, last[0].delta_kb, last[0].total_kb),
+        (4, -3048, 0)
+    );
+    // No reading taken: nothing moved that anyone saw.
+    let mut unread = interval(5, vec![reading(3, 1 << 20, 0)], vec![]);
+    unread.memory.read_ns = 0;
+    assert!(growth.apply(&unread).is_empty());
+}

@@ -298,7 +298,8 @@ impl Model {
         self.timeline.set_zones(sample.index, &sample.zones);
         self.timeline.set_allocator(sample.index, &sample.allocator);
         self.allocator.merge(&sample.allocator);
-        self.growth.apply(sample);
+        let changes = self.growth.apply(sample);
+        self.timeline.set_memory(sample.index, changes, &self.focus);
         self.files.apply(&sample.files);
         self.stacks.apply(&sample.stacks);
         self.machine.push(MachineInterval::between(

@@ -18,6 +18,40 @@ pub const KEEP_PER_INTERVAL: usize = 8;
 /// Stalled time of one process in one interval, by category.
 pub type StallNs = [u64; CATEGORIES];
 
+/// Processes whose memory changed most in one interval the timeline keeps (besides the focus
+/// ones).
+pub const KEEP_MEMORY_PER_INTERVAL: usize = 3;
+
+/// How much one process's memory (resident + swap) moved over an interval.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MemoryChange {
+    pub pid: u32,
+    pub start_ns: u64,
+    pub comm: String,
+    /// Its memory at the interval's close (0: it ended).
+    pub total_kb: u64,
+    /// The change over the interval: a process that started in it counts from 0, one that
+    /// ended down to 0.
+    pub delta_kb: i64,
+}
+
+/// Keeps the `keep` largest changes (either way) and the `focus` pids', largest first.
+pub fn keep_largest_changes(changes: &mut Vec<MemoryChange>, keep: usize, focus: &[u32]) {
+    changes.sort_by(|a, b| {
+        (b.delta_kb.unsigned_abs())
+            .cmp(&a.delta_kb.unsigned_abs())
+            .then(a.pid.cmp(&b.pid))
+    });
+    let mut others = 0;
+    changes.retain(|c| {
+        if focus.contains(&c.pid) {
+            return true;
+        }
+        others += 1;
+        others <= keep
+    });
+}
+
 /// Rows the timeline holds: past this, its older half is coarsened (two neighbours become
 /// one), so a run of days keeps a whole timeline in bounded memory, finer where it is recent.
 pub const MAX_INTERVALS: usize = 2048;
@@ -42,6 +76,8 @@ pub struct Interval {
     pub stall_zones: BTreeMap<StallCategory, StallZones>,
     /// The allocator's fallbacks and the compaction attempts.
     pub allocator: AllocatorEvents,
+    /// The processes whose memory moved most, largest change first.
+    pub memory: Vec<MemoryChange>,
 }
 
 impl Interval {
@@ -74,6 +110,19 @@ impl Interval {
             self.stall_zones.entry(*category).or_default().merge(zones);
         }
         self.allocator.merge(&next.allocator);
+        for change in next.memory {
+            match self
+                .memory
+                .iter_mut()
+                .find(|c| (c.pid, c.start_ns) == (change.pid, change.start_ns))
+            {
+                Some(mine) => {
+                    mine.delta_kb += change.delta_kb;
+                    mine.total_kb = change.total_kb;
+                }
+                None => self.memory.push(change),
+            }
+        }
     }
 
     /// Keeps the [`KEEP_PER_INTERVAL`] most stalled processes and the `focus` ones.
@@ -151,6 +200,7 @@ impl Timeline {
         }
         for interval in &mut self.intervals {
             interval.keep_most_stalled(focus);
+            keep_largest_changes(&mut interval.memory, KEEP_MEMORY_PER_INTERVAL, focus);
         }
         merged
     }
@@ -193,6 +243,14 @@ impl Timeline {
         }
     }
 
+    /// Sets the memory changes of interval `index`: the largest ones and the `focus` pids'.
+    pub fn set_memory(&mut self, index: u64, mut changes: Vec<MemoryChange>, focus: &[u32]) {
+        if let Some(interval) = self.get_mut(index) {
+            keep_largest_changes(&mut changes, KEEP_MEMORY_PER_INTERVAL, focus);
+            interval.memory = changes;
+        }
+    }
+
     /// Sets the allocator events of interval `index`.
     pub fn set_allocator(&mut self, index: u64, events: &AllocatorEvents) {
         if let Some(interval) = self.get_mut(index) {
@@ -224,6 +282,46 @@ mod tests {
     use memtrace_common::{FaultClass, StallKind};
 
     use super::*;
+
+    fn moved(pid: u32, delta_kb: i64, total_kb: u64) -> MemoryChange {
+        MemoryChange {
+            pid,
+            start_ns: 1,
+            comm: format!("p{pid}"),
+            total_kb,
+            delta_kb,
+        }
+    }
+
+    #[test]
+    fn the_largest_memory_moves_are_kept_either_way_with_the_focus() {
+        let mut changes = vec![
+            moved(1, 10, 100),
+            moved(2, -500, 0),
+            moved(3, 300, 900),
+            moved(4, 20, 50),
+            moved(5, 1, 7),
+        ];
+        keep_largest_changes(&mut changes, 2, &[5]);
+        let kept: Vec<u32> = changes.iter().map(|c| c.pid).collect();
+        assert_eq!(kept, [2, 3, 5]);
+    }
+
+    #[test]
+    fn coarsened_intervals_add_their_memory_moves() {
+        let mut timeline = Timeline::default();
+        for index in 0..=MAX_INTERVALS as u64 {
+            timeline.open(index, index * 10, index * 10 + 10);
+        }
+        timeline.set_memory(0, vec![moved(1, 100, 1100), moved(2, 5, 10)], &[]);
+        timeline.set_memory(1, vec![moved(1, 50, 1150), moved(3, -40, 0)], &[]);
+        timeline.coarsen(&[]);
+        let first = &timeline.intervals()[0];
+        assert_eq!((first.index, first.last_index), (0, 1));
+        assert_eq!(first.memory[0], moved(1, 150, 1150));
+        assert_eq!(first.memory[1], moved(3, -40, 0));
+        assert_eq!(first.memory[2], moved(2, 5, 10));
+    }
 
     const S: u64 = 1_000_000_000;
 

@@ -29,6 +29,7 @@ use crate::{
         Allocation, CgroupName, ClassSample, End, Header, HookStatus, IntervalSample,
         KernelCounters, KswapdSample, KswapdWake, KswapdWaker, LatencyStats, ProcessSample,
         StallCategory, StallSample, StallTime, StopReason, SwapByMemcg, SwapByTask, TimeSplit,
+        growth::{MemoryInterval, MemoryReading},
         host::{HostFacts, HostMemory, Tunables},
         machine::{MachineSample, Thresholds},
         zones::{AllocatorEvents, StallZones},
@@ -297,7 +298,28 @@ pub(crate) fn first_interval() -> IntervalSample {
             compaction_attempts: 2,
             ..AllocatorEvents::default()
         },
+        memory: MemoryInterval {
+            read_ns: START + S,
+            readings: vec![
+                memory_reading(100, "postgres", 200 * 1024),
+                memory_reading(200, "redis", 50 * 1024),
+            ],
+            ..MemoryInterval::default()
+        },
         ..IntervalSample::default()
+    }
+}
+
+/// A process's memory: `anon_kb` of anonymous memory and 8 MiB of file pages.
+fn memory_reading(pid: u32, comm: &str, anon_kb: u64) -> MemoryReading {
+    MemoryReading {
+        pid,
+        start_ns: 0,
+        comm: comm.into(),
+        memcg_id: 501,
+        rss_anon_kb: anon_kb,
+        rss_file_kb: 8 * 1024,
+        ..MemoryReading::default()
     }
 }
 
@@ -395,6 +417,12 @@ pub(crate) fn second_interval() -> IntervalSample {
             kcompactd_cpu_ns: Some(3 * MS),
         },
         counters: counters(),
+        // postgres grew by 512 KiB (too little for a growth chart).
+        memory: MemoryInterval {
+            read_ns: START + 2 * S,
+            readings: vec![memory_reading(100, "postgres", 200 * 1024 + 512)],
+            ..MemoryInterval::default()
+        },
         ..IntervalSample::default()
     }
 }

@@ -106,7 +106,12 @@ mod tests {
             })
             .collect();
         let empty = Report::new(&fixture::model_of(&[], None), &View::default());
-        for (name, report) in [("fixture model", fixture::report()), ("empty model", empty)] {
+        let report = fixture::report();
+        assert!(
+            report.timeline.iter().any(|r| !r.memory_moves.is_empty()),
+            "the fixture's memory moves are checked against the schema too"
+        );
+        for (name, report) in [("fixture model", report), ("empty model", empty)] {
             documents.push((name.to_string(), render(|out| write(&report, out))));
         }
         for (name, text) in &documents {

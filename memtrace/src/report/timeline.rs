@@ -33,6 +33,18 @@ pub struct ProcessShare {
     pub by_kind: BTreeMap<StallCategory, f64>,
 }
 
+/// A process whose memory moved in one interval.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct MemoryMove {
+    pub pid: u32,
+    pub comm: String,
+    /// Its memory (resident + swap) at the interval's close, KiB; 0 when it ended.
+    pub memory_kb: u64,
+    /// The change over the interval, KiB: from 0 for a process that started in it, down to 0
+    /// for one that ended.
+    pub change_kb: i64,
+}
+
 /// One interval.
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct TimelineRow {
@@ -63,6 +75,10 @@ pub struct TimelineRow {
     #[serde(default)]
     pub allocator: AllocatorEvents,
     pub processes: Vec<ProcessShare>,
+    /// The processes whose memory moved most over the interval (3, and every `--pid` one that
+    /// moved), largest change first; empty in recordings made before memtrace read memory.
+    #[serde(default)]
+    pub memory_moves: Vec<MemoryMove>,
 }
 
 impl TimelineRow {
@@ -180,7 +196,36 @@ fn row(
         stall_zones: interval.stall_zones.clone(),
         allocator: interval.allocator.clone(),
         processes,
+        memory_moves: interval
+            .memory
+            .iter()
+            .filter(|c| focus.is_empty() || focus.contains(&c.pid))
+            .map(|c| MemoryMove {
+                pid: c.pid,
+                comm: model
+                    .name_of(c.pid, c.start_ns)
+                    .unwrap_or(&c.comm)
+                    .to_string(),
+                memory_kb: c.total_kb,
+                change_kb: c.delta_kb,
+            })
+            .collect(),
     }
+}
+
+/// The largest memory move of a row, as the terminal shows it: `leak[812] +16.0M→412M`.
+fn memory_cell(row: &TimelineRow) -> String {
+    let Some(m) = row.memory_moves.first() else {
+        return "-".into();
+    };
+    let sign = if m.change_kb < 0 { '−' } else { '+' };
+    let comm: String = units::printable(&m.comm).chars().take(12).collect();
+    format!(
+        "{comm}[{}] {sign}{}→{}",
+        m.pid,
+        units::bytes(m.change_kb.unsigned_abs() * 1024),
+        units::bytes(m.memory_kb * 1024)
+    )
 }
 
 /// Writes the timeline, one line per interval; `!!` marks flagged ones.
@@ -193,7 +238,7 @@ pub fn write(rows: &[TimelineRow], out: &mut impl Write) -> io::Result<()> {
     )?;
     writeln!(
         out,
-        "{:>9}  {:>11} {:>8} {:>8} {:>8} {:>9} {:>9} {:>7} {:>5}  STALLED PROCESSES",
+        "{:>9}  {:>11} {:>8} {:>8} {:>8} {:>9} {:>9} {:>7} {:>5}  {:<30}  STALLED PROCESSES",
         "TIME",
         "PSI SOME/FU",
         "FREE",
@@ -202,7 +247,8 @@ pub fn write(rows: &[TimelineRow], out: &mut impl Write) -> io::Result<()> {
         "SWPIN/s",
         "SWPOUT/s",
         "KSWAPD%",
-        "WMARK"
+        "WMARK",
+        "MEMORY MOVED MOST"
     )?;
     for row in rows {
         let psi = match (row.machine.psi_some_pct, row.machine.psi_full_pct) {
@@ -228,9 +274,8 @@ pub fn write(rows: &[TimelineRow], out: &mut impl Write) -> io::Result<()> {
                 )
             })
             .collect();
-        writeln!(
-            out,
-            "{} {:>7.1}s  {:>11} {:>8} {:>8} {:>8} {:>9} {:>9} {:>7} {:>5}  {}",
+        let line = format!(
+            "{} {:>7.1}s  {:>11} {:>8} {:>8} {:>8} {:>9} {:>9} {:>7} {:>5}  {:<30}  {}",
             if row.flagged { "!!" } else { "  " },
             row.start_s,
             psi,
@@ -242,8 +287,10 @@ pub fn write(rows: &[TimelineRow], out: &mut impl Write) -> io::Result<()> {
             row.kswapd_cpu_pct
                 .map_or("-".to_string(), |pct| format!("{pct:.0}%")),
             row.watermark_mark(),
+            memory_cell(row),
             procs.join(", ")
-        )?;
+        );
+        writeln!(out, "{}", line.trim_end())?;
     }
     Ok(())
 }
@@ -251,7 +298,11 @@ pub fn write(rows: &[TimelineRow], out: &mut impl Write) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::samples::{Header, IntervalSample, StallTime, machine::MachineSample};
+    use crate::samples::{
+        Header, IntervalSample, StallTime,
+        growth::{MemoryInterval, MemoryReading},
+        machine::MachineSample,
+    };
 
     #[test]
     fn rows_flag_the_stalled_interval_and_not_the_quiet_one() {
@@ -307,6 +358,83 @@ mod tests {
     }
 
     #[test]
+    fn rows_show_the_process_whose_memory_moved_most() {
+        let mut model = Model::new(Header {
+            start_mono_ns: 1_000,
+            ..Header::default()
+        });
+        let reading = |pid: u32, anon_kb: u64| MemoryReading {
+            pid,
+            start_ns: 2_000,
+            comm: format!("leak{pid}"),
+            rss_anon_kb: anon_kb,
+            ..MemoryReading::default()
+        };
+        for index in 0..3u64 {
+            let end_ns = 1_000 + (index + 1) * 1_000_000_000;
+            let mut sample = IntervalSample {
+                index,
+                start_ns: end_ns - 1_000_000_000,
+                end_ns,
+                machine: MachineSample {
+                    mono_ns: end_ns,
+                    ..Default::default()
+                },
+                ..IntervalSample::default()
+            };
+            sample.memory = MemoryInterval {
+                read_ns: end_ns,
+                readings: match index {
+                    0 => vec![reading(7, 1024), reading(8, 1024)],
+                    1 => vec![reading(7, 1024 + 16 * 1024), reading(8, 2048)],
+                    _ => Vec::new(),
+                },
+                gone: if index == 2 {
+                    vec![reading(8, 0).key()]
+                } else {
+                    Vec::new()
+                },
+                ..MemoryInterval::default()
+            };
+            model.apply(&sample);
+        }
+        let rows = rows(&model, &Thresholds::default(), &[]);
+        let moves: Vec<Vec<(u32, i64, u64)>> = rows
+            .iter()
+            .map(|r| {
+                r.memory_moves
+                    .iter()
+                    .map(|m| (m.pid, m.change_kb, m.memory_kb))
+                    .collect()
+            })
+            .collect();
+        assert_eq!(
+            moves,
+            [
+                vec![(7, 1024, 1024), (8, 1024, 1024)],
+                vec![(7, 16 * 1024, 17 * 1024), (8, 1024, 2048)],
+                vec![(8, -2048, 0)],
+            ]
+        );
+        // With a focus, only its processes.
+        let focused = super::rows(&model, &Thresholds::default(), &[8]);
+        assert!(
+            focused
+                .iter()
+                .all(|r| r.memory_moves.iter().all(|m| m.pid == 8))
+        );
+        let mut text = Vec::new();
+        write(&rows, &mut text).expect("render");
+        let text = String::from_utf8(text).expect("utf-8");
+        let lines: Vec<&str> = text.lines().collect();
+        assert!(lines[2].contains("WMARK  MEMORY MOVED MOST"), "{text}");
+        assert!(lines[3].contains("leak7[7] +1.00M→1.00M"), "{text}");
+        assert!(lines[4].contains("leak7[7] +16.0M→17.0M"), "{text}");
+        assert!(lines[5].contains("leak8[8] −2.00M→0B"), "{text}");
+        assert!(lines.iter().all(|l| !l.ends_with(' ')), "{text}");
+    }
+
+    #[test]
     fn the_last_row_keeps_its_length_when_the_run_ends_just_after_a_boundary() {
         let mut model = Model::new(Header {
             start_mono_ns: 1_000,
@@ -352,6 +480,7 @@ mod tests {
             stall_zones: BTreeMap::new(),
             allocator: AllocatorEvents::default(),
             processes: Vec::new(),
+            memory_moves: Vec::new(),
         };
         let rows = [
             row(Vec::new()),
@@ -365,7 +494,10 @@ mod tests {
         write(&rows, &mut out).expect("write");
         let text = String::from_utf8(out).expect("utf-8");
         let lines: Vec<&str> = text.lines().collect();
-        assert!(lines[2].contains("KSWAPD% WMARK  STALLED"), "{text}");
+        assert!(
+            lines[2].contains("KSWAPD% WMARK  MEMORY MOVED MOST"),
+            "{text}"
+        );
         for (line, mark) in lines[3..].iter().zip(marks) {
             assert!(
                 line.contains(&format!("0% {mark:>5}")),

@@ -291,6 +291,7 @@ mod tests {
                 stalled_pct: 50.0,
                 by_kind: kinds.iter().map(|&k| (k, 25.0)).collect::<BTreeMap<_, _>>(),
             }],
+            memory_moves: Vec::new(),
         }
     }
 
