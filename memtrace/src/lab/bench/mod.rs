@@ -320,6 +320,8 @@ fn run_overhead(exe: &Path, plan: &Plan) -> Result<Vec<Row>, Error> {
             recording: false,
             stacks: true,
         })),
+        // The kernel side alone, its reader behind: forced wake-ups must not pile up.
+        Ok(Some(Tracer::ReaderStopped)),
         // Ten times the scrape rate of a 1 s Prometheus, so that scrapes land inside the
         // short fault loops.
         Ok(Some(Tracer::Serve { scrape_ms: 100 })),

@@ -153,8 +153,16 @@ fn traced_run(exe: &Path, churn: &ChurnPlan, tracer: Option<&Tracer>) -> Result<
     };
     let report = TempReport::new();
     let daemon = tracer.start(exe, Some(report.path()))?;
+    let pause = |signal| {
+        if tracer.stops_reader() {
+            // SAFETY: a signal to the tracer, a child of this process not yet reaped.
+            unsafe { libc::kill(daemon.pid() as libc::pid_t, signal) };
+        }
+    };
+    pause(libc::SIGSTOP);
     // Stop the tracer even when the loop failed, and report the loop's failure first.
     let outcome = load::run_churn(exe, churn);
+    pause(libc::SIGCONT);
     let (usage, said) = daemon.stop(STOP_TIMEOUT)?;
     let outcome = outcome?;
     if !usage.clean_stop {

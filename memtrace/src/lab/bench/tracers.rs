@@ -40,6 +40,9 @@ pub enum Tracer {
         recording: bool,
         stacks: bool,
     },
+    /// memtrace's defaults with its process stopped (SIGSTOP) while the loop runs, resumed
+    /// before it is stopped: what the kernel side costs when the reader falls behind.
+    ReaderStopped,
     /// `memtrace serve` on a loopback port, scraped every `scrape_ms` by a client of the bench
     /// (as Prometheus would), from its start until it stops.
     Serve { scrape_ms: u64 },
@@ -81,6 +84,7 @@ impl Tracer {
                 }
                 label
             }
+            Self::ReaderStopped => "memtrace record, its reader stopped (SIGSTOP) meanwhile".into(),
             Self::Serve { scrape_ms } => {
                 format!("memtrace serve, scraped every {}", scrape_label(*scrape_ms))
             }
@@ -98,18 +102,27 @@ impl Tracer {
 
     /// Whether memtrace's own targets apply to this row (the others are for comparison).
     pub fn is_memtrace(&self) -> bool {
-        matches!(self, Self::Memtrace { .. } | Self::Serve { .. })
+        matches!(
+            self,
+            Self::Memtrace { .. } | Self::ReaderStopped | Self::Serve { .. }
+        )
     }
 
     /// Whether it writes a JSON report (with the records it lost).
     pub fn writes_report(&self) -> bool {
-        matches!(self, Self::Memtrace { .. })
+        matches!(self, Self::Memtrace { .. } | Self::ReaderStopped)
+    }
+
+    /// Whether its process is to be stopped while the workload runs.
+    pub fn stops_reader(&self) -> bool {
+        matches!(self, Self::ReaderStopped)
     }
 
     /// Starts the tracer system-wide and returns once it traces. `json` is where memtrace
     /// writes its report (ignored by the others).
     pub fn start(&self, memtrace: &Path, json: Option<&Path>) -> Result<Daemon, Error> {
         let (command, ready) = match self {
+            Self::ReaderStopped => return MEMTRACE.start(memtrace, json),
             Self::Memtrace {
                 fault_end,
                 faults_only,
@@ -302,6 +315,9 @@ mod tests {
         let serve = Tracer::Serve { scrape_ms: 100 };
         assert_eq!(serve.label(), "memtrace serve, scraped every 100 ms");
         assert!(serve.is_memtrace() && !serve.writes_report());
+        let stopped = Tracer::ReaderStopped;
+        assert!(stopped.is_memtrace() && stopped.writes_report() && stopped.stops_reader());
+        assert!(!MEMTRACE.stops_reader());
         assert_eq!(scrape_label(2000), "2 s");
     }
 
