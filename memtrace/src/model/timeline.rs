@@ -36,7 +36,7 @@ pub struct MemoryChange {
 }
 
 /// Keeps the `keep` largest changes (either way) and the `focus` pids', largest first.
-pub fn keep_largest_changes(changes: &mut Vec<MemoryChange>, keep: usize, focus: &[u32]) {
+fn keep_largest_changes(changes: &mut Vec<MemoryChange>, keep: usize, focus: &[u32]) {
     changes.sort_by(|a, b| {
         (b.delta_kb.unsigned_abs())
             .cmp(&a.delta_kb.unsigned_abs())

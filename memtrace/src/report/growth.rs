@@ -144,8 +144,7 @@ impl ProcessGrowth {
 
 /// `+8.00M/s`, `-120K/s`.
 pub fn rate_kb(kb_per_s: f64) -> String {
-    let sign = if kb_per_s < 0.0 { "-" } else { "+" };
-    format!("{sign}{}/s", units::bytes((kb_per_s.abs() * 1024.0) as u64))
+    format!("{}/s", units::signed_kb(kb_per_s))
 }
 
 /// `~42s`, `~7 min`, `~3.5 h`, `~2.0 days`.

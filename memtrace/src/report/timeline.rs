@@ -218,12 +218,11 @@ fn memory_cell(row: &TimelineRow) -> String {
     let Some(m) = row.memory_moves.first() else {
         return "-".into();
     };
-    let sign = if m.change_kb < 0 { '−' } else { '+' };
     let comm: String = units::printable(&m.comm).chars().take(12).collect();
     format!(
-        "{comm}[{}] {sign}{}→{}",
+        "{comm}[{}] {}→{}",
         m.pid,
-        units::bytes(m.change_kb.unsigned_abs() * 1024),
+        units::signed_kb(m.change_kb as f64),
         units::bytes(m.memory_kb * 1024)
     )
 }
@@ -430,7 +429,7 @@ mod tests {
         assert!(lines[2].contains("WMARK  MEMORY MOVED MOST"), "{text}");
         assert!(lines[3].contains("leak7[7] +1.00M→1.00M"), "{text}");
         assert!(lines[4].contains("leak7[7] +16.0M→17.0M"), "{text}");
-        assert!(lines[5].contains("leak8[8] −2.00M→0B"), "{text}");
+        assert!(lines[5].contains("leak8[8] -2.00M→0B"), "{text}");
         assert!(lines.iter().all(|l| !l.ends_with(' ')), "{text}");
     }
 

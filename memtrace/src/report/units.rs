@@ -42,6 +42,12 @@ pub fn bytes(n: u64) -> String {
     format!("{n}B")
 }
 
+/// A change of size in KiB, signed: `+8.00M`, `-120K`.
+pub fn signed_kb(kb: f64) -> String {
+    let sign = if kb < 0.0 { "-" } else { "+" };
+    format!("{sign}{}", bytes((kb.abs() * 1024.0) as u64))
+}
+
 /// Sizes in the OOM block's longer form: `12.0 MiB`, `340 KiB`, `17 B`.
 pub fn size(bytes: u64) -> String {
     const UNITS: [(u64, &str); 3] = [(1 << 30, "GiB"), (1 << 20, "MiB"), (1 << 10, "KiB")];
