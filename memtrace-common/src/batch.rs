@@ -45,6 +45,10 @@ impl MinorBatch {
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct MinorBatchSlot {
+    /// The process of the last batched entry and its memory cgroup: named on this CPU.
+    pub last_tgid: u32,
+    pub _pad: u32,
+    pub last_css: u64,
     pub batch: MinorBatch,
     /// `seen[tgid % SEEN_SLOTS] == tgid` when this CPU already sent a full record for `tgid`.
     pub seen: [u32; SEEN_SLOTS],

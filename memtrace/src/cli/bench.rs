@@ -80,8 +80,9 @@ pub enum BenchWorkload {
         #[arg(long)]
         read: bool,
     },
-    /// The floor: the cheapest programs on memtrace's hooks (empty, or timing each fault with
-    /// no attribution; or an empty one on sched_switch), attached until SIGINT or SIGTERM.
+    /// The floor: the cheapest programs on memtrace's hooks (empty, timing each fault with no
+    /// attribution, or timing it and reading its thread; or an empty one on sched_switch),
+    /// attached until SIGINT or SIGTERM.
     /// Says "memtrace: tracing" on stderr once attached; prints what it timed.
     Floor {
         #[arg(long, value_enum)]
@@ -121,6 +122,7 @@ pub enum BenchWorkload {
 pub enum FloorArg {
     Empty,
     Timed,
+    Attributed,
     Switch,
 }
 
@@ -129,6 +131,7 @@ fn run_floor(kind: FloorArg) -> Result<String, Error> {
     let kind = match kind {
         FloorArg::Empty => FloorKind::Empty,
         FloorArg::Timed => FloorKind::Timed,
+        FloorArg::Attributed => FloorKind::Attributed,
         FloorArg::Switch => FloorKind::Switch,
     };
     // Blocked before anything else, so that a signal sent once we are ready is waited for.

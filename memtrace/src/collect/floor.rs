@@ -15,6 +15,9 @@ pub enum FloorKind {
     Empty,
     /// A timestamp at the start and the time summed per CPU at the end.
     Timed,
+    /// `Timed`, and each side also reads which thread it runs in: the fault is counted only in
+    /// the thread that started it, and its process id summed (the least attribution costs).
+    Attributed,
     /// An empty program on `sched_switch`.
     Switch,
 }
@@ -25,6 +28,7 @@ impl FloorKind {
         match self {
             Self::Empty => "empty",
             Self::Timed => "timed",
+            Self::Attributed => "attributed",
             Self::Switch => "switch",
         }
     }
@@ -42,14 +46,19 @@ impl Floor {
             return Err(Error::NoEbpfObject);
         }
         raise_memlock_limit();
-        let timed = u32::from(kind == FloorKind::Timed);
+        let timed: u32 = match kind {
+            FloorKind::Empty | FloorKind::Switch => 0,
+            FloorKind::Timed => 1,
+            FloorKind::Attributed => 2,
+        };
         let mut ebpf = EbpfLoader::new()
             .override_global("VM_PGFAULT", &facts.vm_pgfault, true)
             .override_global("FLOOR_TIMED", &timed, true)
+            .override_global("OFFSETS", &facts.offsets, true)
             .load(EBPF_OBJECT)?;
         let btf = kernel_btf()?;
         let hooks: &[(&str, &str)] = match kind {
-            FloorKind::Empty | FloorKind::Timed => &[
+            FloorKind::Empty | FloorKind::Timed | FloorKind::Attributed => &[
                 ("floor_fault_start", "page_fault_user"),
                 ("floor_fault_end", "count_memcg_events"),
             ],

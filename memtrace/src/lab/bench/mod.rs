@@ -300,6 +300,7 @@ fn run_overhead(exe: &Path, plan: &Plan) -> Result<Vec<Row>, Error> {
             kind: FloorKind::Empty,
         })),
         Ok(Some(tracers::TIMED_FLOOR)),
+        Ok(Some(tracers::ATTRIBUTED_FLOOR)),
         Ok(Some(tracers::MEMTRACE)),
         Ok(Some(Tracer::Memtrace {
             fault_end: "auto",

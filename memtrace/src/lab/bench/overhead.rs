@@ -9,7 +9,7 @@ use super::{
     stats::{self, Pair},
     table::Row,
     targets,
-    tracers::{MEMTRACE, STOP_TIMEOUT, TIMED_FLOOR, Tracer},
+    tracers::{ATTRIBUTED_FLOOR, MEMTRACE, STOP_TIMEOUT, TIMED_FLOOR, Tracer},
 };
 use crate::{Error, lab::workload::bench::ChurnPlan};
 
@@ -19,8 +19,8 @@ pub struct OverheadPlan {
     /// Pairs per condition.
     pub pairs: usize,
     /// Pairs of the conditions that make memtrace's multiple of the timed floor (untraced, the
-    /// timed floor, memtrace's defaults): more than `pairs`, for the multiple of two differences
-    /// is noisier than either.
+    /// timed floor, memtrace's defaults) and of the attributed floor's, its yardstick: more than
+    /// `pairs`, for the multiple of two differences is noisier than either.
     pub anchor_pairs: usize,
     /// One run of the fault loop.
     pub churn: ChurnPlan,
@@ -104,7 +104,7 @@ pub fn run(exe: &Path, plan: &OverheadPlan, conditions: Vec<Condition>) -> Resul
 /// The conditions measured `anchor_pairs` times.
 fn is_anchor(condition: &Condition) -> bool {
     matches!(condition, Ok(None))
-        || matches!(condition, Ok(Some(t)) if *t == TIMED_FLOOR || *t == MEMTRACE)
+        || matches!(condition, Ok(Some(t)) if *t == TIMED_FLOOR || *t == MEMTRACE || *t == ATTRIBUTED_FLOOR)
 }
 
 /// A condition's cost per fault as a multiple of the timed floor's.
@@ -217,7 +217,7 @@ fn row(plan: &OverheadPlan, s: &Series, multiple: Option<Multiple>) -> Row {
         let extra = targets::signed(summary.diff_median);
         result.push_str(&format!(" ({extra} ns per fault, median of the pairs)"));
     }
-    let multiple = multiple.filter(|_| tracer.is_some_and(Tracer::is_memtrace));
+    let multiple = multiple.filter(|_| tracer.is_some_and(Tracer::shows_floor_multiple));
     if let Some(m) = multiple {
         result.push_str(&format!(
             "; {:.2}× the timed floor's {} ns",
@@ -316,6 +316,7 @@ mod tests {
         assert!(is_anchor(&Ok(None)));
         assert!(is_anchor(&Ok(Some(TIMED_FLOOR))));
         assert!(is_anchor(&Ok(Some(MEMTRACE))));
+        assert!(is_anchor(&Ok(Some(ATTRIBUTED_FLOOR))));
         assert!(!is_anchor(&Ok(Some(Tracer::Serve { scrape_ms: 100 }))));
         assert!(!is_anchor(&Err(("bpftrace".into(), "absent".into()))));
     }

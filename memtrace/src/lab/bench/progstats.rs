@@ -13,7 +13,7 @@ use super::{
     interrupt, load,
     table::Row,
     targets::{self, thousands},
-    tracers::{MEMTRACE, STOP_TIMEOUT, TIMED_FLOOR, Tracer},
+    tracers::{ATTRIBUTED_FLOOR, MEMTRACE, STOP_TIMEOUT, TIMED_FLOOR, Tracer},
 };
 use crate::{Error, collect::floor::FloorKind, lab::workload::bench::ChurnPlan};
 
@@ -34,6 +34,7 @@ pub fn run(exe: &Path, churn: &ChurnPlan) -> Result<Vec<Row>, Error> {
             kind: FloorKind::Empty,
         },
         TIMED_FLOOR,
+        ATTRIBUTED_FLOOR,
         MEMTRACE,
     ] {
         interrupt::check()?;

@@ -48,7 +48,8 @@ pub enum Tracer {
     Serve { scrape_ms: u64 },
     /// The floor (`memtrace workload bench floor --kind KIND`): the cheapest programs on
     /// memtrace's hooks: `empty`, `timed` (timestamps at fault start and end, summed per CPU,
-    /// no attribution) or `switch` (an empty program on sched_switch).
+    /// no attribution), `attributed` (the same, and each side reads its thread's ids) or
+    /// `switch` (an empty program on sched_switch).
     Floor { kind: FloorKind },
     /// bpftrace running [`BPFTRACE_SCRIPT`].
     Bpftrace { binary: PathBuf },
@@ -93,6 +94,9 @@ impl Tracer {
                     "floor: empty programs on page_fault_user + count_memcg_events".into()
                 }
                 FloorKind::Timed => "floor: the same, timing each fault (no attribution)".into(),
+                FloorKind::Attributed => {
+                    "floor: the same, and reading each side's thread (attribution's least)".into()
+                }
                 FloorKind::Switch => "floor: an empty program on sched_switch".into(),
             },
             Self::Bpftrace { .. } => BPFTRACE_LABEL.into(),
@@ -106,6 +110,12 @@ impl Tracer {
             self,
             Self::Memtrace { .. } | Self::ReaderStopped | Self::Serve { .. }
         )
+    }
+
+    /// Whether its row gives its multiple of the timed floor: memtrace's rows, and the floor
+    /// that also attributes each fault, which shows what attribution alone costs here.
+    pub fn shows_floor_multiple(&self) -> bool {
+        self.is_memtrace() || *self == ATTRIBUTED_FLOOR
     }
 
     /// Whether it writes a JSON report (with the records it lost).
@@ -179,6 +189,12 @@ impl Tracer {
 /// The timed floor, the yardstick of memtrace's per-fault cost.
 pub const TIMED_FLOOR: Tracer = Tracer::Floor {
     kind: FloorKind::Timed,
+};
+
+/// The timed floor that also reads each side's thread: the least a tool that attributes
+/// faults to threads must pay.
+pub const ATTRIBUTED_FLOOR: Tracer = Tracer::Floor {
+    kind: FloorKind::Attributed,
 };
 
 /// memtrace as users run it by default: every hook, faults ended by the perf events.
