@@ -7,14 +7,18 @@ use std::{
     path::{Path, PathBuf},
     process::{Child, Command, Output, Stdio},
     sync::{
-        LazyLock,
+        Arc, LazyLock, Mutex, Weak,
         atomic::{AtomicU32, Ordering},
         mpsc,
     },
     time::{Duration, Instant},
 };
 
-use memtrace::{lab::selfcheck::SelfCheck, model::diff::Diff, report::Report};
+use memtrace::{
+    lab::{bench::tracefs::Tracefs, selfcheck::SelfCheck},
+    model::diff::Diff,
+    report::Report,
+};
 
 /// The memtrace binary under test (`cargo xtask test` sets `MEMTRACE_BIN`).
 pub fn memtrace_bin() -> PathBuf {
@@ -452,16 +456,32 @@ impl Drop for Scratch {
 }
 
 /// One tracepoint counted by a tracefs instance of its own (the kernel's own count, beside
-/// memtrace's): created enabled, disabled and removed on drop.
+/// memtrace's): created enabled, disabled and removed on drop. tracefs is mounted for it when
+/// the machine has not mounted it, and unmounted when the last count is dropped.
 pub struct TraceCount {
     dir: PathBuf,
     event: String,
+    /// Dropped after `drop` removed the instance, so an unmount finds it gone.
+    _tracefs: Arc<Tracefs>,
+}
+
+/// The tracefs mount the live counts share.
+fn shared_tracefs() -> Arc<Tracefs> {
+    static SHARED: Mutex<Weak<Tracefs>> = Mutex::new(Weak::new());
+    let mut shared = SHARED.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(tracefs) = shared.upgrade() {
+        return tracefs;
+    }
+    let tracefs = Arc::new(Tracefs::ensure().unwrap_or_else(|e| panic!("tracefs: {e}")));
+    *shared = Arc::downgrade(&tracefs);
+    tracefs
 }
 
 impl TraceCount {
     /// Starts counting `event` (`kmem/mm_page_alloc_extfrag`).
     pub fn start(event: &str) -> Self {
         static NEXT: AtomicU32 = AtomicU32::new(0);
+        let tracefs = shared_tracefs();
         let root = ["/sys/kernel/tracing", "/sys/kernel/debug/tracing"]
             .into_iter()
             .map(PathBuf::from)
@@ -476,6 +496,7 @@ impl TraceCount {
         let count = Self {
             dir,
             event: event.to_string(),
+            _tracefs: tracefs,
         };
         count.enable("1");
         count

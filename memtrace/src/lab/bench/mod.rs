@@ -24,7 +24,7 @@ mod switches;
 pub mod table;
 pub mod targets;
 mod throughput;
-mod tracefs;
+pub mod tracefs;
 mod tracers;
 
 use std::{

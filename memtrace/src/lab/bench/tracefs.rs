@@ -1,5 +1,5 @@
-//! tracefs for bpftrace (memtrace itself does not need it): mounted for the benchmark only
-//! when it is not there, and unmounted again afterwards.
+//! tracefs for bpftrace and for the kernel tests' own event counts (memtrace itself does not
+//! need it): mounted only when it is not there, and unmounted again afterwards.
 use std::{ffi::CStr, path::Path};
 
 use crate::Error;
@@ -49,7 +49,7 @@ impl Drop for Tracefs {
             // SAFETY: NUL-terminated path; we mounted it.
             if unsafe { libc::umount(MOUNT_POINT.as_ptr()) } != 0 {
                 log::warn!(
-                    "could not unmount the tracefs mounted for bpftrace: {}",
+                    "could not unmount the tracefs mounted here: {}",
                     std::io::Error::last_os_error()
                 );
             }
