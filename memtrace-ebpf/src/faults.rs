@@ -351,11 +351,11 @@ fn batch_minor(tgid: u32, latency_ns: u64, now: u64, css: u64) -> bool {
     if slot.last_tgid != tgid || slot.last_css != css {
         let at = tgid as usize % SEEN_SLOTS;
         let named = slot.seen[at] == tgid && slot.seen_css[at] == css;
-        slot.seen[at] = tgid;
-        slot.seen_css[at] = css;
         slot.last_tgid = tgid;
         slot.last_css = css;
         if !named {
+            slot.seen[at] = tgid;
+            slot.seen_css[at] = css;
             // A batch left waiting goes out with this fault too, not only with the next
             // batched one: a CPU whose faults all take full records would otherwise keep it.
             let batch = &mut slot.batch;

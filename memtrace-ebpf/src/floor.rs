@@ -39,14 +39,17 @@ pub fn floor_fault_start(_ctx: BtfTracePointContext) -> i32 {
     if mode == 0 {
         return 0;
     }
-    if let (Some(slot), Some(thread)) = (FLOOR_SLOT.get_ptr_mut(0), FLOOR_SLOT.get_ptr_mut(1)) {
-        // SAFETY: per-CPU slots, touched by one program at a time on this CPU.
-        unsafe {
-            if mode == ATTRIBUTED {
-                *thread = task_pid_tgid(current_task_btf()) & 0xffff_ffff;
-            }
-            *slot = bpf_ktime_get_ns();
-        }
+    // The timed floor touches its one slot only: the attributed floor's thread slot is looked
+    // up in that mode alone, so the yardstick carries nothing memtrace's programs don't.
+    if mode == ATTRIBUTED
+        && let Some(thread) = FLOOR_SLOT.get_ptr_mut(1)
+    {
+        // SAFETY: a per-CPU slot, touched by one program at a time on this CPU.
+        unsafe { *thread = task_pid_tgid(current_task_btf()) & 0xffff_ffff };
+    }
+    if let Some(slot) = FLOOR_SLOT.get_ptr_mut(0) {
+        // SAFETY: as above.
+        unsafe { *slot = bpf_ktime_get_ns() };
     }
     0
 }
@@ -62,29 +65,32 @@ pub fn floor_fault_end(ctx: BtfTracePointContext) -> i32 {
     if item as u32 != global(&VM_PGFAULT) {
         return 0;
     }
-    if let (Some(slot), Some(thread), Some(count), Some(total), Some(pids)) = (
+    let (Some(slot), Some(count), Some(total)) = (
         FLOOR_SLOT.get_ptr_mut(0),
-        FLOOR_SLOT.get_ptr_mut(1),
         FLOOR_SUM.get_ptr_mut(0),
         FLOOR_SUM.get_ptr_mut(1),
-        FLOOR_SUM.get_ptr_mut(2),
-    ) {
-        // SAFETY: per-CPU values, touched by one program at a time on this CPU.
-        unsafe {
-            if *slot == 0 {
+    ) else {
+        return 0;
+    };
+    // SAFETY: per-CPU values, touched by one program at a time on this CPU.
+    unsafe {
+        if *slot == 0 {
+            return 0;
+        }
+        if mode == ATTRIBUTED {
+            let (Some(thread), Some(pids)) = (FLOOR_SLOT.get_ptr_mut(1), FLOOR_SUM.get_ptr_mut(2))
+            else {
+                return 0;
+            };
+            let pid_tgid = task_pid_tgid(current_task_btf());
+            if pid_tgid & 0xffff_ffff != *thread {
                 return 0;
             }
-            if mode == ATTRIBUTED {
-                let pid_tgid = task_pid_tgid(current_task_btf());
-                if pid_tgid & 0xffff_ffff != *thread {
-                    return 0;
-                }
-                *pids += pid_tgid >> 32;
-            }
-            *count += 1;
-            *total += bpf_ktime_get_ns().saturating_sub(*slot);
-            *slot = 0;
+            *pids += pid_tgid >> 32;
         }
+        *count += 1;
+        *total += bpf_ktime_get_ns().saturating_sub(*slot);
+        *slot = 0;
     }
     0
 }
