@@ -36,7 +36,7 @@ use crate::{
     filter::current_wanted,
     kernel::{
         VM_PGFAULT, VM_PGMAJFAULT, VM_PSWPIN, VM_PSWPOUT, VM_THP_FAULT_ALLOC, VM_ZSWPIN,
-        css_memcg_id, current_memcg_css, current_task_btf, global, off, read_at, sched_marks,
+        css_memcg_id, current_memcg_css, current_task_btf, global, off, peek, read_at, sched_marks,
         switch_mark, task_pid_tgid,
     },
     maps::{EVENTS, LOST, STATS, bump, bump_by, wakeup_flags},
@@ -293,10 +293,10 @@ pub fn filemap_fault(ctx: BtfTracePointContext) -> i32 {
         return 0;
     };
     let mapping: u64 = ctx.arg(0);
-    let host: u64 = read_at(mapping, off!(mapping_host)).unwrap_or(0);
-    let sb: u64 = read_at(host, off!(inode_sb)).unwrap_or(0);
-    fault.file_ino = read_at(host, off!(inode_ino)).unwrap_or(0);
-    fault.file_dev = read_at(sb, off!(sb_dev)).unwrap_or(0);
+    let host: u64 = peek(mapping, off!(mapping_host));
+    let sb: u64 = peek(host, off!(inode_sb));
+    fault.file_ino = peek(host, off!(inode_ino));
+    fault.file_dev = peek(sb, off!(sb_dev));
     0
 }
 

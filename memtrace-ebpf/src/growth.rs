@@ -20,7 +20,7 @@ use memtrace_common::growth::{MAX_FAULT_STACKS, MAX_STACK_KEYS, MemoryRecord, St
 use crate::{
     faults::in_flight,
     filter::task_wanted,
-    kernel::{IterProcess, global, iter_process, off, read_at},
+    kernel::{IterProcess, global, iter_process, off, peek},
     task::{memcg_css, memcg_level, read_comm, read_mm_counters},
 };
 
@@ -118,7 +118,7 @@ pub fn process_memory(ctx: *mut c_void) -> i32 {
     let record = MemoryRecord {
         tgid,
         _pad: 0,
-        start_ns: read_at(task, off!(task_start_time)).unwrap_or(0),
+        start_ns: peek(task, off!(task_start_time)),
         rss_file_pages: file,
         rss_anon_pages: anon,
         swap_entries: swap,

@@ -38,7 +38,9 @@ macro_rules! off {
 }
 pub(crate) use off;
 
-/// Reads a `T` at `base + offset` from kernel memory; `None` on a fault or a null base.
+/// Reads a `T` at `base + offset` from kernel memory; `None` on a fault or a null base. For
+/// where a failed read must be told from a zero: each call forks the verifier's walk (see
+/// [`peek`]).
 #[inline(always)]
 pub fn read_at<T>(base: u64, offset: u32) -> Option<T> {
     if base == 0 {
@@ -48,25 +50,65 @@ pub fn read_at<T>(base: u64, offset: u32) -> Option<T> {
     unsafe { aya_ebpf::helpers::bpf_probe_read_kernel((base + u64::from(offset)) as *const T) }.ok()
 }
 
+/// A type every bit pattern of which is a value, zero included: what [`peek`] may return.
+///
+/// # Safety
+/// Implement only for plain integers and arrays of them.
+pub unsafe trait Plain: Copy {}
+// SAFETY: plain integers and byte arrays.
+unsafe impl Plain for u8 {}
+// SAFETY: as above.
+unsafe impl Plain for i16 {}
+// SAFETY: as above.
+unsafe impl Plain for u16 {}
+// SAFETY: as above.
+unsafe impl Plain for i32 {}
+// SAFETY: as above.
+unsafe impl Plain for u32 {}
+// SAFETY: as above.
+unsafe impl Plain for i64 {}
+// SAFETY: as above.
+unsafe impl Plain for u64 {}
+// SAFETY: as above.
+unsafe impl<const N: usize> Plain for [u8; N] {}
+
+/// Reads a `T` at `base + offset` from kernel memory; zero when it cannot be read (a null
+/// `base` included: the address is then below the kernel's and the read fails). No branch:
+/// `bpf_probe_read_kernel` zeroes its buffer on failure, so the verifier walks one path where
+/// `peek(..)` forks two at every read, and a chain of them (a memcg's
+/// ancestors, a victim's counters) multiplies its paths and its load time.
+#[inline(always)]
+pub fn peek<T: Plain>(base: u64, offset: u32) -> T {
+    let mut value = core::mem::MaybeUninit::<T>::uninit();
+    // SAFETY: the helper writes all `size_of::<T>()` bytes, the value or zeroes, and any bytes
+    // are a `T` (`Plain`).
+    unsafe {
+        aya_ebpf::helpers::generated::bpf_probe_read_kernel(
+            value.as_mut_ptr().cast(),
+            core::mem::size_of::<T>() as u32,
+            base.wrapping_add(u64::from(offset)) as *const core::ffi::c_void,
+        );
+        value.assume_init()
+    }
+}
+
 /// The current task's memory cgroup, as its `struct cgroup_subsys_state *`
 /// (`task->cgroups->subsys[memory_cgrp_id]`, cgroup v1 and v2 alike); 0 when unreadable.
 #[inline(always)]
 pub fn current_memcg_css() -> u64 {
     // SAFETY: plain helper call; the pointer is only read through bpf_probe_read_kernel.
     let task = unsafe { aya_ebpf::helpers::bpf_get_current_task() };
-    read_at::<u64>(task, off!(task_cgroups))
-        .and_then(|set| read_at::<u64>(set, off!(css_set_memory)))
-        .unwrap_or(0)
+    peek(peek(task, off!(task_cgroups)), off!(css_set_memory))
 }
 
 /// The inode of a memory cgroup's directory, from its css (`css->cgroup->kn->id`): the id
 /// userspace names cgroups by; 0 when unreadable.
 #[inline(always)]
 pub fn css_memcg_id(css: u64) -> u64 {
-    read_at::<u64>(css, off!(css_cgroup))
-        .and_then(|cgroup| read_at::<u64>(cgroup, off!(cgroup_kn)))
-        .and_then(|kn| read_at::<u64>(kn, off!(kernfs_node_id)))
-        .unwrap_or(0)
+    peek(
+        peek(peek(css, off!(css_cgroup)), off!(cgroup_kn)),
+        off!(kernfs_node_id),
+    )
 }
 
 /// Most free-block orders read per zone (`NR_PAGE_ORDERS` is 11 on x86-64).
@@ -91,11 +133,11 @@ pub fn zone_state() -> u32 {
     let memcg = css.wrapping_sub(u64::from(off!(memcg_css)));
     // SAFETY: plain helper call.
     let nid = u64::from(unsafe { aya_ebpf::helpers::bpf_get_numa_node_id() } as u32);
-    let Some(pgdat) = read_at::<u64>(memcg + u64::from(off!(memcg_nodeinfo)) + nid * 8, 0)
-        .and_then(|node| read_at::<u64>(node, off!(memcg_node_pgdat)))
-    else {
+    let node: u64 = peek(memcg + u64::from(off!(memcg_nodeinfo)) + nid * 8, 0);
+    let pgdat: u64 = peek(node, off!(memcg_node_pgdat));
+    if pgdat == 0 {
         return 0;
-    };
+    }
     let zones = off!(zones);
     let orders = off!(orders);
     let mut word = 0u32;
@@ -107,7 +149,7 @@ pub fn zone_state() -> u32 {
             break;
         }
         let zone = pgdat + u64::from(off!(pgdat_zones)) + u64::from(zid * off!(zone_size));
-        if read_at::<u64>(zone, off!(zone_managed)).unwrap_or(0) == 0 {
+        if peek::<u64>(zone, off!(zone_managed)) == 0 {
             continue;
         }
         // One read at a time, each defaulted: a tuple of `Option`s leaves the payload of a
@@ -116,9 +158,9 @@ pub fn zone_state() -> u32 {
             continue;
         };
         let free = free.max(0) as u64;
-        let boost = read_at::<u64>(zone, off!(zone_boost)).unwrap_or(0);
-        let min = read_at::<u64>(zone, off!(zone_min)).unwrap_or(0);
-        let low = read_at::<u64>(zone, off!(zone_low)).unwrap_or(0);
+        let boost = peek::<u64>(zone, off!(zone_boost));
+        let min = peek::<u64>(zone, off!(zone_min));
+        let low = peek::<u64>(zone, off!(zone_low));
         word |= 1 << (zone_state::READ_SHIFT + zid);
         if free < min + boost {
             word |= 1 << (zone_state::UNDER_MIN_SHIFT + zid);
@@ -136,7 +178,7 @@ pub fn zone_state() -> u32 {
                 break;
             };
             let area = u64::from(off!(zone_free_area)) + u64::from(order * off!(free_area_size));
-            if read_at::<u64>(top + area, off!(free_area_nr_free)).unwrap_or(0) > 0 {
+            if peek::<u64>(top + area, off!(free_area_nr_free)) > 0 {
                 largest = order + 1;
                 break;
             }
@@ -254,13 +296,13 @@ pub fn iter_process(ctx: *mut core::ffi::c_void) -> Option<IterProcess> {
     if task == 0 || meta.is_null() {
         return None;
     }
-    let pid: u32 = read_at(task, off!(task_pid)).unwrap_or(0);
-    let tgid: u32 = read_at(task, off!(task_tgid)).unwrap_or(0);
+    let pid: u32 = peek(task, off!(task_pid));
+    let tgid: u32 = peek(task, off!(task_tgid));
     if pid != tgid || pid == 0 {
         return None;
     }
-    let flags: u32 = read_at(task, off!(task_flags)).unwrap_or(0);
-    let mm: u64 = read_at(task, off!(task_mm)).unwrap_or(0);
+    let flags: u32 = peek(task, off!(task_flags));
+    let mm: u64 = peek(task, off!(task_mm));
     if flags & PF_KTHREAD != 0 || mm == 0 {
         return None;
     }

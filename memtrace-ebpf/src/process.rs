@@ -10,7 +10,7 @@ use memtrace_common::{COMM_LEN, EventKind, ProcessEvent, ProcessOp};
 
 use crate::{
     filter::{current_wanted, on_exit, on_fork},
-    kernel::{off, read_at},
+    kernel::{off, peek, read_at},
     maps::{EVENTS, LOST, bump, wakeup_flags},
 };
 
@@ -54,7 +54,7 @@ pub fn sched_process_fork(ctx: BtfTracePointContext) -> i32 {
     }
     let parent_tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
     if on_fork(parent_tgid, child_tgid) {
-        let start_ns = read_at::<u64>(child, off!(task_start_time)).unwrap_or(0);
+        let start_ns = peek::<u64>(child, off!(task_start_time));
         send(ProcessOp::Start, child_tgid, parent_tgid, child, start_ns);
     }
     0
@@ -74,7 +74,7 @@ pub fn sched_process_exit(ctx: BtfTracePointContext) -> i32 {
     let tgid = (pid_tgid >> 32) as u32;
     let task: u64 = ctx.arg(0);
     let leader = read_at::<u64>(task, off!(task_group_leader)).unwrap_or(task);
-    let start_ns = read_at::<u64>(leader, off!(task_start_time)).unwrap_or(0);
+    let start_ns = peek::<u64>(leader, off!(task_start_time));
     on_exit(tgid);
     send(ProcessOp::Exit, tgid, 0, task, start_ns);
     0

@@ -16,7 +16,7 @@ use memtrace_common::{
 
 use crate::{
     filter::current_wanted,
-    kernel::{css_memcg_id, current_memcg_css, off, read_at, zone_state},
+    kernel::{css_memcg_id, current_memcg_css, off, peek, zone_state},
     maps::{EVENTS, LOST, STATS, VM_COUNTS, bump, wakeup_flags},
 };
 
@@ -37,7 +37,7 @@ fn now_ns() -> u64 {
 fn is_kthread() -> bool {
     // SAFETY: plain helper call; the pointer is only read through bpf_probe_read_kernel.
     let task = unsafe { bpf_get_current_task() };
-    read_at::<u32>(task, off!(task_flags)).is_some_and(|flags| flags & PF_KTHREAD != 0)
+    peek::<u32>(task, off!(task_flags)) & PF_KTHREAD != 0
 }
 
 /// Starts a stall. Kernel threads reclaiming directly (a kworker allocating) stall like any

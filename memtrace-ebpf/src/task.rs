@@ -5,21 +5,21 @@ use memtrace_common::{
     oom::{MemcgLevel, mm_counter},
 };
 
-use crate::kernel::{off, read_at};
+use crate::kernel::{off, peek};
 
 /// The task's memory-controller css (`task->cgroups->subsys[memory_cgrp_id]`), 0 if unknown.
 #[inline(always)]
 pub fn memcg_css(task: u64) -> u64 {
-    let css_set: u64 = read_at(task, off!(task_cgroups)).unwrap_or(0);
-    read_at(css_set, off!(css_set_memory)).unwrap_or(0)
+    let css_set: u64 = peek(task, off!(task_cgroups));
+    peek(css_set, off!(css_set_memory))
 }
 
 /// The kernfs id of a css's cgroup: the inode of its directory.
 #[inline(always)]
 pub fn css_id(css: u64) -> u64 {
-    let cgroup: u64 = read_at(css, off!(css_cgroup)).unwrap_or(0);
-    let kn: u64 = read_at(cgroup, off!(cgroup_kn)).unwrap_or(0);
-    read_at(kn, off!(kernfs_node_id)).unwrap_or(0)
+    let cgroup: u64 = peek(css, off!(css_cgroup));
+    let kn: u64 = peek(cgroup, off!(cgroup_kn));
+    peek(kn, off!(kernfs_node_id))
 }
 
 /// One memcg: its id, and with `counters` its page counters and OOM bookkeeping.
@@ -37,23 +37,23 @@ pub fn memcg_level(css: u64, counters: bool) -> MemcgLevel {
     let swap = off!(memcg_swap);
     let usage = off!(counter_usage);
     let max = off!(counter_max);
-    level.usage_pages = read_at(memcg, memory + usage).unwrap_or(0);
-    level.max_pages = read_at(memcg, memory + max).unwrap_or(0);
-    level.swap_usage_pages = read_at(memcg, swap + usage).unwrap_or(0);
-    level.swap_max_pages = read_at(memcg, swap + max).unwrap_or(0);
-    level.oom_events = read_at(memcg, off!(memcg_oom_events)).unwrap_or(0);
+    level.usage_pages = peek(memcg, memory + usage);
+    level.max_pages = peek(memcg, memory + max);
+    level.swap_usage_pages = peek(memcg, swap + usage);
+    level.swap_max_pages = peek(memcg, swap + max);
+    level.oom_events = peek(memcg, off!(memcg_oom_events));
     let oom_lock = off!(memcg_oom_lock);
     if oom_lock != u32::MAX {
-        level.oom_lock = u32::from(read_at::<u8>(memcg, oom_lock).unwrap_or(0));
+        level.oom_lock = u32::from(peek::<u8>(memcg, oom_lock));
     }
-    level.swappiness = read_at::<i32>(memcg, off!(memcg_swappiness)).unwrap_or(0) as u32;
+    level.swappiness = peek::<i32>(memcg, off!(memcg_swappiness)) as u32;
     level
 }
 
 /// The task's `comm`.
 #[inline(always)]
 pub fn read_comm(task: u64) -> [u8; COMM_LEN] {
-    read_at(task, off!(task_comm)).unwrap_or([0; COMM_LEN])
+    peek(task, off!(task_comm))
 }
 
 /// `mm->rss_stat[]` as `get_mm_counter()` reads it (the per-CPU counters' central count):
@@ -62,7 +62,7 @@ pub fn read_comm(task: u64) -> [u8; COMM_LEN] {
 pub fn read_mm_counters(mm: u64) -> [i64; 4] {
     let base = off!(mm_rss_count);
     let stride = off!(mm_rss_stride);
-    let counter = |index: u32| read_at::<i64>(mm, base + index * stride).unwrap_or(0);
+    let counter = |index: u32| peek::<i64>(mm, base + index * stride);
     [
         counter(mm_counter::FILE_PAGES),
         counter(mm_counter::ANON_PAGES),

@@ -7,7 +7,7 @@ use aya_ebpf::helpers::bpf_seq_write;
 use memtrace_common::oom::{OOM_MEMCG_LEVELS, OomCandidateRecord};
 
 use crate::{
-    kernel::{IterProcess, iter_process, off, read_at},
+    kernel::{IterProcess, iter_process, off, peek, read_at},
     task::{css_id, memcg_css, read_comm, read_mm_counters},
 };
 
@@ -27,13 +27,13 @@ pub fn oom_candidates(ctx: *mut c_void) -> i32 {
         return 0;
     };
     let pid = tgid;
-    let signal: u64 = read_at(task, off!(task_signal)).unwrap_or(0);
-    let cred: u64 = read_at(task, off!(task_real_cred)).unwrap_or(0);
+    let signal: u64 = peek(task, off!(task_signal));
+    let cred: u64 = peek(task, off!(task_real_cred));
     let [file, anon, swap, shmem] = read_mm_counters(mm);
     let mut record = OomCandidateRecord {
         tgid,
         pid,
-        oom_score_adj: i32::from(read_at::<i16>(signal, off!(signal_oom_score_adj)).unwrap_or(0)),
+        oom_score_adj: i32::from(peek::<i16>(signal, off!(signal_oom_score_adj))),
         task_flags: flags,
         uid: read_at(cred, off!(cred_uid)).unwrap_or(u32::MAX),
         _pad: 0,
@@ -42,8 +42,8 @@ pub fn oom_candidates(ctx: *mut c_void) -> i32 {
         rss_anon_pages: anon,
         swap_entries: swap,
         rss_shmem_pages: shmem,
-        pgtables_bytes: read_at(mm, off!(mm_pgtables_bytes)).unwrap_or(0),
-        mm_flags: read_at(mm, off!(mm_flags)).unwrap_or(0),
+        pgtables_bytes: peek(mm, off!(mm_pgtables_bytes)),
+        mm_flags: peek(mm, off!(mm_flags)),
         memcg_ids: [0; OOM_MEMCG_LEVELS],
     };
     let mut css = memcg_css(task);
@@ -52,7 +52,7 @@ pub fn oom_candidates(ctx: *mut c_void) -> i32 {
             break;
         }
         *slot = css_id(css);
-        css = read_at(css, off!(css_parent)).unwrap_or(0);
+        css = peek(css, off!(css_parent));
     }
     // SAFETY: `seq` came from the iterator's meta; the record lives on this stack frame.
     unsafe {

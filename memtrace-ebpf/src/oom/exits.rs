@@ -30,7 +30,7 @@
 //! exit before the mark when the SIGKILL hook did not attach.
 use aya_ebpf::{bindings::BPF_NOEXIST, helpers::bpf_ktime_get_ns, macros::map, maps::LruHashMap};
 
-use crate::kernel::{off, read_at};
+use crate::kernel::{off, peek, read_at};
 
 /// Entries of each map: kernel SIGKILLs whose target has not exited yet (or never will).
 const ENTRIES: u32 = 1024;
@@ -71,7 +71,7 @@ static OOM_MEET: LruHashMap<ProcessKey, Side> = LruHashMap::with_max_entries(ENT
 #[inline(always)]
 fn process_start_ns(task: u64) -> u64 {
     let leader = read_at::<u64>(task, off!(task_group_leader)).unwrap_or(task);
-    read_at(leader, off!(task_start_time)).unwrap_or(0)
+    peek(leader, off!(task_start_time))
 }
 
 /// A kernel SIGKILL to `task`: its process may be an OOM victim whose exit beats the mark.

@@ -8,7 +8,7 @@ use aya_ebpf::{
 use memtrace_common::oom::OomReclaim;
 
 use super::{OOM_RECLAIM, OOM_SIGKILL, exits};
-use crate::kernel::{off, read_at};
+use crate::kernel::{off, peek};
 
 /// `SEND_SIG_PRIV`: the siginfo pointer the kernel uses for its own signals, OOM kills included.
 const SEND_SIG_PRIV: u64 = 1;
@@ -26,7 +26,7 @@ pub fn oom_signal_generate(ctx: BtfTracePointContext) -> i32 {
     }
     let target: u64 = ctx.arg(2);
     exits::doomed(target);
-    let tgid = read_at::<u32>(target, off!(task_tgid)).unwrap_or(0);
+    let tgid = peek::<u32>(target, off!(task_tgid));
     if let Some(slot) = OOM_SIGKILL.get_ptr_mut(0) {
         let sender = bpf_get_current_pid_tgid() as u32;
         // SAFETY: per-CPU slot, only this CPU writes it while the program runs.

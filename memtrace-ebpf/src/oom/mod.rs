@@ -24,13 +24,13 @@ use aya_ebpf::{
 };
 use memtrace_common::{
     COMM_LEN, EventKind,
-    oom::{AftermathOp, MemcgLevel, OOM_MEMCG_LEVELS, OomKillEvent, oom_flags},
+    oom::{AftermathOp, OomKillEvent, oom_flags},
 };
 
 use crate::task::{memcg_css, memcg_level, read_comm, read_mm_counters};
 
 use crate::{
-    kernel::{off, read_at},
+    kernel::{off, peek, read_at},
     maps::{LOST, bump},
 };
 
@@ -90,28 +90,27 @@ unsafe fn fill_kill(
     let e = unsafe { &mut *event };
     let current = unsafe { bpf_get_current_task() };
     let pid_tgid = bpf_get_current_pid_tgid();
-    let victim_tgid = read_at::<u32>(victim, off!(task_tgid)).unwrap_or(0);
+    let victim_tgid = peek::<u32>(victim, off!(task_tgid));
     e.kind = EventKind::OomKill as u32;
     let (flags, signal_ns) = kill_signal(pid_tgid as u32, victim_tgid, now);
     e.flags = flags;
     // The kill is the SIGKILL, a few microseconds before the mark; the victim's exit can only
     // follow it (it takes the siglock the SIGKILL was sent under).
     e.ts_ns = signal_ns.unwrap_or(now);
-    e.victim_pid = read_at::<u32>(victim, off!(task_pid)).unwrap_or(0);
+    e.victim_pid = peek::<u32>(victim, off!(task_pid));
     e.victim_tgid = victim_tgid;
     e.victim_uid = uid;
-    let signal: u64 = read_at(victim, off!(task_signal)).unwrap_or(0);
-    e.victim_oom_score_adj =
-        i32::from(read_at::<i16>(signal, off!(signal_oom_score_adj)).unwrap_or(0));
+    let signal: u64 = peek(victim, off!(task_signal));
+    e.victim_oom_score_adj = i32::from(peek::<i16>(signal, off!(signal_oom_score_adj)));
     e.victim_comm = read_comm(victim);
-    let mm: u64 = read_at(victim, off!(task_mm)).unwrap_or(0);
-    e.total_vm_pages = read_at(mm, off!(mm_total_vm)).unwrap_or(0);
+    let mm: u64 = peek(victim, off!(task_mm));
+    e.total_vm_pages = peek(mm, off!(mm_total_vm));
     let [file, anon, swap, shmem] = read_mm_counters(mm);
     e.rss_file_pages = file;
     e.rss_anon_pages = anon;
     e.swap_entries = swap;
     e.rss_shmem_pages = shmem;
-    e.pgtables_bytes = read_at(mm, off!(mm_pgtables_bytes)).unwrap_or(0);
+    e.pgtables_bytes = peek(mm, off!(mm_pgtables_bytes));
     e.trigger_pid = pid_tgid as u32;
     e.trigger_tgid = (pid_tgid >> 32) as u32;
     e.trigger_comm = bpf_get_current_comm().unwrap_or([0; COMM_LEN]);
@@ -158,7 +157,7 @@ fn fill_numa(e: &mut OomKillEvent, task: u64) {
     e.mems_allowed = if mems == u32::MAX {
         0
     } else {
-        read_at(task, mems).unwrap_or(0)
+        peek(task, mems)
     };
     e.mempolicy_mode = 0;
     e.mempolicy_nodes = 0;
@@ -167,11 +166,11 @@ fn fill_numa(e: &mut OomKillEvent, task: u64) {
     if policy_off == u32::MAX {
         return;
     }
-    let policy: u64 = read_at(task, policy_off).unwrap_or(0);
+    let policy: u64 = peek(task, policy_off);
     if policy != 0 {
         e.flags |= oom_flags::HAS_MEMPOLICY;
-        e.mempolicy_mode = u32::from(read_at::<u16>(policy, off!(mempolicy_mode)).unwrap_or(0));
-        e.mempolicy_nodes = read_at(policy, off!(mempolicy_nodes)).unwrap_or(0);
+        e.mempolicy_mode = u32::from(peek::<u16>(policy, off!(mempolicy_mode)));
+        e.mempolicy_nodes = peek(policy, off!(mempolicy_nodes));
     }
 }
 
@@ -181,14 +180,13 @@ fn fill_chain(e: &mut OomKillEvent, leaf: u64) {
     let mut css = leaf;
     let mut levels = 0u32;
     let oom_lock_known = off!(memcg_oom_lock) != u32::MAX;
-    for i in 0..OOM_MEMCG_LEVELS {
-        if css == 0 {
-            e.memcg[i] = MemcgLevel::default();
-            continue;
-        }
-        e.memcg[i] = memcg_level(css, true);
-        levels += 1;
-        css = read_at(css, off!(css_parent)).unwrap_or(0);
+    // Every level is read, past the root too (zeros: a null css reads as one): the verifier
+    // then walks the levels once, not once for each depth the chain could end at.
+    for level in e.memcg.iter_mut() {
+        *level = memcg_level(css, true);
+        // 1 for a css, 0 for none, without a branch.
+        levels += ((css | css.wrapping_neg()) >> 63) as u32;
+        css = peek(css, off!(css_parent));
     }
     e.memcg_levels = levels;
     if css != 0 {
