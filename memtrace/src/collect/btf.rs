@@ -14,6 +14,7 @@ pub mod kind {
     pub const UNION: u32 = 5;
     pub const ENUM: u32 = 6;
     pub const TYPEDEF: u32 = 8;
+    pub const FUNC: u32 = 12;
     pub const VOLATILE: u32 = 9;
     pub const CONST: u32 = 10;
     pub const RESTRICT: u32 = 11;
@@ -290,6 +291,44 @@ impl Btf {
     }
 }
 
+/// A type found by kind and name, with its id in the kernel's BTF.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TypeAt {
+    pub kind: u32,
+    pub name: String,
+    pub id: u32,
+}
+
+/// A BTF blob (native byte order) in which each of `types` sits at its own id with its kind
+/// and name, and every other id up to the highest holds a stand-in, an anonymous pointer: a
+/// parse of it finds those types' ids by name as a parse of the kernel's whole BTF would, at a
+/// small part of the cost. Nothing else may be read from it (the types point at void).
+pub fn id_index(types: &[TypeAt]) -> Vec<u8> {
+    const PTR: u32 = 2;
+    let last = types.iter().map(|t| t.id).max().unwrap_or(0) as usize;
+    let mut strings = vec![0u8];
+    let mut records = vec![[0u32, PTR << 24, 0]; last];
+    for t in types.iter().filter(|t| t.id > 0) {
+        let name_off = strings.len() as u32;
+        strings.extend_from_slice(t.name.as_bytes());
+        strings.push(0);
+        records[t.id as usize - 1] = [name_off, t.kind << 24, 0];
+    }
+    let type_len = (records.len() * 12) as u32;
+    let mut blob = Vec::with_capacity(24 + type_len as usize + strings.len());
+    blob.extend_from_slice(&MAGIC.to_ne_bytes());
+    blob.extend_from_slice(&[1, 0]); // version, flags
+    for field in [24, 0, type_len, type_len, strings.len() as u32] {
+        // hdr_len, type_off, type_len, str_off, str_len
+        blob.extend_from_slice(&field.to_ne_bytes());
+    }
+    for word in records.iter().flatten() {
+        blob.extend_from_slice(&word.to_ne_bytes());
+    }
+    blob.extend_from_slice(&strings);
+    blob
+}
+
 /// Bytes that follow the 12-byte common part of a type record of `kind` with `vlen` items.
 fn extra_len(kind: u32, vlen: u32) -> Result<usize, Error> {
     let vlen = vlen as usize;
@@ -327,6 +366,31 @@ mod tests {
             );
         }
         assert_eq!(btf.find(kind::STRUCT, "task_struct").len(), 1);
+    }
+
+    #[test]
+    fn the_id_index_puts_each_type_at_its_id() {
+        let types = [
+            TypeAt {
+                kind: kind::TYPEDEF,
+                name: "btf_trace_a".into(),
+                id: 3,
+            },
+            TypeAt {
+                kind: kind::FUNC,
+                name: "bpf_iter_task".into(),
+                id: 7,
+            },
+        ];
+        let index = Btf::parse(id_index(&types)).expect("parses");
+        assert_eq!(index.types.len(), 7);
+        for t in &types {
+            assert_eq!(index.find(t.kind, &t.name), vec![t.id], "{}", t.name);
+            assert_eq!(index.name(t.id), t.name);
+        }
+        assert_eq!(index.kind(1), 2);
+        assert_eq!(index.name(1), "");
+        assert_eq!(Btf::parse(id_index(&[])).expect("empty").types.len(), 0);
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! offsets that the kernel programs need (aya has no CO-RE relocations).
 use memtrace_common::offsets::KernelOffsets;
 
-use super::btf::{Btf, kind};
+use super::btf::{Btf, TypeAt, kind};
 use crate::error::Error;
 
 /// Where the kernel publishes its own BTF.
@@ -28,6 +28,9 @@ pub struct KernelFacts {
     pub gfp_bits: Vec<(String, u32)>,
     /// The OOM programs' offsets were found (else, with a warning, OOM kills go untraced).
     pub oom_offsets: bool,
+    /// The types the programs attach by (`loader::attach_types`) that the kernel has, with
+    /// their ids: attaching looks no further (see `btf::id_index`).
+    pub attach_types: Vec<TypeAt>,
 }
 
 impl KernelFacts {
@@ -72,8 +75,19 @@ impl KernelFacts {
             has_count_memcg_events: btf.has_typedef("btf_trace_count_memcg_events"),
             offsets,
             oom_offsets,
+            attach_types: attach_types(btf),
         })
     }
+}
+
+/// Each type the programs attach by that the kernel has, with its id.
+fn attach_types(btf: &Btf) -> Vec<TypeAt> {
+    super::loader::attach_types()
+        .filter_map(|(kind, name)| {
+            let id = btf.find(kind, &name).first().copied()?;
+            Some(TypeAt { kind, name, id })
+        })
+        .collect()
 }
 
 fn missing(what: String) -> Error {

@@ -1,5 +1,7 @@
 //! Loads the kernel programs with the facts and filter they need, and attaches each hook on its
 //! own so that one refused hook is reported without taking the others down.
+use std::time::Instant;
+
 use aya::{
     Btf, Ebpf, EbpfLoader,
     maps::{HashMap, MapData, PerCpuArray, RingBuf},
@@ -18,6 +20,7 @@ use memtrace_common::{
 };
 
 use super::{
+    btf::{TypeAt, id_index, kind as btf_kind},
     filter::{Filter, FilterGlobals},
     kernel::KernelFacts,
 };
@@ -136,6 +139,9 @@ const HOOKS: [(&str, &str, Part); 35] = [
     ("oom_finish_reaping", "finish_task_reaping", Part::Oom),
     ("oom_skip_reaping", "skip_task_reaping", Part::Oom),
 ];
+
+/// The tracepoint `--stacks` adds.
+const FAULT_STACK_TRACEPOINT: &str = "mm_page_alloc";
 
 /// How a program is loaded and attached.
 #[derive(Clone, Copy, Debug)]
@@ -274,31 +280,40 @@ impl LoadRequest {
     }
 }
 
-/// The start-up work that can run beside the caller reading its facts, on threads of their
-/// own: each of aya's parses of /sys/kernel/btf/vmlinux takes 10–20 ms, and start-up needs two
-/// (aya's loader's, and the one attaching reads; the facts come from memtrace's lighter reader).
-/// They run one after the other, the second beside the loading of the programs: together they
-/// were start-up's peak of memory. The loader's thread also creates the maps once it is given
-/// the facts, and frees its BTF after handing the object back, beside the start of tracing
-/// rather than before it.
+/// The start-up work that can run beside the caller reading its facts, on a thread of its
+/// own: aya's loader parses all of /sys/kernel/btf/vmlinux (30–40 ms here) as it is made. The
+/// thread creates the maps once it is given the facts, and frees its BTF after handing the
+/// object back, beside the start of tracing rather than before it.
 pub struct Preload {
     request: std::sync::mpsc::Sender<LoadRequest>,
     loaded: std::sync::mpsc::Receiver<Result<Ebpf, Error>>,
-    btf: std::thread::JoinHandle<Result<Btf, Error>>,
+    release: std::sync::mpsc::Sender<()>,
 }
 
 impl Preload {
-    /// Starts both parses.
+    /// Starts the loader's parse.
     pub fn start() -> Self {
         let (request, requests) = std::sync::mpsc::channel::<LoadRequest>();
         let (done, loaded) = std::sync::mpsc::channel();
-        let (parsed, first_parse) = std::sync::mpsc::channel::<()>();
+        let (release, released) = std::sync::mpsc::channel::<()>();
         std::thread::spawn(move || {
+            let started = Instant::now();
             let mut loader = EbpfLoader::new();
-            drop(parsed);
+            log::debug!(
+                "start-up: aya's parse of the kernel's BTF {:.1} ms",
+                ms(started)
+            );
             // No request: the caller stopped before loading (a bad input, an error).
             if let Ok(request) = requests.recv() {
-                let _ = done.send(request.load(&mut loader));
+                let started = Instant::now();
+                let loaded = request.load(&mut loader);
+                log::debug!(
+                    "start-up: object relocated, maps made {:.1} ms",
+                    ms(started)
+                );
+                let _ = done.send(loaded);
+                // Freeing the parse takes a core for several ms: not while the programs load.
+                let _ = released.recv();
                 drop(loader);
                 // Parsing the kernel's BTF leaves ~25 MB of freed heap that glibc keeps.
                 // SAFETY: malloc_trim only releases free memory.
@@ -308,26 +323,60 @@ impl Preload {
         Self {
             request,
             loaded,
-            // The second parse starts when the first has finished: each holds the file and
-            // grows its tables (~15 MB at its height).
-            btf: std::thread::spawn(move || {
-                let _ = first_parse.recv();
-                kernel_btf()
-            }),
+            release,
         }
     }
 
-    /// Loads the object on the loader's thread; returns it with the attaching BTF.
-    fn load(self, request: LoadRequest) -> Result<(Ebpf, Btf), Error> {
+    /// Loads the object on the loader's thread; meanwhile makes the BTF that attaching looks
+    /// its types up in, from `facts`. Returns both, and what frees the loader's parse when
+    /// dropped.
+    fn load(
+        self,
+        request: LoadRequest,
+        facts: &KernelFacts,
+    ) -> Result<(Ebpf, Btf, std::sync::mpsc::Sender<()>), Error> {
         let panicked = || Error::Btf {
             what: "/sys/kernel/btf/vmlinux".into(),
             reason: "the thread parsing it panicked".into(),
         };
         self.request.send(request).map_err(|_| panicked())?;
+        let started = Instant::now();
+        let btf = attach_btf(&facts.attach_types);
+        log::debug!("start-up: attach types indexed {:.1} ms", ms(started));
         let ebpf = self.loaded.recv().map_err(|_| panicked())??;
-        let btf = self.btf.join().map_err(|_| panicked())??;
-        Ok((ebpf, btf))
+        Ok((ebpf, btf?, self.release))
     }
+}
+
+/// What the programs attach by, as (BTF kind, name): each tracepoint's `btf_trace_` typedef
+/// (aya looks them up by name) and the task iterator's function.
+pub(crate) fn attach_types() -> impl Iterator<Item = (u32, String)> {
+    HOOKS
+        .iter()
+        .map(|(_, tracepoint, _)| *tracepoint)
+        .chain([FAULT_STACK_TRACEPOINT])
+        .map(|tracepoint| (btf_kind::TYPEDEF, format!("btf_trace_{tracepoint}")))
+        .chain([(btf_kind::FUNC, "bpf_iter_task".to_string())])
+}
+
+/// The BTF attaching looks the programs' types up in. aya finds them by name in a parse, and a
+/// second parse of the kernel's whole BTF cost start-up 30–40 ms: the facts already know their
+/// ids, so the parse is of an index that holds only them, each at its own id
+/// (`btf::id_index`, ~1 ms). Without them (a kernel lacking every hook), the whole BTF, so
+/// that aya's errors name what is missing.
+fn attach_btf(types: &[TypeAt]) -> Result<Btf, Error> {
+    if types.is_empty() {
+        return kernel_btf();
+    }
+    Btf::parse(&id_index(types), aya::Endianness::default()).map_err(|e| Error::Btf {
+        what: "the index of the kernel's attach types".into(),
+        reason: e.to_string(),
+    })
+}
+
+/// Milliseconds since `since`, for the start-up's debug log.
+fn ms(since: Instant) -> f64 {
+    since.elapsed().as_secs_f64() * 1e3
 }
 
 /// Slots of the in-flight fault array: pid_max rounded up to a power of two, so that every
@@ -403,7 +452,7 @@ impl Tracer {
                 .find(|(name, _)| name == "___GFP_MOVABLE_BIT")
                 .map_or(0x08, |&(_, bit)| 1 << bit),
         };
-        let (mut ebpf, btf) = preload.load(request)?;
+        let (mut ebpf, btf, release) = preload.load(request, facts)?;
         if filter.mode == filter_mode::PIDS {
             fill_pid_filter(&mut ebpf, config.filter.pids())?;
         }
@@ -413,13 +462,9 @@ impl Tracer {
             filter: config.filter.clone(),
         };
         tracer.attach_all(config, fault_end, facts.oom_offsets, &btf)?;
-        // Freeing a parse of the kernel's BTF takes ~5 ms and leaves its heap with glibc: done
-        // beside the start of tracing, not before it.
-        std::thread::spawn(move || {
-            drop(btf);
-            // SAFETY: malloc_trim only releases free memory.
-            unsafe { libc::malloc_trim(0) };
-        });
+        // The loader's thread frees its parse of the kernel's BTF now, beside the start of
+        // tracing.
+        drop(release);
         Ok(tracer)
     }
 
@@ -447,13 +492,16 @@ impl Tracer {
             wanted.push(("fault_done_major", Load::Perf(SoftwareEvent::PageFaultsMaj)));
         }
         if config.stacks_every.is_some() {
-            wanted.push(("fault_stack", Load::Tracepoint("mm_page_alloc")));
+            wanted.push(("fault_stack", Load::Tracepoint(FAULT_STACK_TRACEPOINT)));
         }
         if oom_offsets {
             wanted.push((super::probes::ITER_PROGRAM, Load::TaskIter));
             wanted.push((super::probes::MEMORY_PROGRAM, Load::TaskIter));
         }
+        let started = Instant::now();
         let mut loaded = self.load_programs(&wanted, btf);
+        log::debug!("start-up: programs loaded {:.1} ms", ms(started));
+        let started = Instant::now();
         for (program, load) in wanted {
             let result = loaded
                 .remove(program)
@@ -465,6 +513,7 @@ impl Tracer {
                 error: result.err(),
             });
         }
+        log::debug!("start-up: programs attached {:.1} ms", ms(started));
         let ok = |name: &str| {
             self.hooks
                 .iter()
@@ -516,7 +565,9 @@ impl Tracer {
                         let Ok(Some((name, load, program))) = next else {
                             break;
                         };
+                        let started = Instant::now();
                         let result = load.load(program, btf);
+                        log::debug!("start-up: {name} loaded {:.1} ms", ms(started));
                         if let Ok(mut results) = results.lock() {
                             results.insert(name, result);
                         }
@@ -674,5 +725,30 @@ mod tests {
         assert_eq!(in_flight_slots_for(40_000), 65_536);
         assert_eq!(in_flight_slots_for(4_194_304), MAX_IN_FLIGHT_FAULTS);
         assert_eq!(in_flight_slots_for(300), 1024);
+    }
+
+    /// Needs only a readable /sys/kernel/btf/vmlinux, like memtrace itself.
+    #[test]
+    fn attaching_finds_every_attach_type_where_the_kernels_whole_btf_has_it() {
+        use aya_obj::btf::BtfKind;
+        let facts = KernelFacts::from_running_kernel().expect("facts");
+        let full = kernel_btf().expect("full parse");
+        let index = attach_btf(&facts.attach_types).expect("index");
+        let kind_of = |kind| {
+            if kind == btf_kind::FUNC {
+                BtfKind::Func
+            } else {
+                BtfKind::Typedef
+            }
+        };
+        let mut found = 0;
+        for (kind, name) in attach_types() {
+            let whole = full.id_by_type_name_kind(&name, kind_of(kind)).ok();
+            let indexed = index.id_by_type_name_kind(&name, kind_of(kind)).ok();
+            assert_eq!(indexed, whole, "{name}");
+            found += usize::from(whole.is_some());
+        }
+        assert!(found > HOOKS.len() / 2, "only {found} attach types found");
+        assert_eq!(found, facts.attach_types.len());
     }
 }

@@ -122,6 +122,10 @@ pub async fn record(
         let _ = writeln!(std::io::stderr().lock(), "{line}");
     }
 
+    // Slow to read, and only for the report: read with the programs already tracing.
+    if header.host.memory.pageblock_order.is_none() {
+        header.host.memory.pageblock_order = super::host::pageblock_order();
+    }
     let first = machine::sample();
     header.start_mono_ns = first.mono_ns;
     header.start_unix_ns = SystemTime::now()

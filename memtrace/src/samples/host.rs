@@ -52,7 +52,7 @@ pub struct HostMemory {
     /// (`DMA`, `DMA32`, `Normal`, `Movable`, `Device` on x86-64).
     pub zone_names: Vec<String>,
     /// `pageblock_order` (/proc/pagetypeinfo): the unit in which the allocator groups pages
-    /// by migrate type.
+    /// by migrate type. Read once a recording traces (`None` in an OOM kill's snapshot).
     pub pageblock_order: Option<u32>,
 }
 
