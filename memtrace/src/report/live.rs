@@ -134,14 +134,14 @@ pub fn write(
             let kinds: Vec<String> = p
                 .by_kind
                 .iter()
-                .map(|(k, v)| format!("{} {v:.0}%", k.short()))
+                .map(|(k, v)| format!("{} {}", k.short(), units::share(*v)))
                 .collect();
             write!(
                 out,
-                " {}[{}] stalled {:.0}% ({})",
+                " {}[{}] stalled {} ({})",
                 units::printable(&p.comm),
                 p.pid,
-                p.stalled_pct,
+                units::share(p.stalled_pct),
                 kinds.join(" ")
             )?;
         }

@@ -262,13 +262,13 @@ pub fn write(rows: &[TimelineRow], out: &mut impl Write) -> io::Result<()> {
                 let kinds: Vec<String> = p
                     .by_kind
                     .iter()
-                    .map(|(k, v)| format!("{} {v:.0}%", k.short()))
+                    .map(|(k, v)| format!("{} {}", k.short(), units::share(*v)))
                     .collect();
                 format!(
-                    "{}[{}] {:.0}% ({})",
+                    "{}[{}] {} ({})",
                     units::printable(&p.comm),
                     p.pid,
-                    p.stalled_pct,
+                    units::share(p.stalled_pct),
                     kinds.join(" ")
                 )
             })

@@ -59,6 +59,18 @@ pub fn size(bytes: u64) -> String {
     format!("{bytes} B")
 }
 
+/// A share in % for a terminal column: whole percents from 1 %, one decimal below, and
+/// `<0.1%` for a share too small for that, so that something that happened never reads `0%`.
+pub fn share(pct: f64) -> String {
+    if pct <= 0.0 || pct >= 0.995 {
+        format!("{pct:.0}%")
+    } else if pct >= 0.05 {
+        format!("{pct:.1}%")
+    } else {
+        "<0.1%".to_string()
+    }
+}
+
 /// A rate per second, as `count` does.
 pub fn rate(n: u64, seconds: f64) -> String {
     if seconds <= 0.0 {
@@ -118,6 +130,17 @@ fn three_digits(v: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_share_that_happened_never_reads_zero() {
+        assert_eq!(share(0.0), "0%");
+        assert_eq!(share(0.01), "<0.1%");
+        assert_eq!(share(0.3), "0.3%");
+        assert_eq!(share(0.99), "1.0%");
+        assert_eq!(share(1.0), "1%");
+        assert_eq!(share(42.4), "42%");
+        assert_eq!(share(250.0), "250%");
+    }
 
     #[test]
     fn durations_keep_three_digits() {

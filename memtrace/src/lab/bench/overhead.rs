@@ -226,7 +226,8 @@ fn row(plan: &OverheadPlan, s: &Series, multiple: Option<Multiple>) -> Row {
         ));
         match m.interval {
             Some((lo, hi)) => result.push_str(&format!(
-                " (90 % interval {lo:.2}–{hi:.2}×, {} rounds)",
+                " (90 % interval {}, {} rounds)",
+                targets::multiple_range(lo, hi),
                 m.rounds
             )),
             None => result.push_str(&format!(" ({} rounds: too few for an interval)", m.rounds)),

@@ -84,6 +84,24 @@ pub fn signed(value: f64) -> String {
     }
 }
 
+/// A range of multiples, as "1.10–1.34×"; with a negative end (a quick run's wide interval),
+/// a true minus and an ellipsis, which a dash would run into: "−0.57 … 1.34×".
+pub fn multiple_range(lo: f64, hi: f64) -> String {
+    let two = |v: f64| {
+        let rounded = (v * 100.0).round() / 100.0 + 0.0;
+        if rounded < 0.0 {
+            format!("−{:.2}", -rounded)
+        } else {
+            format!("{rounded:.2}")
+        }
+    };
+    if (lo * 100.0).round() < 0.0 || (hi * 100.0).round() < 0.0 {
+        format!("{} … {}×", two(lo), two(hi))
+    } else {
+        format!("{}–{}×", two(lo), two(hi))
+    }
+}
+
 /// A range of ratios as signed percentages.
 pub fn pct_range(min: f64, max: f64) -> String {
     format!("{} … {}", signed_pct(min), signed_pct(max))
@@ -126,6 +144,13 @@ pub fn kib_to_mb(kib: u64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn multiple_ranges_keep_a_true_minus_apart_from_the_range() {
+        assert_eq!(multiple_range(1.1, 1.344), "1.10–1.34×");
+        assert_eq!(multiple_range(-0.571, 1.34), "−0.57 … 1.34×");
+        assert_eq!(multiple_range(-0.001, 2.0), "0.00–2.00×");
+    }
 
     #[test]
     fn overhead_verdicts() {
