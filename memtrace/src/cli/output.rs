@@ -53,12 +53,7 @@ pub fn header(filter: &Filter, thresholds: Thresholds, facts: &KernelFacts) -> H
 /// attaching need run on threads of their own while the facts are read.
 pub fn start_tracer(config: &TracerConfig) -> Result<(KernelFacts, Tracer), Error> {
     let preload = Preload::start();
-    let started = std::time::Instant::now();
     let facts = KernelFacts::from_running_kernel()?;
-    log::debug!(
-        "start-up: facts read from the kernel's BTF {:.1} ms",
-        started.elapsed().as_secs_f64() * 1e3
-    );
     let tracer = Tracer::start_preloaded(config, &facts, preload)?;
     for hook in tracer.hooks.iter().filter(|h| h.error.is_some()) {
         errln!(

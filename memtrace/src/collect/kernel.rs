@@ -36,7 +36,13 @@ pub struct KernelFacts {
 impl KernelFacts {
     /// Reads the facts from the running kernel's BTF.
     pub fn from_running_kernel() -> Result<Self, Error> {
-        Self::from_btf(&Btf::from_file(VMLINUX_BTF)?)
+        let started = std::time::Instant::now();
+        let facts = Self::from_btf(&Btf::from_file(VMLINUX_BTF)?);
+        log::debug!(
+            "start-up: facts read from the kernel's BTF {:.1} ms",
+            started.elapsed().as_secs_f64() * 1e3
+        );
+        facts
     }
 
     /// Reads the facts from a parsed BTF.
