@@ -75,7 +75,7 @@ unsafe impl<const N: usize> Plain for [u8; N] {}
 /// Reads a `T` at `base + offset` from kernel memory; zero when it cannot be read (a null
 /// `base` included: the address is then below the kernel's and the read fails). No branch:
 /// `bpf_probe_read_kernel` zeroes its buffer on failure, so the verifier walks one path where
-/// `peek(..)` forks two at every read, and a chain of them (a memcg's
+/// `read_at(..).unwrap_or(0)` forks two at every read, and a chain of them (a memcg's
 /// ancestors, a victim's counters) multiplies its paths and its load time.
 #[inline(always)]
 pub fn peek<T: Plain>(base: u64, offset: u32) -> T {

@@ -14,10 +14,10 @@ pub mod kind {
     pub const UNION: u32 = 5;
     pub const ENUM: u32 = 6;
     pub const TYPEDEF: u32 = 8;
-    pub const FUNC: u32 = 12;
     pub const VOLATILE: u32 = 9;
     pub const CONST: u32 = 10;
     pub const RESTRICT: u32 = 11;
+    pub const FUNC: u32 = 12;
     pub const TYPE_TAG: u32 = 18;
     pub const ENUM64: u32 = 19;
 }
