@@ -12,9 +12,13 @@ fn main() -> anyhow::Result<()> {
     }
     let out_dir = std::env::var_os("OUT_DIR").context("OUT_DIR not set")?;
     let object = std::path::Path::new(&out_dir).join("memtrace");
+    // The manifest directory of this run, not of the build script's compilation: a script
+    // compiled in another checkout sharing the target directory must watch this one's sources.
+    let manifest_dir = std::env::var("CARGO_MANIFEST_DIR").context("CARGO_MANIFEST_DIR not set")?;
+    let root_dir = format!("{manifest_dir}/../memtrace-ebpf");
     let packages = [Package {
         name: "memtrace-ebpf",
-        root_dir: concat!(env!("CARGO_MANIFEST_DIR"), "/../memtrace-ebpf"),
+        root_dir: &root_dir,
         ..Default::default()
     }];
     aya_build::build_ebpf(packages, Toolchain::default())?;

@@ -48,10 +48,21 @@ pub fn build_memtrace() -> Result<PathBuf> {
 
 /// Builds memtrace with `profile` (its build.rs builds the eBPF programs through aya-build,
 /// which finds bpf-linker on the PATH that `cargo()` sets) and returns the binary's path.
+///
+/// The kernel tests' crate is built with it: cargo resolves one set of features for the two,
+/// the same set as `cargo test --package memtrace-tests`, so that the kernel tests reuse this
+/// build of memtrace and its dependencies instead of building them again with other features
+/// (minutes on two cores).
 pub fn build_memtrace_with(profile: Profile) -> Result<PathBuf> {
     step(&format!("build memtrace ({})", profile.dir()));
     let mut build = cargo();
-    build.args(["build", "--package", "memtrace"]);
+    build.args([
+        "build",
+        "--package",
+        "memtrace",
+        "--package",
+        "memtrace-tests",
+    ]);
     if let Profile::Release = profile {
         build.arg("--release");
     }

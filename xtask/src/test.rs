@@ -8,7 +8,7 @@ use crate::{
     build::build_memtrace,
     setup::{ensure_python_hdrh, ensure_toolchain},
     tally::{Tally, run_counted},
-    util::{cargo, is_root, run, step},
+    util::{AYA_BUILD_SKIP, cargo, is_root, run, step},
 };
 
 /// Setting this to `1` skips the kernel tests instead of failing where they can't run.
@@ -50,7 +50,7 @@ fn checks(args: &Args, tally: &mut Tally) -> Result<()> {
                 blockers.join("; ")
             );
         }
-        unit_checks(tally)?;
+        unit_checks(tally, !args.unit)?;
     }
     if args.unit {
         return Ok(());
@@ -74,12 +74,21 @@ fn checks(args: &Args, tally: &mut Tally) -> Result<()> {
 const FUZZ_SECONDS: u32 = 15;
 
 /// Formatting, lints, the tests that need no kernel, and a short fuzz of the decoders.
-fn unit_checks(tally: &mut Tally) -> Result<()> {
+///
+/// The eBPF programs are built once: by the release build when `release_build` (the kernel
+/// tests use it later), else by clippy's run of memtrace's build.rs. Clippy and the unit tests
+/// then skip them (`AYA_BUILD_SKIP`): no unit test loads them, and each cargo profile would
+/// otherwise build them again from scratch (a minute each on two cores).
+fn unit_checks(tally: &mut Tally, release_build: bool) -> Result<()> {
     step("fmt");
     run(cargo().args(["fmt", "--all", "--", "--check"]))?;
+    if release_build {
+        build_memtrace()?;
+    }
     step("clippy");
     // The eBPF crate only builds for the bpf target; memtrace's build.rs builds (and so checks) it.
-    run(cargo().args([
+    let mut clippy = cargo();
+    clippy.args([
         "clippy",
         "--workspace",
         "--exclude",
@@ -88,20 +97,26 @@ fn unit_checks(tally: &mut Tally) -> Result<()> {
         "--",
         "-D",
         "warnings",
-    ]))?;
+    ]);
+    if release_build {
+        clippy.env(AYA_BUILD_SKIP, "1");
+    }
+    run(&mut clippy)?;
     // A unit test of `report --hlog` reads the log back with Python's hdrh.
     ensure_python_hdrh()?;
     step("unit tests");
     run_counted(
-        cargo().args([
-            "test",
-            "--package",
-            "memtrace",
-            "--package",
-            "memtrace-common",
-            "--package",
-            "xtask",
-        ]),
+        cargo()
+            .args([
+                "test",
+                "--package",
+                "memtrace",
+                "--package",
+                "memtrace-common",
+                "--package",
+                "xtask",
+            ])
+            .env(AYA_BUILD_SKIP, "1"),
         tally,
     )?;
     crate::fuzz::main(&crate::fuzz::Args {

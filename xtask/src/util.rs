@@ -42,6 +42,9 @@ impl fmt::Display for ChildFailed {
 
 impl std::error::Error for ChildFailed {}
 
+/// Set to `1`, memtrace's build.rs embeds no eBPF programs (aya-build skips building them).
+pub const AYA_BUILD_SKIP: &str = "AYA_BUILD_SKIP";
+
 /// The workspace root, fixed at compile time so `cargo xtask` works from any subdirectory.
 pub fn workspace_root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
